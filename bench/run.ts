@@ -1,0 +1,612 @@
+/**
+ * tollgate benchmark: the same load against
+ *   upstream  – the fake upstream directly,
+ *   bare      – bench/bare-forwarder.ts (fastify + undici, nothing else),
+ *   tollgate  – node dist/server.js,
+ * in interleaved rounds, reporting the median of rounds.
+ *
+ *   npm run bench                                   # build + full run (~2.5 min)
+ *   BENCH_DURATION_S=2 BENCH_ROUNDS=1 npm run bench # quick run
+ *   npx tsx bench/run.ts --targets upstream,bare    # without tollgate
+ *   npx tsx bench/run.ts --help
+ *
+ * Full results are written to .bench/latest.json.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runClosedLoop, runFixedRate, probe, type RunResult, type Scenario } from './load.js';
+import {
+  getFreePort,
+  indent,
+  installCleanupHandlers,
+  procCpuSeconds,
+  startChild,
+  stopAll,
+  type Child,
+} from './processes.js';
+import { SCENARIOS } from './scenarios.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+type Mode = 'throughput' | 'fixed-rate';
+const ALL_MODES: Mode[] = ['throughput', 'fixed-rate'];
+
+// ---------------------------------------------------------------- config ---
+
+interface Config {
+  targets: string[];
+  scenarios: string[];
+  modes: Mode[];
+  /** Measured seconds per (scenario, mode, target), split evenly over rounds. */
+  durationS: number;
+  rounds: number;
+  /** Warm-up before the first round of each (scenario, mode, target). */
+  warmupS: number;
+  /** Warm-up before later rounds (connections are new each run). */
+  rewarmS: number;
+  concurrency: number;
+  rate: number;
+  upstreamScript: string;
+  out: string;
+}
+
+const HELP = `usage: tsx bench/run.ts [options]
+
+options (env var in brackets):
+  --targets LIST       comma list of upstream,bare,tollgate   [BENCH_TARGETS] (default: all)
+  --scenarios LIST     comma list of ${SCENARIOS.map((s) => s.id).join(',')}   [BENCH_SCENARIOS] (default: all)
+  --modes LIST         comma list of throughput,fixed-rate    [BENCH_MODES] (default: both)
+  --duration S         measured seconds per scenario×mode×target, split over the rounds
+                                                              [BENCH_DURATION_S] (default 8)
+  --rounds N           interleaved rounds; the median is reported [BENCH_ROUNDS] (default 3)
+  --warmup S           warm-up before the first round         [BENCH_WARMUP_S] (default 2)
+  --rewarm S           warm-up before later rounds            [BENCH_REWARM_S] (default 0.5)
+  --concurrency C      connections in throughput mode         [BENCH_CONCURRENCY] (default 32)
+  --rate R             requests/s in fixed-rate mode          [BENCH_RATE] (default 200)
+  --upstream-script F  fake upstream entry point              [BENCH_UPSTREAM_SCRIPT]
+                       (default test/helpers/mock-upstream.ts)
+  --out FILE           JSON results                           [BENCH_OUT] (default .bench/latest.json)
+`;
+
+function parseConfig(argv: string[]): Config {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      targets: { type: 'string' },
+      scenarios: { type: 'string' },
+      modes: { type: 'string' },
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      warmup: { type: 'string' },
+      rewarm: { type: 'string' },
+      concurrency: { type: 'string' },
+      rate: { type: 'string' },
+      'upstream-script': { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const env = process.env;
+  const list = (v: string | undefined, dflt: string[]): string[] =>
+    v ? v.split(',').map((s) => s.trim()).filter(Boolean) : dflt;
+  const num = (name: string, v: string | undefined, dflt: number, min: number): number => {
+    if (v === undefined || v === '') return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`invalid ${name}: ${v}`);
+    return n;
+  };
+
+  const targets = list(values.targets ?? env.BENCH_TARGETS, TARGETS.map((t) => t.name));
+  for (const t of targets) if (!TARGETS.some((d) => d.name === t)) throw new Error(`unknown target: ${t}`);
+  const scenarios = list(values.scenarios ?? env.BENCH_SCENARIOS, SCENARIOS.map((s) => s.id));
+  for (const s of scenarios) if (!SCENARIOS.some((d) => d.id === s)) throw new Error(`unknown scenario: ${s}`);
+  const modes = list(values.modes ?? env.BENCH_MODES, ALL_MODES) as Mode[];
+  for (const m of modes) if (!ALL_MODES.includes(m)) throw new Error(`unknown mode: ${m}`);
+
+  return {
+    targets,
+    scenarios,
+    modes,
+    durationS: num('duration', values.duration ?? env.BENCH_DURATION_S, 8, 0.1),
+    rounds: Math.round(num('rounds', values.rounds ?? env.BENCH_ROUNDS, 3, 1)),
+    warmupS: num('warmup', values.warmup ?? env.BENCH_WARMUP_S, 2, 0),
+    rewarmS: num('rewarm', values.rewarm ?? env.BENCH_REWARM_S, 0.5, 0),
+    concurrency: Math.round(num('concurrency', values.concurrency ?? env.BENCH_CONCURRENCY, 32, 1)),
+    rate: num('rate', values.rate ?? env.BENCH_RATE, 200, 1),
+    upstreamScript: path.resolve(
+      ROOT,
+      values['upstream-script'] ?? env.BENCH_UPSTREAM_SCRIPT ?? 'test/helpers/mock-upstream.ts',
+    ),
+    out: path.resolve(ROOT, values.out ?? env.BENCH_OUT ?? '.bench/latest.json'),
+  };
+}
+
+// --------------------------------------------------------------- targets ---
+
+interface Context {
+  config: Config;
+  clientKey: string;
+  /** Fake upstream base URL including /v1 (set once the upstream is up). */
+  upstreamUrl?: string;
+}
+
+interface RunningTarget {
+  name: string;
+  /** Origin the load generator talks to, e.g. http://127.0.0.1:40123 */
+  origin: string;
+  child: Child;
+}
+
+interface TargetDef {
+  name: string;
+  start(ctx: Context): Promise<RunningTarget>;
+}
+
+/** node + tsx loader in-process (no tsx CLI wrapper process). */
+function tsxCommand(script: string): { command: string; args: string[] } {
+  return { command: process.execPath, args: ['--import', 'tsx', script] };
+}
+
+/**
+ * Targets are started in this order; each later one may use ctx.upstreamUrl.
+ * To benchmark a tollgate variant (e.g. Redis limiter), add an entry with
+ * its own config file and reference it from a scenario's `targets`.
+ */
+const TARGETS: TargetDef[] = [
+  {
+    name: 'upstream',
+    async start(ctx) {
+      const script = ctx.config.upstreamScript;
+      if (!existsSync(script)) {
+        throw new Error(`fake upstream not found: ${script} (use --upstream-script / BENCH_UPSTREAM_SCRIPT)`);
+      }
+      const port = await getFreePort();
+      const child = await startChild({
+        name: 'mock-upstream',
+        ...tsxCommand(script),
+        cwd: ROOT,
+        env: { PORT: String(port), HOST: '127.0.0.1', MOCK_UPSTREAM_RECORD: '0' },
+        ready: { line: /listening on (https?:\/\/\S+)/ },
+      });
+      const url = child.readyMatch?.[1] ?? `http://127.0.0.1:${port}/v1`;
+      ctx.upstreamUrl = url.replace(/\/+$/, '');
+      return { name: 'upstream', origin: new URL(url).origin, child };
+    },
+  },
+  {
+    name: 'bare',
+    async start(ctx) {
+      const port = await getFreePort();
+      const child = await startChild({
+        name: 'bare-forwarder',
+        ...tsxCommand(path.join(ROOT, 'bench/bare-forwarder.ts')),
+        cwd: ROOT,
+        env: { PORT: String(port), HOST: '127.0.0.1', UPSTREAM_URL: requireUpstream(ctx) },
+        ready: { line: /bare-forwarder listening on (http:\/\/\S+)/ },
+      });
+      return { name: 'bare', origin: `http://127.0.0.1:${port}`, child };
+    },
+  },
+  {
+    name: 'tollgate',
+    async start(ctx) {
+      const server = path.join(ROOT, 'dist/server.js');
+      if (!existsSync(server)) {
+        throw new Error(`${server} not found: run \`npm run build\` first, or use --targets upstream,bare`);
+      }
+      const port = await getFreePort();
+      const child = await startChild({
+        name: 'tollgate',
+        command: process.execPath,
+        args: [server],
+        cwd: ROOT,
+        env: {
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          TOLLGATE_CONFIG: path.join(ROOT, 'bench/tollgate.bench.yaml'),
+          TOLLGATE_UPSTREAM_URL: requireUpstream(ctx),
+          OPENAI_API_KEY: 'sk-bench-upstream',
+          BENCH_CLIENT_KEY: ctx.clientKey,
+          LOG_LEVEL: 'info',
+          NODE_ENV: 'production',
+        },
+        // Logging stays on (as in production); the log lines are drained.
+        stdout: 'drain',
+        ready: { httpGet: `http://127.0.0.1:${port}/healthz` },
+      });
+      return { name: 'tollgate', origin: `http://127.0.0.1:${port}`, child };
+    },
+  },
+];
+
+function requireUpstream(ctx: Context): string {
+  if (!ctx.upstreamUrl) throw new Error('the upstream must be started first');
+  return ctx.upstreamUrl;
+}
+
+// ----------------------------------------------------------- measurement ---
+
+interface Measurement {
+  scenario: string;
+  mode: Mode;
+  target: string;
+  round: number;
+  warmupS: number;
+  result: RunResult;
+  /** CPU seconds used in the measured window, per process name. */
+  cpuS: Record<string, number>;
+  /** CPU µs per completed request of the target's own process. */
+  targetCpuUsPerReq: number | undefined;
+}
+
+interface Summary {
+  scenario: string;
+  scenarioName: string;
+  mode: Mode;
+  target: string;
+  rounds: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  ttfbP50: number;
+  cpuUsPerReq: number | undefined;
+  errors: number;
+  /** Fixed-rate: load-generator send lag, ms (median over rounds). */
+  sendLagP50?: number;
+  sendLagP99?: number;
+  /** (max − min) / median over rounds of rps (throughput) or p99 (fixed-rate), %. */
+  spreadPct: number;
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function spread(xs: number[]): number {
+  const m = median(xs);
+  if (xs.length < 2 || !(m > 0)) return 0;
+  return ((Math.max(...xs) - Math.min(...xs)) / m) * 100;
+}
+
+function cpuSnapshot(running: RunningTarget[]): Record<string, number | undefined> {
+  const snap: Record<string, number | undefined> = {};
+  for (const t of running) snap[t.name] = procCpuSeconds(t.child.pid);
+  const self = process.cpuUsage();
+  snap['loadgen'] = (self.user + self.system) / 1e6;
+  return snap;
+}
+
+async function measure(
+  cfg: Config,
+  ctx: Context,
+  scenario: Scenario,
+  mode: Mode,
+  target: RunningTarget,
+  running: RunningTarget[],
+  round: number,
+): Promise<Measurement> {
+  const warmupS = round === 0 ? cfg.warmupS : Math.min(cfg.rewarmS, cfg.warmupS);
+  const durationMs = (cfg.durationS / cfg.rounds) * 1000;
+  let before: Record<string, number | undefined> = {};
+  let after: Record<string, number | undefined> = {};
+  const hooks = {
+    windowStart: () => (before = cpuSnapshot(running)),
+    windowEnd: () => (after = cpuSnapshot(running)),
+  };
+  const common = {
+    origin: target.origin,
+    scenario,
+    extraHeaders: { authorization: `Bearer ${ctx.clientKey}` },
+    warmupMs: warmupS * 1000,
+    durationMs,
+    hooks,
+  };
+  const result =
+    mode === 'throughput'
+      ? await runClosedLoop({ ...common, concurrency: cfg.concurrency })
+      : await runFixedRate({ ...common, rate: cfg.rate });
+
+  for (const t of running) {
+    if (t.child.exited()) {
+      throw new Error(
+        `${t.child.name} died during the run (${t.child.exitInfo() ?? '?'})\n` +
+          indent(t.child.outputTail().trim(), '    '),
+      );
+    }
+  }
+  const cpuS: Record<string, number> = {};
+  for (const [name, b] of Object.entries(before)) {
+    const a = after[name];
+    if (a !== undefined && b !== undefined) cpuS[name] = a - b;
+  }
+  const n = result.ok + result.errors;
+  const own = cpuS[target.name];
+  return {
+    scenario: scenario.id,
+    mode,
+    target: target.name,
+    round,
+    warmupS,
+    result,
+    cpuS,
+    targetCpuUsPerReq: own !== undefined && n > 0 ? (own * 1e6) / n : undefined,
+  };
+}
+
+function summarizeAll(ms: Measurement[], cfg: Config): Summary[] {
+  const out: Summary[] = [];
+  for (const sid of cfg.scenarios) {
+    const scenario = SCENARIOS.find((s) => s.id === sid)!;
+    for (const mode of cfg.modes) {
+      for (const target of cfg.targets) {
+        const rs = ms.filter((m) => m.scenario === sid && m.mode === mode && m.target === target);
+        if (rs.length === 0) continue;
+        const cpu = rs.map((m) => m.targetCpuUsPerReq).filter((x): x is number => x !== undefined);
+        out.push({
+          scenario: sid,
+          scenarioName: scenario.name,
+          mode,
+          target,
+          rounds: rs.length,
+          rps: median(rs.map((m) => m.result.rps)),
+          p50: median(rs.map((m) => m.result.latency.p50)),
+          p99: median(rs.map((m) => m.result.latency.p99)),
+          ttfbP50: median(rs.map((m) => m.result.ttfb.p50)),
+          cpuUsPerReq: cpu.length ? median(cpu) : undefined,
+          errors: rs.reduce((a, m) => a + m.result.errors, 0),
+          spreadPct: spread(rs.map((m) => (mode === 'throughput' ? m.result.rps : m.result.latency.p99))),
+          ...(mode === 'fixed-rate'
+            ? {
+                sendLagP50: median(rs.map((m) => m.result.sendLag?.p50 ?? NaN)),
+                sendLagP99: median(rs.map((m) => m.result.sendLag?.p99 ?? NaN)),
+              }
+            : {}),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- report ---
+
+function fmt(n: number | undefined, digits: number): string {
+  return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
+}
+
+function signed(n: number): string {
+  return Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(2)} ms` : 'n/a';
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+interface Comparisons {
+  throughputRatios: { scenario: string; numerator: string; denominator: string; ratio: number }[];
+  addedLatency: { scenario: string; a: string; b: string; p50Ms: number; p99Ms: number }[];
+}
+
+function compare(summaries: Summary[], cfg: Config): Comparisons {
+  const get = (sid: string, mode: Mode, target: string): Summary | undefined =>
+    summaries.find((s) => s.scenario === sid && s.mode === mode && s.target === target);
+  const has = (t: string): boolean => cfg.targets.includes(t);
+  const pairs: [string, string][] = [];
+  if (has('tollgate') && has('bare')) pairs.push(['tollgate', 'bare']);
+  if (has('tollgate') && has('upstream')) pairs.push(['tollgate', 'upstream']);
+  if (has('bare') && has('upstream')) pairs.push(['bare', 'upstream']);
+  const res: Comparisons = { throughputRatios: [], addedLatency: [] };
+  for (const sid of cfg.scenarios) {
+    for (const [a, b] of pairs) {
+      const ta = get(sid, 'throughput', a);
+      const tb = get(sid, 'throughput', b);
+      if (ta && tb) res.throughputRatios.push({ scenario: sid, numerator: a, denominator: b, ratio: ta.rps / tb.rps });
+      const fa = get(sid, 'fixed-rate', a);
+      const fb = get(sid, 'fixed-rate', b);
+      if (fa && fb) res.addedLatency.push({ scenario: sid, a, b, p50Ms: fa.p50 - fb.p50, p99Ms: fa.p99 - fb.p99 });
+    }
+  }
+  return res;
+}
+
+function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measurement[]): string {
+  const label: Record<string, string> = { upstream: 'upstream', bare: 'bare forwarder', tollgate: 'tollgate' };
+  const name = (sid: string): string => SCENARIOS.find((s) => s.id === sid)?.name ?? sid;
+  const rows: string[][] = [
+    ['scenario', 'mode', 'target', 'req/s', 'p50 ms', 'p99 ms', 'ttfb p50', 'cpu µs/req', 'errors', 'spread %'],
+  ];
+  for (const s of summaries) {
+    rows.push([
+      s.scenarioName,
+      s.mode === 'fixed-rate' ? `${cfg.rate}/s` : 'throughput',
+      s.target,
+      fmt(s.rps, 0),
+      fmt(s.p50, 2),
+      fmt(s.p99, 2),
+      fmt(s.ttfbP50, 2),
+      fmt(s.cpuUsPerReq, 0),
+      String(s.errors),
+      fmt(s.spreadPct, 0),
+    ]);
+  }
+  const lines = [table(rows), ''];
+  const pairsSeen = [...new Set(cmp.throughputRatios.map((r) => `${r.numerator}/${r.denominator}`))];
+  for (const pair of pairsSeen) {
+    const [a, b] = pair.split('/') as [string, string];
+    const items = cmp.throughputRatios
+      .filter((r) => r.numerator === a && r.denominator === b)
+      .map((r) => `${name(r.scenario)} throughput ${r.ratio.toFixed(2)}x`);
+    lines.push(`ratios (${label[a]} / ${label[b]}): ${items.join(', ')}`);
+  }
+  const latPairs = [...new Set(cmp.addedLatency.map((r) => `${r.a}/${r.b}`))];
+  for (const sid of cfg.scenarios) {
+    const parts: string[] = [];
+    for (const pair of latPairs) {
+      const [a, b] = pair.split('/') as [string, string];
+      const r = cmp.addedLatency.find((x) => x.scenario === sid && x.a === a && x.b === b);
+      if (r) parts.push(`(${a} − ${b}) p50 ${signed(r.p50Ms)}, p99 ${signed(r.p99Ms)}`);
+    }
+    if (parts.length) lines.push(`added latency at ${cfg.rate} req/s, ${name(sid)}: ${parts.join('; ')}`);
+  }
+  const lag = summaries.filter((s) => s.mode === 'fixed-rate');
+  if (lag.length) {
+    lines.push(
+      `fixed-rate send lag (timer + load-generator delay, part of every fixed-rate latency): ` +
+        `p50 ${fmt(median(lag.map((s) => s.sendLagP50 ?? NaN)), 2)} ms, ` +
+        `p99 ${fmt(median(lag.map((s) => s.sendLagP99 ?? NaN)), 2)} ms`,
+    );
+  }
+  const failing = summaries.filter((s) => s.errors > 0);
+  if (failing.length) {
+    lines.push('', 'WARNING: some requests failed; results of these rows are not comparable:');
+    for (const f of failing) {
+      const samples: Record<string, number> = {};
+      for (const m of ms) {
+        if (m.scenario !== f.scenario || m.mode !== f.mode || m.target !== f.target) continue;
+        for (const [k, v] of Object.entries(m.result.errorSamples)) samples[k] = (samples[k] ?? 0) + v;
+      }
+      const top = Object.entries(samples)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 3)
+        .map(([k, v]) => `${v}× ${k}`);
+      lines.push(`  ${f.scenarioName} / ${f.mode} / ${f.target}: ${f.errors} errors: ${top.join(' | ')}`);
+    }
+  }
+  lines.push(
+    '',
+    `medians of ${cfg.rounds} interleaved round(s), ${fmt(cfg.durationS / cfg.rounds, 2)} s measured per run; ` +
+      `throughput: ${cfg.concurrency} connections; fixed-rate latency is measured from the scheduled send time.`,
+    'cpu µs/req: CPU time of the target process itself (upstream row: the fake upstream alone) per request; ' +
+      'spread %: (max − min) / median across rounds (req/s for throughput, p99 for fixed-rate).',
+  );
+  return lines.join('\n');
+}
+
+// ------------------------------------------------------------------ main ---
+
+async function main(): Promise<void> {
+  installCleanupHandlers();
+  const cfg = parseConfig(process.argv.slice(2));
+  const scenarios = cfg.scenarios.map((id) => SCENARIOS.find((s) => s.id === id)!);
+  const ctx: Context = { config: cfg, clientKey: `tg-bench-${randomBytes(16).toString('hex')}` };
+  const log = (msg: string): void => void process.stderr.write(msg + '\n');
+
+  // The fake upstream is always needed (the proxies forward to it).
+  const toStart = TARGETS.filter((t) => t.name === 'upstream' || cfg.targets.includes(t.name));
+  const running: RunningTarget[] = [];
+  for (const def of toStart) {
+    const t = await def.start(ctx);
+    running.push(t);
+    log(`started ${t.child.name} (pid ${t.child.pid}) at ${t.origin}`);
+  }
+  const measured = running.filter((t) => cfg.targets.includes(t.name));
+
+  // Sanity check every (scenario, target) before spending minutes measuring.
+  for (const scenario of scenarios) {
+    for (const t of measured) {
+      if (scenario.targets && !scenario.targets.includes(t.name)) continue;
+      const r = await probe(t.origin, scenario, { authorization: `Bearer ${ctx.clientKey}` });
+      if (!r.ok) {
+        throw new Error(
+          `probe failed: ${scenario.name} → ${t.name}: ${r.error ?? '?'}\n` +
+            indent(t.child.outputTail().trim().split('\n').slice(-20).join('\n'), '    '),
+        );
+      }
+      log(`probe ok: ${scenario.name.padEnd(16)} → ${t.name.padEnd(8)} ${r.bytes} bytes in ${r.ms.toFixed(1)} ms`);
+    }
+  }
+
+  const runsPerRound = scenarios.reduce(
+    (n, s) => n + measured.filter((t) => !s.targets || s.targets.includes(t.name)).length,
+    0,
+  ) * cfg.modes.length;
+  const estS =
+    runsPerRound * (cfg.durationS + cfg.warmupS + (cfg.rounds - 1) * Math.min(cfg.rewarmS, cfg.warmupS)) +
+    runsPerRound * cfg.rounds * 0.3;
+  log(
+    `measuring: ${runsPerRound} runs × ${cfg.rounds} round(s), ${(cfg.durationS / cfg.rounds).toFixed(2)} s each ` +
+      `(+ warm-up); estimated ${Math.ceil(estS)} s`,
+  );
+
+  const startedAt = new Date().toISOString();
+  const measurements: Measurement[] = [];
+  for (const scenario of scenarios) {
+    const targets = measured.filter((t) => !scenario.targets || scenario.targets.includes(t.name));
+    for (const mode of cfg.modes) {
+      for (let round = 0; round < cfg.rounds; round++) {
+        // Rotate the order each round so no target is always first/last.
+        const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+        for (const target of order) {
+          const m = await measure(cfg, ctx, scenario, mode, target, running, round);
+          measurements.push(m);
+          const r = m.result;
+          log(
+            `  [${scenario.name} | ${mode} | round ${round + 1}/${cfg.rounds}] ${target.name.padEnd(8)} ` +
+              `${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.latency.p50.toFixed(2)} ms  ` +
+              `p99 ${r.latency.p99.toFixed(2)} ms  errors ${r.errors}` +
+              (r.errors ? `  ${JSON.stringify(r.errorSamples)}` : ''),
+          );
+          await sleep(250);
+        }
+      }
+    }
+  }
+
+  const summaries = summarizeAll(measurements, cfg);
+  const cmp = compare(summaries, cfg);
+  process.stdout.write('\n' + report(summaries, cmp, cfg, measurements) + '\n');
+
+  mkdirSync(path.dirname(cfg.out), { recursive: true });
+  const json = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    config: cfg,
+    environment: {
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      loadavg: os.loadavg(),
+    },
+    targets: Object.fromEntries(running.map((t) => [t.name, { origin: t.origin, pid: t.child.pid }])),
+    scenarios,
+    summary: summaries,
+    comparisons: cmp,
+    measurements,
+  };
+  writeFileSync(cfg.out, JSON.stringify(json, null, 2) + '\n');
+  log(`\nfull results: ${path.relative(process.cwd(), cfg.out) || cfg.out}`);
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`\nbench failed: ${(err as Error).message}\n`);
+  exitCode = 1;
+} finally {
+  await stopAll();
+}
+process.exit(exitCode);

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { destination, pino, type DestinationStream } from 'pino';
+import type { Registry } from 'prom-client';
+import { createKeyStore } from './auth/keys.js';
+import { buildCatalogue } from './config/catalogue.js';
+import type { Config } from './config/schema.js';
+import {
+  BodyTooLargeError,
+  InternalServerError,
+  InvalidJsonError,
+  InvalidRequestError,
+  InvalidUrlError,
+  TollgateError,
+} from './errors/errors.js';
+import { loggerOptions } from './logging.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { redisPlugin } from './plugins/redis.js';
+import { newRequestState } from './proxy/request-state.js';
+import { healthRoutes } from './routes/health.js';
+import { v1Routes } from './routes/v1.js';
+import { createUpstream } from './upstream/client.js';
+
+/** Everything the app needs from the outside world. `server.ts` builds it from the environment. */
+export interface AppOptions {
+  readonly config: Config;
+  /** Upstream base URL, e.g. https://api.openai.com/v1 (config `upstream.url` wins when set). */
+  readonly upstreamUrl: string;
+  /** The gateway's own upstream credential. Never logged, never returned. */
+  readonly upstreamApiKey: string | undefined;
+  readonly redisUrl?: string | undefined;
+  readonly logLevel?: string | undefined;
+  /** Where log lines go (tests capture them); stdout by default. */
+  readonly logStream?: DestinationStream | undefined;
+  readonly registry?: Registry | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics;
+    /** Set on the way into a graceful shutdown; /readyz then answers 503. */
+    draining: boolean;
+  }
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { config } = options;
+  const logger: FastifyBaseLogger = pino(loggerOptions(options.logLevel ?? 'info'), options.logStream ?? destination({ sync: false }));
+  const app = Fastify({
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.server.body_limit_bytes,
+    trustProxy: config.server.trust_proxy,
+    requestIdHeader: false,
+    genReqId: () => `req_${randomBytes(16).toString('hex')}`,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Long streams: never let the HTTP server itself cut a slow response.
+    requestTimeout: 0,
+  });
+
+  const metrics = createMetrics(options.registry);
+  app.decorate('metrics', metrics);
+  app.decorate('draining', false);
+  app.addHook('preClose', async () => {
+    app.draining = true;
+  });
+
+  const catalogue = buildCatalogue(config);
+  const keys = createKeyStore(config.keys);
+  const upstream = createUpstream({
+    baseUrl: config.upstream.url ?? options.upstreamUrl,
+    connections: config.upstream.connections,
+    connectTimeoutMs: config.upstream.connect_timeout_ms,
+    headersTimeoutMs: config.upstream.headers_timeout_ms,
+    bodyTimeoutMs: config.upstream.body_timeout_ms,
+  });
+  app.addHook('onClose', () => upstream.close());
+
+  await app.register(redisPlugin, { url: options.redisUrl });
+
+  app.decorateRequest('tollgate', null as never);
+  app.addHook('onRequest', async (request, reply) => {
+    request.tollgate = newRequestState(request.routeOptions.url ?? 'unmatched');
+    reply.header('x-request-id', request.id);
+    metrics.inflight.inc();
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.inflight.dec();
+    observe(request, reply, metrics);
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => sendError(toTollgateError(err, config.server.body_limit_bytes), err, request, reply));
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? request.url;
+    sendError(new InvalidUrlError(request.method, path), undefined, request, reply);
+  });
+
+  await app.register(healthRoutes, { isDraining: () => app.draining });
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  await app.register(v1Routes, {
+    config,
+    catalogue,
+    keys,
+    upstream,
+    identity: { apiKey: options.upstreamApiKey, organization: config.upstream.organization, project: config.upstream.project },
+  });
+  return app;
+}
+
+function toTollgateError(err: FastifyError, bodyLimit: number): TollgateError {
+  if (err instanceof TollgateError) return err;
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new BodyTooLargeError(bodyLimit);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new InvalidJsonError();
+  }
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) return new InvalidRequestError(err.message);
+  return new InternalServerError();
+}
+
+function sendError(error: TollgateError, cause: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  if (error.status >= 500 && error instanceof InternalServerError) {
+    request.log.error({ err: cause }, 'unexpected error');
+  }
+  if (reply.sent || reply.raw.headersSent) return;
+  reply.code(error.status).headers(error.headers).send(error.toBody());
+}
+
+function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+/** The one log line and the metrics of a finished request. */
+function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics): void {
+  const state = request.tollgate;
+  const totalMs = reply.elapsedTime;
+  const upstreamMs =
+    state.upstreamStart !== undefined ? (state.upstreamEnd ?? performance.now()) - state.upstreamStart : undefined;
+  const status = reply.statusCode;
+  const keyId = state.caller?.id ?? 'anonymous';
+  metrics.requests.inc({ key: keyId, model: state.model ?? 'none', endpoint: state.endpoint, status_class: statusClass(status) });
+  metrics.requestDuration.observe({ endpoint: state.endpoint }, totalMs / 1000);
+  if (upstreamMs !== undefined) {
+    metrics.upstreamDuration.observe({ endpoint: state.endpoint }, upstreamMs / 1000);
+    metrics.overhead.observe({ endpoint: state.endpoint }, Math.max(0, totalMs - upstreamMs) / 1000);
+  }
+  if (state.upstreamStatus !== undefined && state.upstreamStatus >= 500) metrics.upstreamErrors.inc({ status: String(state.upstreamStatus) });
+  if (state.streamEnd === 'upstream_error') metrics.upstreamErrors.inc({ status: 'stream_cut' });
+  request.log.info(
+    {
+      key_id: state.caller?.id,
+      method: request.method,
+      endpoint: state.endpoint,
+      model: state.model,
+      status,
+      stream: state.stream || undefined,
+      stream_end: state.streamEnd,
+      upstream_status: state.upstreamStatus,
+      upstream_ms: upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
+      total_ms: Math.round(totalMs * 100) / 100,
+      input_tokens: state.usage?.inputTokens,
+      cached_tokens: state.usage?.cachedTokens,
+      output_tokens: state.usage?.outputTokens,
+    },
+    'request',
+  );
+}

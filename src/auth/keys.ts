@@ -1,0 +1,61 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { TierName } from '../config/defaults.js';
+import type { KeyEntry } from '../config/schema.js';
+import { InvalidApiKeyError, MissingApiKeyError } from '../errors/errors.js';
+
+/** Who is calling: what every later stage needs to know about the client key. Never the secret. */
+export interface Caller {
+  readonly id: string;
+  readonly tier: TierName;
+  readonly limits: KeyEntry['limits'];
+}
+
+export function sha256(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+/**
+ * Client keys, held only as SHA-256 digests. A lookup hashes the presented secret, finds the entry
+ * by digest and confirms it with a constant-time comparison.
+ */
+export interface KeyStore {
+  authenticate(authorization: string | undefined): Caller;
+  readonly size: number;
+}
+
+interface StoredKey {
+  readonly digest: Buffer;
+  readonly caller: Caller;
+}
+
+export function createKeyStore(entries: readonly KeyEntry[]): KeyStore {
+  const byDigest = new Map<string, StoredKey>();
+  const ids = new Set<string>();
+  for (const entry of entries) {
+    if (ids.has(entry.id)) throw new Error(`duplicate key id ${entry.id}`);
+    ids.add(entry.id);
+    const digest = entry.key !== undefined ? sha256(entry.key) : Buffer.from(entry.key_sha256 ?? '', 'hex');
+    const hex = digest.toString('hex');
+    if (byDigest.has(hex)) throw new Error(`keys ${byDigest.get(hex)?.caller.id} and ${entry.id} have the same secret`);
+    byDigest.set(hex, { digest, caller: { id: entry.id, tier: entry.tier, limits: entry.limits } });
+  }
+  return {
+    size: byDigest.size,
+    authenticate(authorization) {
+      const presented = bearerToken(authorization);
+      if (presented === undefined) throw new MissingApiKeyError();
+      const digest = sha256(presented);
+      const found = byDigest.get(digest.toString('hex'));
+      if (!found || !timingSafeEqual(found.digest, digest)) throw new InvalidApiKeyError(presented);
+      return found.caller;
+    },
+  };
+}
+
+/** The secret of `Authorization: Bearer <secret>`, or undefined when none was presented. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
+  const token = match?.[1];
+  return token === undefined || token.length === 0 ? undefined : token;
+}

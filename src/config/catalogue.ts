@@ -1,0 +1,86 @@
+import { DEFAULT_MODELS, DEFAULT_TIERS, TIER_NAMES, type TierLimits, type TierName } from './defaults.js';
+import type { Config, ModelEntry } from './schema.js';
+import { ConfigError } from './load.js';
+
+/** One model as the gateway knows it. Aliases resolve to the same object (one shared limit). */
+export interface ModelInfo {
+  /** Canonical catalogue name: the identity for limits, prices and metric labels. */
+  readonly name: string;
+  readonly contextWindow: number | undefined;
+  readonly maxOutputTokens: number | undefined;
+  /** Integer prices; undefined when the catalogue names no price (counted as unpriced). */
+  readonly prices: ModelPricesNano | undefined;
+  /** Upstream model name when the operator maps this model onto another one. */
+  readonly routeTo: string | undefined;
+}
+
+/**
+ * Prices in integer nano-dollars per 1M tokens ($0.025 / 1M = 25,000,000). Exact for any price with
+ * up to nine decimals; the cost of N tokens is N × price / 1e6 nano-dollars.
+ */
+export interface ModelPricesNano {
+  readonly input: number;
+  readonly cachedInput: number;
+  readonly output: number;
+  readonly batchInput: number;
+  readonly batchOutput: number;
+}
+
+function nanoPerMillion(usdPerMillion: number): number {
+  return Math.round(usdPerMillion * 1e9);
+}
+
+export interface Catalogue {
+  /** Resolve a client-supplied model name (canonical or alias); undefined when unknown. */
+  resolve(model: string): ModelInfo | undefined;
+  readonly models: readonly ModelInfo[];
+  tierLimits(tier: TierName): TierLimits;
+}
+
+function mergeByName(defaults: readonly ModelEntry[], overrides: readonly ModelEntry[]): ModelEntry[] {
+  const merged = new Map<string, ModelEntry>();
+  for (const entry of defaults) merged.set(entry.name, entry);
+  for (const entry of overrides) {
+    const base = merged.get(entry.name);
+    merged.set(entry.name, base ? { ...base, ...entry, aliases: entry.aliases.length ? entry.aliases : base.aliases } : entry);
+  }
+  return [...merged.values()];
+}
+
+export function buildCatalogue(config: Config): Catalogue {
+  const defaults: ModelEntry[] = DEFAULT_MODELS.map((m) => ({ ...m, aliases: m.aliases ?? [] }));
+  const entries = mergeByName(defaults, config.models.catalogue);
+  const byName = new Map<string, ModelInfo>();
+  const models: ModelInfo[] = [];
+  for (const entry of entries) {
+    const p = entry.price_per_1m;
+    const info: ModelInfo = {
+      name: entry.name,
+      contextWindow: entry.context_window,
+      maxOutputTokens: entry.max_output_tokens,
+      routeTo: entry.route_to,
+      prices: p && {
+        input: nanoPerMillion(p.input),
+        cachedInput: nanoPerMillion(p.cached_input ?? p.input),
+        output: nanoPerMillion(p.output ?? 0),
+        batchInput: nanoPerMillion(p.batch_input ?? p.input / 2),
+        batchOutput: nanoPerMillion(p.batch_output ?? (p.output ?? 0) / 2),
+      },
+    };
+    models.push(info);
+    for (const name of [entry.name, ...entry.aliases]) {
+      const clash = byName.get(name);
+      if (clash && clash.name !== entry.name) {
+        throw new ConfigError(`Invalid config: model name ${name} is used by both ${clash.name} and ${entry.name}`);
+      }
+      byName.set(name, info);
+    }
+  }
+  const tiers = new Map<TierName, TierLimits>();
+  for (const tier of TIER_NAMES) tiers.set(tier, { ...DEFAULT_TIERS[tier], ...config.tiers[tier] });
+  return {
+    models,
+    resolve: (model) => byName.get(model),
+    tierLimits: (tier) => tiers.get(tier) ?? DEFAULT_TIERS[tier],
+  };
+}

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { TIER_NAMES } from './defaults.js';
+
+/**
+ * The config file's schema. The `Config` type is derived from it, so the file format,
+ * its validation and the code that reads it cannot drift apart.
+ */
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+const limitValue = nonNegativeInt.nullable();
+
+const tierLimits = z.strictObject({
+  rpm: limitValue.optional(),
+  rpd: limitValue.optional(),
+  tpm: limitValue.optional(),
+  batch_queue_tokens: limitValue.optional(),
+});
+
+const price = z.number().nonnegative();
+
+const modelEntry = z.strictObject({
+  name: z.string().min(1),
+  aliases: z.array(z.string().min(1)).default([]),
+  context_window: positiveInt.optional(),
+  max_output_tokens: positiveInt.optional(),
+  price_per_1m: z
+    .strictObject({
+      input: price,
+      cached_input: price.optional(),
+      output: price.optional(),
+      batch_input: price.optional(),
+      batch_output: price.optional(),
+    })
+    .optional(),
+  route_to: z.string().min(1).optional(),
+});
+
+const keyEntry = z
+  .strictObject({
+    id: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only'),
+    key: z.string().min(8, 'a key secret must have at least 8 characters').optional(),
+    key_sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal characters (a SHA-256 digest)')
+      .optional(),
+    tier: z.enum(TIER_NAMES),
+    limits: tierLimits.optional(),
+  })
+  .refine((k) => (k.key === undefined) !== (k.key_sha256 === undefined), {
+    message: 'give exactly one of `key` or `key_sha256`',
+  });
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      /** Largest JSON body accepted. 32 MiB admits a full 1,047,576-token context. */
+      body_limit_bytes: positiveInt.default(32 * 1024 * 1024),
+      /** Largest streamed upload (files, audio, image edits). OpenAI's own file limit is 512 MB. */
+      upload_limit_bytes: positiveInt.default(512 * 1024 * 1024),
+      /** How long SIGTERM waits for in-flight requests and streams before closing them. */
+      shutdown_grace_ms: nonNegativeInt.default(30_000),
+      /** Where fastify reads the client address from when behind a load balancer. */
+      trust_proxy: z.union([z.boolean(), z.string(), z.array(z.string())]).default(false),
+    })
+    .prefault({}),
+  upstream: z
+    .strictObject({
+      /** Overrides TOLLGATE_UPSTREAM_URL when set. */
+      url: z.url().optional(),
+      /** Optional OpenAI-Organization / OpenAI-Project sent upstream (clients' own are dropped). */
+      organization: z.string().min(1).optional(),
+      project: z.string().min(1).optional(),
+      connections: positiveInt.default(256),
+      connect_timeout_ms: positiveInt.default(10_000),
+      /** Time allowed until the upstream's response headers arrive. */
+      headers_timeout_ms: positiveInt.default(600_000),
+      /** Longest silence allowed between two chunks of a response body. */
+      body_timeout_ms: positiveInt.default(300_000),
+    })
+    .prefault({}),
+  models: z
+    .strictObject({
+      /** `reject`: 404 model_not_found for a model outside the catalogue; `pass_through`: forward it. */
+      unknown: z.enum(['reject', 'pass_through']).default('reject'),
+      /** Merged over the built-in catalogue by `name`. */
+      catalogue: z.array(modelEntry).default([]),
+    })
+    .prefault({}),
+  tiers: z.partialRecord(z.enum(TIER_NAMES), tierLimits).default({}),
+  estimation: z
+    .strictObject({
+      chars_per_token: z.number().positive().default(4),
+      /**
+       * The tokenizer (o200k_base) counts exactly only when the character estimate reaches this
+       * share of the context window; below it the estimate decides.
+       */
+      exact_count_threshold: z.number().gt(0).max(1).default(0.5),
+    })
+    .prefault({}),
+  keys: z.array(keyEntry).default([]),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type KeyEntry = Config['keys'][number];
+export type ModelEntry = z.infer<typeof modelEntry>;

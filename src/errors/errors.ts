@@ -1,0 +1,170 @@
+/**
+ * The closed registry of errors tollgate itself answers with. Each class fixes its HTTP status and
+ * OpenAI's `type`/`code`; `toEnvelope` (the only serialiser) turns any of them into OpenAI's error
+ * envelope. A 5xx never carries internals to the client.
+ */
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export abstract class TollgateError extends Error {
+  abstract readonly status: number;
+  abstract readonly type: string;
+  readonly code: string | null = null;
+  readonly param: string | null = null;
+  /** Extra response headers (e.g. retry-after). */
+  readonly headers: Readonly<Record<string, string>> = {};
+
+  toBody(): OpenAIErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export class MissingApiKeyError extends TollgateError {
+  readonly status = 401;
+  readonly type = 'invalid_request_error';
+  constructor() {
+    super(
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). Your platform team issues tollgate keys.",
+    );
+  }
+}
+
+/** Show enough of a presented key to recognise it, never enough to use it. */
+export function maskKey(presented: string): string {
+  if (presented.length < 12) return '*'.repeat(Math.min(presented.length, 8));
+  const head = presented.slice(0, Math.min(7, Math.floor(presented.length / 4)));
+  return `${head}${'*'.repeat(Math.min(presented.length - head.length - 4, 32))}${presented.slice(-4)}`;
+}
+
+export class InvalidApiKeyError extends TollgateError {
+  readonly status = 401;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'invalid_api_key';
+  constructor(presented: string) {
+    super(`Incorrect API key provided: ${maskKey(presented)}. Your platform team issues tollgate keys.`);
+  }
+}
+
+export class InvalidJsonError extends TollgateError {
+  readonly status = 400;
+  readonly type = 'invalid_request_error';
+  constructor() {
+    super(
+      "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+    );
+  }
+}
+
+export class InvalidRequestError extends TollgateError {
+  readonly status = 400;
+  readonly type = 'invalid_request_error';
+  override readonly param: string | null;
+  override readonly code: string | null;
+  constructor(message: string, param: string | null = null, code: string | null = null) {
+    super(message);
+    this.param = param;
+    this.code = code;
+  }
+}
+
+export class BodyTooLargeError extends TollgateError {
+  readonly status = 413;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'request_too_large';
+  constructor(limitBytes: number) {
+    super(`Request body too large: the limit is ${limitBytes} bytes.`);
+  }
+}
+
+export class InvalidUrlError extends TollgateError {
+  readonly status = 404;
+  readonly type = 'invalid_request_error';
+  constructor(method: string, path: string) {
+    super(`Invalid URL (${method} ${path})`);
+  }
+}
+
+export class ModelNotFoundError extends TollgateError {
+  readonly status = 404;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'model_not_found';
+  override readonly param = 'model';
+  constructor(model: string) {
+    super(`The model \`${model}\` does not exist or you do not have access to it.`);
+  }
+}
+
+export class ContextLengthExceededError extends TollgateError {
+  readonly status = 400;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'context_length_exceeded';
+  override readonly param: string;
+  constructor(contextWindow: number, tokens: number, param: string) {
+    const noun = param === 'messages' ? 'messages' : param;
+    super(
+      `This model's maximum context length is ${contextWindow} tokens. However, your ${noun} resulted in ${tokens} tokens. Please reduce the length of the ${noun}.`,
+    );
+    this.param = param;
+  }
+}
+
+export class MaxOutputTooLargeError extends TollgateError {
+  readonly status = 400;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'invalid_value';
+  override readonly param: string;
+  constructor(param: string, requested: number, max: number) {
+    super(
+      `${param} is too large: ${requested}. This model supports at most ${max} completion tokens, whereas you provided ${requested}.`,
+    );
+    this.param = param;
+  }
+}
+
+export class UpstreamUnreachableError extends TollgateError {
+  readonly status = 502;
+  readonly type = 'server_error';
+  override readonly code = 'upstream_unreachable';
+  constructor() {
+    super('The gateway could not reach the upstream API. Please try again.');
+  }
+}
+
+export class UpstreamTimeoutError extends TollgateError {
+  readonly status = 504;
+  readonly type = 'server_error';
+  override readonly code = 'upstream_timeout';
+  constructor() {
+    super('The upstream API did not answer in time. Please try again.');
+  }
+}
+
+export class ServiceUnavailableError extends TollgateError {
+  readonly status = 503;
+  readonly type = 'server_error';
+  override readonly code = 'service_unavailable';
+}
+
+/** The client went away before an answer: never sent, only logged (nginx's 499). */
+export class ClientGoneError extends TollgateError {
+  readonly status = 499;
+  readonly type = 'client_closed_request';
+  constructor() {
+    super('The client closed the connection before the answer was ready.');
+  }
+}
+
+export class InternalServerError extends TollgateError {
+  readonly status = 500;
+  readonly type = 'server_error';
+  constructor() {
+    super('The server had an error while processing your request. Sorry about that!');
+  }
+}
+
+/** The in-stream error event sent when an upstream stream fails after it started. */
+export function streamErrorEvent(error: TollgateError): string {
+  return `data: ${JSON.stringify(error.toBody())}\n\n`;
+}

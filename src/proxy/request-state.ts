@@ -1,0 +1,41 @@
+import type { Caller } from '../auth/keys.js';
+import type { Usage } from '../usage/extract.js';
+
+/**
+ * What one request learned on its way through, for the log line and metrics. Each stage writes
+ * its own fields; it is a typed record, not a string-keyed bag.
+ */
+export interface RequestState {
+  caller: Caller | undefined;
+  /** Route template, e.g. /v1/chat/completions; `unmatched` for 404s. */
+  endpoint: string;
+  model: string | undefined;
+  stream: boolean;
+  /** When the upstream request was sent / its body ended (performance.now()). */
+  upstreamStart: number | undefined;
+  upstreamEnd: number | undefined;
+  upstreamStatus: number | undefined;
+  usage: Usage | undefined;
+  /** How a stream ended: completed, client_gone, upstream_error, truncated. */
+  streamEnd: string | undefined;
+}
+
+export function newRequestState(endpoint: string): RequestState {
+  return {
+    caller: undefined,
+    endpoint,
+    model: undefined,
+    stream: false,
+    upstreamStart: undefined,
+    upstreamEnd: undefined,
+    upstreamStatus: undefined,
+    usage: undefined,
+    streamEnd: undefined,
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    tollgate: RequestState;
+  }
+}

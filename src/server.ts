@@ -1,0 +1,65 @@
+/**
+ * Process entry: the only reader of process.env. Loads and validates the config, builds the app,
+ * listens, and drains gracefully on SIGTERM / SIGINT.
+ */
+import { destination } from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfigFile } from './config/load.js';
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const configPath = env.TOLLGATE_CONFIG ?? 'config/tollgate.yaml';
+  const config = await loadConfigFile(configPath, env);
+  // Asynchronous log writes (off the request path), flushed before the process exits.
+  const logs = destination({ sync: false });
+  const app = await buildApp({
+    config,
+    upstreamUrl: env.TOLLGATE_UPSTREAM_URL ?? 'https://api.openai.com/v1',
+    upstreamApiKey: env.OPENAI_API_KEY || undefined,
+    redisUrl: env.REDIS_URL || undefined,
+    logLevel: env.LOG_LEVEL ?? 'info',
+    logStream: logs,
+  });
+  if (!env.OPENAI_API_KEY) app.log.warn('OPENAI_API_KEY is not set: upstream requests carry no credential');
+
+  const port = Number(env.PORT ?? 8080);
+  const host = env.HOST ?? '0.0.0.0';
+  const address = await app.listen({ port, host });
+  app.log.info({ address, config: configPath, keys: config.keys.length }, 'tollgate listening');
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    const graceMs = config.server.shutdown_grace_ms;
+    app.log.info({ signal, grace_ms: graceMs }, 'draining: no new connections, waiting for in-flight requests');
+    const deadline = setTimeout(() => {
+      app.log.warn({ grace_ms: graceMs }, 'shutdown deadline reached: closing remaining connections');
+      app.server.closeAllConnections();
+    }, graceMs);
+    deadline.unref();
+    app
+      .close()
+      .then(() => {
+        clearTimeout(deadline);
+        app.log.info('stopped');
+        logs.flushSync();
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        app.log.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`tollgate: ${err.message}\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  process.stderr.write(`tollgate: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

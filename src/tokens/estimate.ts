@@ -1,0 +1,59 @@
+/**
+ * The cheap token estimate: characters / chars_per_token over the text that reaches the model.
+ * It walks only the fields that become prompt tokens (messages, input, prompt, instructions,
+ * tools, functions, the structured-output schema) and skips binary payloads (image, audio and
+ * file data), which OpenAI bills by other rules. No tokenizer runs here.
+ */
+
+const PROMPT_FIELDS = ['messages', 'input', 'prompt', 'suffix', 'instructions', 'tools', 'functions', 'response_format', 'text'] as const;
+
+/** Keys whose string values are binary payloads or references, not text the model reads. */
+const SKIPPED_KEYS = new Set(['image_url', 'file_data', 'data', 'url', 'file_id', 'image', 'audio', 'input_audio']);
+
+function countChars(value: unknown, depth: number): number {
+  if (typeof value === 'string') return value.length;
+  if (depth > 64 || value === null || typeof value !== 'object') return 0;
+  let total = 0;
+  if (Array.isArray(value)) {
+    for (const item of value) total += countChars(item, depth + 1);
+    return total;
+  }
+  for (const key in value) {
+    if (SKIPPED_KEYS.has(key)) continue;
+    total += key.length + countChars((value as Record<string, unknown>)[key], depth + 1);
+  }
+  return total;
+}
+
+/** Characters of model-visible text in a request body. */
+export function promptChars(body: Readonly<Record<string, unknown>>): number {
+  let total = 0;
+  for (const field of PROMPT_FIELDS) {
+    const value = body[field];
+    if (value !== undefined) total += countChars(value, 0);
+  }
+  return total;
+}
+
+export function estimateTokens(chars: number, charsPerToken: number): number {
+  return Math.ceil(chars / charsPerToken);
+}
+
+/** The model-visible text itself, for the exact count (only ever built near a limit). */
+export function promptText(body: Readonly<Record<string, unknown>>): string {
+  const parts: string[] = [];
+  const collect = (value: unknown, depth: number): void => {
+    if (typeof value === 'string') parts.push(value);
+    else if (depth <= 64 && value !== null && typeof value === 'object') {
+      if (Array.isArray(value)) for (const item of value) collect(item, depth + 1);
+      else
+        for (const key in value) {
+          if (SKIPPED_KEYS.has(key)) continue;
+          parts.push(key);
+          collect((value as Record<string, unknown>)[key], depth + 1);
+        }
+    }
+  };
+  for (const field of PROMPT_FIELDS) if (body[field] !== undefined) collect(body[field], 0);
+  return parts.join('\n');
+}

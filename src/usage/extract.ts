@@ -1,0 +1,74 @@
+import type { UsageShape } from '../routes/endpoints.js';
+import type { SseEvent } from '../streaming/sse.js';
+
+/**
+ * One usage extractor for every endpoint that reports usage, JSON bodies and streams alike.
+ * `inputTokens` includes `cachedTokens`, as OpenAI's `prompt_tokens` does.
+ */
+export interface Usage {
+  readonly inputTokens: number;
+  readonly cachedTokens: number;
+  readonly outputTokens: number;
+}
+
+function int(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.trunc(value) : 0;
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+}
+
+/** Read a `usage` object of the given shape. */
+export function readUsage(shape: UsageShape, usage: unknown): Usage | undefined {
+  const u = record(usage);
+  if (!u) return undefined;
+  if (shape === 'responses') {
+    return {
+      inputTokens: int(u.input_tokens),
+      cachedTokens: int(record(u.input_tokens_details)?.cached_tokens),
+      outputTokens: int(u.output_tokens),
+    };
+  }
+  return {
+    inputTokens: int(u.prompt_tokens),
+    cachedTokens: int(record(u.prompt_tokens_details)?.cached_tokens),
+    outputTokens: shape === 'embeddings' ? 0 : int(u.completion_tokens),
+  };
+}
+
+/** Usage of a complete JSON answer. */
+export function usageFromBody(shape: UsageShape, body: unknown): Usage | undefined {
+  return readUsage(shape, record(body)?.usage);
+}
+
+const RESPONSES_TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
+/** Whether this event ends the stream successfully (`[DONE]`, or a Responses terminal event). */
+export function isTerminalEvent(shape: UsageShape, event: SseEvent): boolean {
+  if (shape === 'responses') return event.event !== undefined && RESPONSES_TERMINAL.has(event.event);
+  return event.data === '[DONE]';
+}
+
+/**
+ * Usage carried by one stream event, if any. Cheap on the common path: only events that can
+ * carry usage are parsed (chat/completions: the chunk with a usage object; responses: the
+ * terminal event).
+ */
+export function usageFromEvent(shape: UsageShape, event: SseEvent): Usage | undefined {
+  if (shape === 'responses') {
+    if (event.event === undefined || !RESPONSES_TERMINAL.has(event.event)) return undefined;
+    const parsed = safeParse(event.data);
+    return readUsage('responses', record(record(parsed)?.response)?.usage);
+  }
+  if (!event.data.includes('"usage":{') && !event.data.includes('"usage": {')) return undefined;
+  return usageFromBody(shape, safeParse(event.data));
+}
+
+function safeParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

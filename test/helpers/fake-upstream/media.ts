@@ -1,0 +1,165 @@
+// Embeddings, moderations, images, audio and models.
+import { createHash } from 'node:crypto';
+import {
+  CREATED,
+  type Ctx,
+  formString,
+  readForm,
+  readJsonWith,
+  sendBody,
+  sendError,
+  sendJson,
+  tokenCounts,
+} from './common.js';
+
+// ---------------------------------------------------------------- embeddings
+
+/** The 8 deterministic floats of the fake embedding of `input` (multiples of 1/128, exact in float32). */
+export function fakeEmbedding(input: string): number[] {
+  const digest = createHash('sha256').update(input).digest();
+  return Array.from({ length: 8 }, (_, i) => (digest[i]! - 128) / 128);
+}
+
+function embeddingInputs(input: unknown): string[] {
+  if (typeof input === 'string') return [input];
+  if (Array.isArray(input)) {
+    // an array of token ids is one input; an array of strings / token arrays is many
+    if (input.every((x) => typeof x === 'number')) return [JSON.stringify(input)];
+    return input.map((x) => (typeof x === 'string' ? x : JSON.stringify(x)));
+  }
+  return [JSON.stringify(input)];
+}
+
+export function embeddings(ctx: Ctx): void {
+  const body = readJsonWith(ctx, 'model', 'input');
+  if (!body) return;
+  const base64 = body.encoding_format === 'base64';
+  const data = embeddingInputs(body.input).map((text, index) => {
+    const floats = fakeEmbedding(text);
+    const embedding = base64 ? Buffer.from(new Float32Array(floats).buffer).toString('base64') : floats;
+    return { object: 'embedding', index, embedding };
+  });
+  const { prompt } = tokenCounts(ctx, body);
+  sendJson(ctx, 200, { object: 'list', data, model: body.model, usage: { prompt_tokens: prompt, total_tokens: prompt } });
+}
+
+// ---------------------------------------------------------------- moderations
+
+const MOD_CATEGORIES = ['harassment', 'hate', 'self-harm', 'sexual', 'violence'] as const;
+
+export function moderations(ctx: Ctx): void {
+  const body = readJsonWith(ctx, 'input');
+  if (!body) return;
+  const inputs = Array.isArray(body.input) ? body.input : [body.input];
+  const result = {
+    flagged: false,
+    categories: Object.fromEntries(MOD_CATEGORIES.map((c) => [c, false])),
+    category_scores: Object.fromEntries(MOD_CATEGORIES.map((c, i) => [c, (i + 1) / 10000])),
+    category_applied_input_types: {},
+  };
+  sendJson(ctx, 200, {
+    id: `modr-${ctx.hash}`,
+    model: body.model ?? 'omni-moderation-latest',
+    results: inputs.map(() => result),
+  });
+}
+
+// ---------------------------------------------------------------- images
+
+/** A 1x1 transparent PNG. */
+export const FAKE_PNG_B64 =
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+
+function imagesAnswer(ctx: Ctx, prompt: string, n: number, responseFormat: unknown): void {
+  const count = Math.max(1, Math.min(10, n));
+  const tokens = Math.max(1, Math.ceil(prompt.length / 4));
+  const image = (i: number) =>
+    responseFormat === 'url'
+      ? { url: `https://fake-upstream.invalid/images/${ctx.hash}-${i}.png`, revised_prompt: prompt }
+      : { b64_json: FAKE_PNG_B64, revised_prompt: prompt };
+  sendJson(ctx, 200, {
+    created: CREATED,
+    data: Array.from({ length: count }, (_, i) => image(i)),
+    usage: {
+      total_tokens: tokens + 272,
+      input_tokens: tokens,
+      output_tokens: 272,
+      input_tokens_details: { text_tokens: tokens, image_tokens: 0 },
+    },
+  });
+}
+
+export function imageGenerations(ctx: Ctx): void {
+  const body = readJsonWith(ctx, 'prompt');
+  if (!body) return;
+  imagesAnswer(ctx, String(body.prompt), typeof body.n === 'number' ? body.n : 1, body.response_format);
+}
+
+export async function imageEdits(ctx: Ctx): Promise<void> {
+  const form = await readForm(ctx);
+  if (!form) return;
+  const prompt = formString(form, 'prompt');
+  if (prompt === undefined) return sendError(ctx, 400, "Missing required parameter: 'prompt'.", { param: 'prompt' });
+  if (!form.has('image') && !form.has('image[]'))
+    return sendError(ctx, 400, "Missing required parameter: 'image'.", { param: 'image' });
+  imagesAnswer(ctx, prompt, Number(formString(form, 'n') ?? 1) || 1, formString(form, 'response_format'));
+}
+
+// ---------------------------------------------------------------- audio
+
+/** The bytes /audio/speech answers for `input`: 4096 bytes, an "ID3" header then sha256(input) repeated. */
+export function fakeSpeechBytes(input: string): Buffer {
+  const out = Buffer.alloc(4096);
+  const digest = createHash('sha256').update(input).digest();
+  for (let i = 0; i < out.length; i++) out[i] = digest[i % digest.length]!;
+  out.write('ID3\x04\x00\x00', 0, 'latin1');
+  return out;
+}
+
+export function speech(ctx: Ctx): void {
+  const body = readJsonWith(ctx, 'model', 'input', 'voice');
+  if (!body) return;
+  sendBody(ctx, 200, fakeSpeechBytes(String(body.input)), 'audio/mpeg');
+}
+
+export async function transcribe(ctx: Ctx, kind: 'transcriptions' | 'translations'): Promise<void> {
+  const form = await readForm(ctx);
+  if (!form) return;
+  const file = form.get('file');
+  if (file === null || typeof file === 'string')
+    return sendError(ctx, 400, "Missing required parameter: 'file'.", { param: 'file' });
+  if (formString(form, 'model') === undefined)
+    return sendError(ctx, 400, "Missing required parameter: 'model'.", { param: 'model' });
+  const text = `fake transcript of ${file.size} bytes`;
+  const format = formString(form, 'response_format') ?? 'json';
+  if (format === 'text' || format === 'srt' || format === 'vtt') {
+    return sendBody(ctx, 200, Buffer.from(`${text}\n`), 'text/plain; charset=utf-8');
+  }
+  if (kind === 'translations') return sendJson(ctx, 200, { text });
+  const input = Math.max(1, Math.ceil(file.size / 1000));
+  const output = Math.max(1, Math.ceil(text.length / 4));
+  sendJson(ctx, 200, {
+    text,
+    usage: { type: 'tokens', input_tokens: input, output_tokens: output, total_tokens: input + output },
+  });
+}
+
+// ---------------------------------------------------------------- models
+
+const MODELS = ['gpt-4.1-nano', 'gpt-4.1-nano-2025-04-14', 'text-embedding-3-small'].map((id) => ({
+  id,
+  object: 'model',
+  created: CREATED,
+  owned_by: 'system',
+}));
+
+export function listModels(ctx: Ctx): void {
+  sendJson(ctx, 200, { object: 'list', data: MODELS });
+}
+
+export function getModel(ctx: Ctx): void {
+  const id = ctx.params.id!;
+  const model = MODELS.find((m) => m.id === id);
+  if (model) return sendJson(ctx, 200, model);
+  sendError(ctx, 404, `The model '${id}' does not exist`, { param: 'model', code: 'model_not_found' });
+}
