@@ -44,6 +44,16 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * Request ids `req_<16 hex random per process><counter>`: unique across instances without paying
+ * for randomness on every request.
+ */
+function requestIds(): () => string {
+  const prefix = `req_${randomBytes(8).toString('hex')}`;
+  let counter = 0;
+  return () => prefix + (counter++).toString(16).padStart(8, '0');
+}
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const logger: FastifyBaseLogger = pino(loggerOptions(options.logLevel ?? 'info'), options.logStream ?? destination({ sync: false }));
@@ -53,7 +63,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: config.server.body_limit_bytes,
     trustProxy: config.server.trust_proxy,
     requestIdHeader: false,
-    genReqId: () => `req_${randomBytes(16).toString('hex')}`,
+    genReqId: requestIds(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Long streams: never let the HTTP server itself cut a slow response.
@@ -81,14 +91,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(redisPlugin, { url: options.redisUrl });
 
   app.decorateRequest('tollgate', null as never);
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     request.tollgate = newRequestState(request.routeOptions.url ?? 'unmatched');
     reply.header('x-request-id', request.id);
     metrics.inflight.inc();
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.inflight.dec();
     observe(request, reply, metrics);
+    done();
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => sendError(toTollgateError(err, config.server.body_limit_bytes), err, request, reply));
@@ -134,10 +146,6 @@ function sendError(error: TollgateError, cause: unknown, request: FastifyRequest
   reply.code(error.status).headers(error.headers).send(error.toBody());
 }
 
-function statusClass(status: number): string {
-  return `${Math.floor(status / 100)}xx`;
-}
-
 /** The one log line and the metrics of a finished request. */
 function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics): void {
   const state = request.tollgate;
@@ -145,13 +153,7 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics)
   const upstreamMs =
     state.upstreamStart !== undefined ? (state.upstreamEnd ?? performance.now()) - state.upstreamStart : undefined;
   const status = reply.statusCode;
-  const keyId = state.caller?.id ?? 'anonymous';
-  metrics.requests.inc({ key: keyId, model: state.model ?? 'none', endpoint: state.endpoint, status_class: statusClass(status) });
-  metrics.requestDuration.observe({ endpoint: state.endpoint }, totalMs / 1000);
-  if (upstreamMs !== undefined) {
-    metrics.upstreamDuration.observe({ endpoint: state.endpoint }, upstreamMs / 1000);
-    metrics.overhead.observe({ endpoint: state.endpoint }, Math.max(0, totalMs - upstreamMs) / 1000);
-  }
+  metrics.recordRequest(state.caller?.id ?? 'anonymous', state.modelLabel, state.endpoint, status, totalMs, upstreamMs);
   if (state.upstreamStatus !== undefined && state.upstreamStatus >= 500) metrics.upstreamErrors.inc({ status: String(state.upstreamStatus) });
   if (state.streamEnd === 'upstream_error') metrics.upstreamErrors.inc({ status: 'stream_cut' });
   request.log.info(

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse, parseDocument, isScalar, visit } from 'yaml';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
 /** A config problem: names the file, the path inside it and what is wrong. Stops the process. */

@@ -12,6 +12,8 @@ export interface Metrics {
   readonly overhead: Histogram<'endpoint'>;
   readonly inflight: Gauge;
   readonly upstreamErrors: Counter<'status'>;
+  /** Count one finished request and observe its durations (milliseconds in, seconds out). */
+  recordRequest(key: string, model: string, endpoint: string, status: number, totalMs: number, upstreamMs: number | undefined): void;
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -19,7 +21,7 @@ const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0
 
 export function createMetrics(registry: Registry = new Registry(), options: { defaultMetrics?: boolean } = {}): Metrics {
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tollgate_' });
-  return {
+  const metrics = {
     registry,
     requests: new Counter({
       name: 'tollgate_requests_total',
@@ -56,4 +58,38 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
       registers: [registry],
     }),
   };
+  // Labelled children are looked up once per label set, not hashed on every request.
+  const requestChildren = new Map<string, { inc(): void }>();
+  const endpointChildren = new Map<string, { total: Observer; upstream: Observer; overhead: Observer }>();
+  return {
+    ...metrics,
+    recordRequest(key, model, endpoint, status, totalMs, upstreamMs) {
+      const statusClass = status < 200 ? '1xx' : status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
+      const id = `${key}\u0000${model}\u0000${endpoint}\u0000${statusClass}`;
+      let counter = requestChildren.get(id);
+      if (!counter) {
+        counter = metrics.requests.labels({ key, model, endpoint, status_class: statusClass });
+        requestChildren.set(id, counter);
+      }
+      counter.inc();
+      let observers = endpointChildren.get(endpoint);
+      if (!observers) {
+        observers = {
+          total: metrics.requestDuration.labels({ endpoint }),
+          upstream: metrics.upstreamDuration.labels({ endpoint }),
+          overhead: metrics.overhead.labels({ endpoint }),
+        };
+        endpointChildren.set(endpoint, observers);
+      }
+      observers.total.observe(totalMs / 1000);
+      if (upstreamMs !== undefined) {
+        observers.upstream.observe(upstreamMs / 1000);
+        observers.overhead.observe(Math.max(0, totalMs - upstreamMs) / 1000);
+      }
+    },
+  };
+}
+
+interface Observer {
+  observe(value: number): void;
 }

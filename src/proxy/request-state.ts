@@ -9,7 +9,10 @@ export interface RequestState {
   caller: Caller | undefined;
   /** Route template, e.g. /v1/chat/completions; `unmatched` for 404s. */
   endpoint: string;
+  /** The model as the client named it (logs only: unbounded). */
   model: string | undefined;
+  /** Bounded metric label: the catalogue name, `other` for an unknown model, `none` without one. */
+  modelLabel: string;
   stream: boolean;
   /** When the upstream request was sent / its body ended (performance.now()). */
   upstreamStart: number | undefined;
@@ -25,6 +28,7 @@ export function newRequestState(endpoint: string): RequestState {
     caller: undefined,
     endpoint,
     model: undefined,
+    modelLabel: 'none',
     stream: false,
     upstreamStart: undefined,
     upstreamEnd: undefined,

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Transform, type Readable } from 'node:stream';
@@ -67,8 +68,13 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
   app.removeContentTypeParser(['text/plain']);
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
-  app.addHook('onRequest', async (request) => {
-    request.tollgate.caller = keys.authenticate(request.headers.authorization);
+  app.addHook('onRequest', (request, _reply, done) => {
+    try {
+      request.tollgate.caller = keys.authenticate(request.headers.authorization);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
   });
 
   for (const endpoint of ENDPOINTS) {
@@ -85,7 +91,8 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     let payload: Buffer | Readable | undefined = json?.raw;
     if (json) {
       const admission = await admit(endpoint, json.value, catalogue, config);
-      state.model = admission.model?.name ?? admission.requestedModel;
+      state.model = admission.requestedModel;
+      state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
       state.stream = admission.stream;
       if (admission.rewriteModelTo !== undefined) {
         payload = Buffer.from(JSON.stringify({ ...(json.value as object), model: admission.rewriteModelTo }));
@@ -94,9 +101,13 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
       payload = limitUpload(request.raw, config.server.upload_limit_bytes);
     }
 
-    const abort = new AbortController();
+    // undici accepts an EventEmitter as abort signal: cheaper than an AbortController per request.
+    const abort = new EventEmitter();
+    let clientGone = false;
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) abort.abort();
+      if (reply.raw.writableFinished) return;
+      clientGone = true;
+      abort.emit('abort');
     });
 
     state.upstreamStart = performance.now();
@@ -110,11 +121,11 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
           identityEncoding: endpoint.usage !== undefined,
         }),
         body: payload,
-        signal: abort.signal,
+        signal: abort,
       });
     } catch (err) {
       state.upstreamEnd = performance.now();
-      if (abort.signal.aborted) throw new ClientGoneError();
+      if (clientGone) throw new ClientGoneError();
       throw mapUpstreamError(err) ?? err;
     }
     state.upstreamStatus = response.status;

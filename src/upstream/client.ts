@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 
@@ -21,7 +22,8 @@ export interface UpstreamRequest {
   readonly path: string;
   readonly headers: Record<string, string | string[]>;
   readonly body: Buffer | Readable | undefined;
-  readonly signal: AbortSignal;
+  /** Emits `abort` (or is an AbortSignal) when the client has gone. */
+  readonly signal: AbortSignal | EventEmitter;
 }
 
 export interface UpstreamResponse {

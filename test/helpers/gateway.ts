@@ -1,0 +1,69 @@
+import { Writable } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import OpenAI from 'openai';
+import { buildApp } from '../../src/app.js';
+import { configFromObject } from '../../src/config/load.js';
+import type { configSchema } from '../../src/config/schema.js';
+import type { z } from 'zod';
+
+export const CLIENT_KEY = 'tg-test-client-key-0123456789abcdef';
+export const UPSTREAM_KEY = 'sk-upstream-secret-key-abcdef0123456789';
+
+export interface TestGateway {
+  readonly app: FastifyInstance;
+  /** Base URL for an OpenAI client, e.g. http://127.0.0.1:PORT/v1 */
+  readonly url: string;
+  readonly origin: string;
+  /** Every log line the app wrote, parsed. */
+  readonly logs: Record<string, unknown>[];
+  /** The raw log text (to search for leaked secrets). */
+  rawLogs(): string;
+  client(options?: Partial<ConstructorParameters<typeof OpenAI>[0]>): OpenAI;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  readonly upstreamUrl: string;
+  readonly config?: z.input<typeof configSchema>;
+  readonly redisUrl?: string;
+  readonly upstreamApiKey?: string;
+}
+
+/** Build tollgate in-process on a free port, with captured logs and one client key. */
+export async function startGateway(options: GatewayOptions): Promise<TestGateway> {
+  const chunks: string[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const logStream = new Writable({
+    write(chunk: Buffer, _enc, callback) {
+      const text = chunk.toString('utf8');
+      chunks.push(text);
+      for (const line of text.split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  const config = configFromObject({
+    keys: [{ id: 'test-key', key: CLIENT_KEY, tier: 'tier-1' }],
+    ...options.config,
+  });
+  const app = await buildApp({
+    config,
+    upstreamUrl: options.upstreamUrl,
+    upstreamApiKey: options.upstreamApiKey ?? UPSTREAM_KEY,
+    redisUrl: options.redisUrl,
+    logLevel: 'info',
+    logStream,
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  return {
+    app,
+    url: `${origin}/v1`,
+    origin,
+    logs,
+    rawLogs: () => chunks.join(''),
+    client: (clientOptions) => new OpenAI({ baseURL: `${origin}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, ...clientOptions }),
+    close: () => app.close(),
+  };
+}

@@ -1,0 +1,260 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildCatalogue } from '../../src/config/catalogue.js';
+import { DEFAULT_TIERS, TIER_NAMES } from '../../src/config/defaults.js';
+import { ConfigError, configFromObject, loadConfigFile, parseConfigText, validateConfig } from '../../src/config/load.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tollgate-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+async function asyncConfigError(promise: Promise<unknown>): Promise<ConfigError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ConfigError);
+  return err as ConfigError;
+}
+
+const KEY_YAML = (key: string, tier = 'tier-1') => `keys:\n  - id: app\n    key: ${key}\n    tier: ${tier}\n`;
+
+describe('environment substitution', () => {
+  it('replaces ${VAR} inside a string', () => {
+    const raw = parseConfigText('upstream:\n  organization: org-${ORG}-x\n', { ORG: 'acme' }, 'f.yaml');
+    expect(raw).toEqual({ upstream: { organization: 'org-acme-x' } });
+  });
+
+  it('uses ${VAR:-default} when VAR is unset or empty, and VAR when set', () => {
+    const text = 'upstream:\n  organization: ${ORG:-fallback-org}\n';
+    expect(parseConfigText(text, {}, 'f.yaml')).toEqual({ upstream: { organization: 'fallback-org' } });
+    expect(parseConfigText(text, { ORG: '' }, 'f.yaml')).toEqual({ upstream: { organization: 'fallback-org' } });
+    expect(parseConfigText(text, { ORG: 'real' }, 'f.yaml')).toEqual({ upstream: { organization: 'real' } });
+  });
+
+  it('$${VAR} is a literal ${VAR}', () => {
+    const raw = parseConfigText('upstream:\n  organization: "a$${ORG}b"\n', { ORG: 'acme' }, 'f.yaml');
+    expect(raw).toEqual({ upstream: { organization: 'a${ORG}b' } });
+  });
+
+  it('a scalar that is one whole reference becomes a number', () => {
+    expect(parseConfigText('port: ${X}\n', { X: '8080' }, 'f.yaml')).toEqual({ port: 8080 });
+    const config = validateConfig(parseConfigText('server:\n  shutdown_grace_ms: ${GRACE:-1500}\n', {}, 'f.yaml'), 'f.yaml');
+    expect(config.server.shutdown_grace_ms).toBe(1500);
+  });
+
+  it('a secret containing YAML syntax survives intact (whole-scalar reference)', () => {
+    const secret = 'a: b # c';
+    const config = validateConfig(parseConfigText(KEY_YAML('${SECRET}'), { SECRET: secret }, 'f.yaml'), 'f.yaml');
+    expect(config.keys[0]?.key).toBe(secret);
+  });
+
+  it('a secret containing YAML syntax survives intact (quoted whole-scalar reference)', () => {
+    for (const secret of ['a: b # c', '[x, y] & *z', '- item {k: v}']) {
+      const raw = parseConfigText(KEY_YAML('"${SECRET}"'), { SECRET: secret }, 'f.yaml') as { keys: { key: unknown }[] };
+      expect(raw.keys[0]?.key).toBe(secret);
+    }
+  });
+
+  it('a secret containing YAML syntax survives intact (embedded reference)', () => {
+    const raw = parseConfigText(KEY_YAML('tg-${SECRET}'), { SECRET: 'a: b # c\nd: e' }, 'f.yaml') as { keys: { key: unknown }[] };
+    expect(raw.keys[0]?.key).toBe('tg-a: b # c\nd: e');
+  });
+
+  it('a missing variable is a ConfigError naming the variable and the path', () => {
+    const err = configError(() => parseConfigText(KEY_YAML('${APP_KEY}'), {}, '/etc/tollgate.yaml'));
+    expect(err.message).toContain('APP_KEY');
+    expect(err.message).toContain('keys[0].key');
+    expect(err.message).toContain('/etc/tollgate.yaml');
+  });
+
+  it('a missing variable deeper in a list names the right index', () => {
+    const text = 'keys:\n  - id: a\n    key: ${A_KEY}\n    tier: free\n  - id: b\n    key: ${B_KEY}\n    tier: free\n';
+    const err = configError(() => parseConfigText(text, { A_KEY: 'aaaaaaaaaaaa' }, 'f.yaml'));
+    expect(err.message).toContain('B_KEY');
+    expect(err.message).toContain('keys[1].key');
+  });
+});
+
+describe('validation', () => {
+  const ok = { id: 'a', key: 'secret-aaaa-1111', tier: 'free' };
+
+  it('a bad tier names keys[1].tier and the problem', () => {
+    const err = configError(() => validateConfig({ keys: [ok, { id: 'b', key: 'secret-bbbb-2222', tier: 'tier-9' }] }, 'cfg.yaml'));
+    expect(err.message).toContain('cfg.yaml');
+    expect(err.message).toMatch(/keys\[1\]\.tier: .*(tier-1|free)/);
+  });
+
+  it('both key and key_sha256 is rejected at the key entry', () => {
+    const err = configError(() =>
+      validateConfig({ keys: [{ id: 'a', key: 'secret-aaaa-1111', key_sha256: 'a'.repeat(64), tier: 'free' }] }, 'cfg.yaml'),
+    );
+    expect(err.message).toMatch(/keys\[0\].*exactly one of `key` or `key_sha256`/);
+  });
+
+  it('neither key nor key_sha256 is rejected too', () => {
+    const err = configError(() => validateConfig({ keys: [{ id: 'a', tier: 'free' }] }, 'cfg.yaml'));
+    expect(err.message).toMatch(/keys\[0\].*exactly one of/);
+  });
+
+  it('an unknown field is rejected, naming it and where it is', () => {
+    const err = configError(() => validateConfig({ keys: [{ ...ok, teir: 'free' }] }, 'cfg.yaml'));
+    expect(err.message).toContain('keys[0]');
+    expect(err.message).toContain('teir');
+    const top = configError(() => validateConfig({ sever: {} }, 'cfg.yaml'));
+    expect(top.message).toContain('sever');
+  });
+
+  it('a malformed key_sha256 and a wrongly typed number are named', () => {
+    const err = configError(() => validateConfig({ keys: [{ id: 'a', key_sha256: 'xyz', tier: 'free' }] }, 'cfg.yaml'));
+    expect(err.message).toContain('keys[0].key_sha256');
+    const num = configError(() => validateConfig({ server: { shutdown_grace_ms: 'soon' } }, 'cfg.yaml'));
+    expect(num.message).toContain('server.shutdown_grace_ms');
+  });
+
+  it('loadConfigFile: invalid file → error with the file path and the config path', async () => {
+    const path = file('bad.yaml', KEY_YAML('plain-secret-123', 'gold'));
+    const err = await asyncConfigError(loadConfigFile(path, {}));
+    expect(err.message).toContain(path);
+    expect(err.message).toContain('keys[0].tier');
+  });
+
+  it('loadConfigFile: missing file and YAML syntax errors are ConfigErrors', async () => {
+    const missing = join(dir, 'nope.yaml');
+    expect((await asyncConfigError(loadConfigFile(missing, {}))).message).toContain(missing);
+    const broken = file('broken.yaml', 'keys: [\n  - id: a\n');
+    expect((await asyncConfigError(loadConfigFile(broken, {}))).message).toContain(broken);
+  });
+
+  it('loadConfigFile: a valid file with substitution loads', async () => {
+    const path = file('good.yaml', `${KEY_YAML('${APP_KEY}')}server:\n  shutdown_grace_ms: \${GRACE:-250}\n`);
+    const config = await loadConfigFile(path, { APP_KEY: 'tg-app-secret-xyz' });
+    expect(config.keys).toEqual([{ id: 'app', key: 'tg-app-secret-xyz', tier: 'tier-1' }]);
+    expect(config.server.shutdown_grace_ms).toBe(250);
+  });
+});
+
+describe('defaults', () => {
+  const config = configFromObject({});
+  const catalogue = buildCatalogue(config);
+
+  it('an empty config validates with defaults', () => {
+    expect(config.keys).toEqual([]);
+    expect(config.models.unknown).toBe('reject');
+    expect(config.estimation.chars_per_token).toBe(4);
+    expect(config.server.shutdown_grace_ms).toBeGreaterThan(0);
+    expect(config.server.body_limit_bytes).toBeGreaterThan(1_047_576 * 4);
+  });
+
+  it('gpt-4.1-nano: context, max output and prices in integer nano-dollars per 1M tokens', () => {
+    const nano = catalogue.resolve('gpt-4.1-nano');
+    expect(nano).toEqual({
+      name: 'gpt-4.1-nano',
+      contextWindow: 1_047_576,
+      maxOutputTokens: 32_768,
+      routeTo: undefined,
+      prices: { input: 100_000_000, cachedInput: 25_000_000, output: 400_000_000, batchInput: 50_000_000, batchOutput: 200_000_000 },
+    });
+    for (const value of Object.values(nano?.prices ?? {})) expect(Number.isInteger(value)).toBe(true);
+  });
+
+  it('the snapshot alias resolves to the very same ModelInfo', () => {
+    expect(catalogue.resolve('gpt-4.1-nano-2025-04-14')).toBe(catalogue.resolve('gpt-4.1-nano'));
+    expect(catalogue.resolve('gpt-4.1-nano-2099-01-01')).toBeUndefined();
+  });
+
+  it('the tier table matches product.md exactly (all 6 tiers)', () => {
+    const expected = {
+      free: { rpm: 3, rpd: 200, tpm: 40_000, batch_queue_tokens: null },
+      'tier-1': { rpm: 500, rpd: 10_000, tpm: 200_000, batch_queue_tokens: 2_000_000 },
+      'tier-2': { rpm: 5_000, rpd: null, tpm: 2_000_000, batch_queue_tokens: 20_000_000 },
+      'tier-3': { rpm: 5_000, rpd: null, tpm: 4_000_000, batch_queue_tokens: 40_000_000 },
+      'tier-4': { rpm: 10_000, rpd: null, tpm: 10_000_000, batch_queue_tokens: 1_000_000_000 },
+      'tier-5': { rpm: 30_000, rpd: null, tpm: 150_000_000, batch_queue_tokens: 15_000_000_000 },
+    };
+    expect([...TIER_NAMES]).toEqual(Object.keys(expected));
+    expect(DEFAULT_TIERS).toEqual(expected);
+    for (const tier of TIER_NAMES) expect(catalogue.tierLimits(tier)).toEqual(expected[tier]);
+  });
+
+  it('an operator tier override merges over the default figures', () => {
+    const c = buildCatalogue(configFromObject({ tiers: { 'tier-1': { rpm: 50 } } }));
+    expect(c.tierLimits('tier-1')).toEqual({ rpm: 50, rpd: 10_000, tpm: 200_000, batch_queue_tokens: 2_000_000 });
+    expect(c.tierLimits('free')).toEqual(DEFAULT_TIERS.free);
+  });
+});
+
+describe('buildCatalogue with operator entries', () => {
+  it('adds a model and overrides a default price (other defaults kept)', () => {
+    const c = buildCatalogue(
+      configFromObject({
+        models: {
+          catalogue: [
+            { name: 'gpt-5-nano', aliases: ['gpt-5-nano-2025-08-07'], context_window: 400_000, max_output_tokens: 128_000, price_per_1m: { input: 0.05, cached_input: 0.005, output: 0.4 } },
+            { name: 'gpt-4.1-nano', price_per_1m: { input: 0.2, cached_input: 0.05, output: 0.8, batch_input: 0.1, batch_output: 0.4 } },
+          ],
+        },
+      }),
+    );
+    const added = c.resolve('gpt-5-nano');
+    expect(added).toMatchObject({ name: 'gpt-5-nano', contextWindow: 400_000, maxOutputTokens: 128_000 });
+    expect(added?.prices).toMatchObject({ input: 50_000_000, cachedInput: 5_000_000, output: 400_000_000 });
+    expect(c.resolve('gpt-5-nano-2025-08-07')).toBe(added);
+    const nano = c.resolve('gpt-4.1-nano');
+    expect(nano?.prices).toEqual({ input: 200_000_000, cachedInput: 50_000_000, output: 800_000_000, batchInput: 100_000_000, batchOutput: 400_000_000 });
+    expect(nano).toMatchObject({ contextWindow: 1_047_576, maxOutputTokens: 32_768 });
+    expect(c.resolve('gpt-4.1-nano-2025-04-14')).toBe(nano);
+    expect(c.models.filter((m) => m.name === 'gpt-4.1-nano')).toHaveLength(1);
+  });
+
+  it('route_to maps one model name onto another', () => {
+    const c = buildCatalogue(configFromObject({ models: { catalogue: [{ name: 'team-default', route_to: 'gpt-4.1-nano' }] } }));
+    expect(c.resolve('team-default')?.routeTo).toBe('gpt-4.1-nano');
+    expect(c.resolve('gpt-4.1-nano')?.routeTo).toBeUndefined();
+  });
+
+  it('the same alias on two models is an error naming it', () => {
+    const config = configFromObject({
+      models: { catalogue: [{ name: 'a-model', aliases: ['shared'] }, { name: 'b-model', aliases: ['shared'] }] },
+    });
+    const err = configError(() => buildCatalogue(config));
+    expect(err.message).toContain('shared');
+    const clash = configFromObject({ models: { catalogue: [{ name: 'x-model', aliases: ['gpt-4.1-nano-2025-04-14'] }] } });
+    expect(configError(() => buildCatalogue(clash)).message).toContain('gpt-4.1-nano-2025-04-14');
+  });
+
+  it('prices are exact integer nano-dollars per 1M tokens', () => {
+    const cases: [number, number][] = [
+      [0.025, 25_000_000],
+      [0.1, 100_000_000],
+      [0.4, 400_000_000],
+      [1.1, 1_100_000_000],
+      [0.000001, 1_000],
+      [15, 15_000_000_000],
+    ];
+    const c = buildCatalogue(
+      configFromObject({ models: { catalogue: cases.map(([usd], i) => ({ name: `m${i}`, price_per_1m: { input: usd, output: usd } })) } }),
+    );
+    cases.forEach(([, nano], i) => {
+      expect(c.resolve(`m${i}`)?.prices?.input).toBe(nano);
+      expect(c.resolve(`m${i}`)?.prices?.output).toBe(nano);
+    });
+  });
+});
