@@ -16,6 +16,7 @@ import {
 } from './errors/errors.js';
 import { loggerOptions } from './logging.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { trackConnections } from './lifecycle/connections.js';
 import { redisPlugin } from './plugins/redis.js';
 import { newRequestState } from './proxy/request-state.js';
 import { healthRoutes } from './routes/health.js';
@@ -73,8 +74,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = createMetrics(options.registry);
   app.decorate('metrics', metrics);
   app.decorate('draining', false);
-  app.addHook('preClose', async () => {
+  const connections = trackConnections(app.server);
+  app.addHook('preClose', (done) => {
     app.draining = true;
+    connections.drain();
+    done();
   });
 
   const catalogue = buildCatalogue(config);
@@ -95,11 +99,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     request.tollgate = newRequestState(request.routeOptions.url ?? 'unmatched');
     reply.header('x-request-id', request.id);
     metrics.inflight.inc();
-    done();
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    metrics.inflight.dec();
-    observe(request, reply, metrics);
+    // 'close' fires once per response, finished or not: a client that went away is still
+    // logged and counted (onResponse would skip it).
+    reply.raw.once('close', () => {
+      metrics.inflight.dec();
+      // A response cut short: let the body stream see the close first, so it records how it ended.
+      if (reply.raw.writableFinished) observe(request, reply, metrics);
+      else setImmediate(observe, request, reply, metrics);
+    });
     done();
   });
 
@@ -152,7 +159,9 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics)
   const totalMs = reply.elapsedTime;
   const upstreamMs =
     state.upstreamStart !== undefined ? (state.upstreamEnd ?? performance.now()) - state.upstreamStart : undefined;
-  const status = reply.statusCode;
+  // 499 (nginx's "client closed request") when the client left before an answer started;
+  // a stream it left mid-way keeps its status and says so in stream_end.
+  const status = reply.raw.headersSent ? reply.statusCode : 499;
   metrics.recordRequest(state.caller?.id ?? 'anonymous', state.modelLabel, state.endpoint, status, totalMs, upstreamMs);
   if (state.upstreamStatus !== undefined && state.upstreamStatus >= 500) metrics.upstreamErrors.inc({ status: String(state.upstreamStatus) });
   if (state.streamEnd === 'upstream_error') metrics.upstreamErrors.inc({ status: 'stream_cut' });

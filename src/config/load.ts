@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parse, parseDocument, isScalar, visit } from 'yaml';
+import { parseDocument, isScalar, visit } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
@@ -37,8 +37,9 @@ function pathToString(path: readonly PropertyKey[]): string {
 
 /**
  * Parse YAML text, substituting environment references inside string scalars (never in the raw
- * text, so a secret containing YAML syntax cannot change the document's shape). A scalar that is
- * exactly one reference is re-read as a YAML scalar, so `port: ${PORT:-8080}` yields a number.
+ * text, so a secret containing YAML syntax cannot change the document's shape). Substituted
+ * values stay strings; the schema reads numeric and boolean fields from strings, so
+ * `shutdown_grace_ms: ${GRACE:-30000}` works while a numeric secret stays a string.
  */
 export function parseConfigText(text: string, env: Env, file: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true });
@@ -49,9 +50,7 @@ export function parseConfigText(text: string, env: Env, file: string): unknown {
     Scalar(_key, node, path) {
       if (!isScalar(node) || typeof node.value !== 'string' || !node.value.includes('${')) return;
       const where = `${file}: ${describeYamlPath(path)}`;
-      const whole = /^\$\{[^}]+\}$/.test(node.value);
-      const replaced = substitute(node.value, env, where);
-      node.value = whole ? parse(replaced) ?? replaced : replaced;
+      node.value = substitute(node.value, env, where);
     },
   });
   return doc.toJS() ?? {};

@@ -6,9 +6,22 @@ import { TIER_NAMES } from './defaults.js';
  * its validation and the code that reads it cannot drift apart.
  */
 
-const positiveInt = z.number().int().positive();
-const nonNegativeInt = z.number().int().nonnegative();
-const limitValue = nonNegativeInt.nullable();
+/**
+ * Numbers, booleans and null may arrive as strings from `${VAR}` substitution (which never
+ * changes a value's type, so a numeric secret stays a string); these fields read them.
+ */
+function fromText(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const text = value.trim();
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+  if (text === 'true' || text === 'false') return text === 'true';
+  if (text === 'null' || text === '~') return null;
+  return value;
+}
+const positiveInt = z.preprocess(fromText, z.number().int().positive());
+const nonNegativeInt = z.preprocess(fromText, z.number().int().nonnegative());
+const limitValue = z.preprocess(fromText, z.number().int().nonnegative().nullable());
+const boolean = z.preprocess(fromText, z.boolean());
 
 const tierLimits = z.strictObject({
   rpm: limitValue.optional(),
@@ -17,7 +30,7 @@ const tierLimits = z.strictObject({
   batch_queue_tokens: limitValue.optional(),
 });
 
-const price = z.number().nonnegative();
+const price = z.preprocess(fromText, z.number().nonnegative());
 
 const modelEntry = z.strictObject({
   name: z.string().min(1),
@@ -65,7 +78,7 @@ export const configSchema = z.strictObject({
       /** How long SIGTERM waits for in-flight requests and streams before closing them. */
       shutdown_grace_ms: nonNegativeInt.default(30_000),
       /** Where fastify reads the client address from when behind a load balancer. */
-      trust_proxy: z.union([z.boolean(), z.string(), z.array(z.string())]).default(false),
+      trust_proxy: z.union([boolean, z.string(), z.array(z.string())]).default(false),
     })
     .prefault({}),
   upstream: z
@@ -94,12 +107,12 @@ export const configSchema = z.strictObject({
   tiers: z.partialRecord(z.enum(TIER_NAMES), tierLimits).default({}),
   estimation: z
     .strictObject({
-      chars_per_token: z.number().positive().default(4),
+      chars_per_token: z.preprocess(fromText, z.number().positive()).default(4),
       /**
        * The tokenizer (o200k_base) counts exactly only when the character estimate reaches this
        * share of the context window; below it the estimate decides.
        */
-      exact_count_threshold: z.number().gt(0).max(1).default(0.5),
+      exact_count_threshold: z.preprocess(fromText, z.number().gt(0).max(1)).default(0.5),
     })
     .prefault({}),
   keys: z.array(keyEntry).default([]),

@@ -90,7 +90,6 @@ export class ModelNotFoundError extends TollgateError {
   readonly status = 404;
   readonly type = 'invalid_request_error';
   override readonly code = 'model_not_found';
-  override readonly param = 'model';
   constructor(model: string) {
     super(`The model \`${model}\` does not exist or you do not have access to it.`);
   }
@@ -129,6 +128,16 @@ export class UpstreamUnreachableError extends TollgateError {
   override readonly code = 'upstream_unreachable';
   constructor() {
     super('The gateway could not reach the upstream API. Please try again.');
+  }
+}
+
+/** An upstream stream that broke after it started (sent in-stream; the status is never on the wire). */
+export class UpstreamInterruptedError extends TollgateError {
+  readonly status = 502;
+  readonly type = 'server_error';
+  override readonly code = 'upstream_interrupted';
+  constructor() {
+    super('The connection to the upstream API broke off mid-stream. Please retry the request.');
   }
 }
 

@@ -7,7 +7,13 @@ import type { Dispatcher } from 'undici';
 import type { KeyStore } from '../auth/keys.js';
 import type { Catalogue } from '../config/catalogue.js';
 import type { Config } from '../config/schema.js';
-import { BodyTooLargeError, ClientGoneError, InternalServerError, InvalidJsonError } from '../errors/errors.js';
+import {
+  BodyTooLargeError,
+  ClientGoneError,
+  InvalidJsonError,
+  UpstreamInterruptedError,
+  UpstreamTimeoutError,
+} from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
 import { admit } from '../proxy/admission.js';
 import { relaySse } from '../streaming/relay.js';
@@ -142,7 +148,10 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     return reply.send(
       relaySse(body, {
         shape: endpoint.usage,
-        mapError: (err) => mapUpstreamError(err) ?? new InternalServerError(),
+        mapError: (err) => {
+          const mapped = mapUpstreamError(err);
+          return mapped instanceof UpstreamTimeoutError ? mapped : new UpstreamInterruptedError();
+        },
         onEnd: (outcome) => {
           state.upstreamEnd = performance.now();
           state.usage = outcome.usage;

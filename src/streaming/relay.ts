@@ -26,43 +26,73 @@ export interface RelayOptions {
 
 /**
  * Relay an upstream SSE body to the client chunk by chunk, as it arrives, with backpressure
- * (the generator is pulled only as fast as the client reads). A decoder reads a copy on the
+ * (the upstream is paused while the client's buffer is full). A decoder reads a copy on the
  * side. If the upstream fails mid-stream, the client's stream ends with an in-stream
- * `data: {"error":…}` event; if the client goes away, the upstream body is destroyed.
+ * `data: {"error":…}` event; if the client goes away, the upstream body is destroyed at once,
+ * even while it is silent.
  */
 export function relaySse(upstream: Readable, options: RelayOptions): Readable {
-  const { shape } = options;
-  let usage: Usage | undefined;
-  let completed = false;
-  const decoder = new SseDecoder((event) => {
-    if (!shape) return;
-    usage = usageFromEvent(shape, event) ?? usage;
-    if (isTerminalEvent(shape, event)) completed = true;
-  });
+  return new SseRelay(upstream, options);
+}
 
-  async function* pump(): AsyncGenerator<Buffer> {
-    let bytes = 0;
-    let error: TollgateError | undefined;
-    let ended = false;
-    try {
-      for await (const chunk of upstream as AsyncIterable<Buffer>) {
-        decoder.push(chunk);
-        bytes += chunk.length;
-        yield chunk;
-      }
-      decoder.end();
-      ended = true;
-    } catch (err) {
-      error = options.mapError(err);
-      ended = true;
+class SseRelay extends Readable {
+  private readonly decoder: SseDecoder;
+  private usage: Usage | undefined;
+  private completed = false;
+  private bytes = 0;
+  private ended = false;
+  private reported = false;
+
+  constructor(
+    private readonly upstream: Readable,
+    private readonly options: RelayOptions,
+  ) {
+    super({ highWaterMark: 64 * 1024 });
+    const { shape } = options;
+    this.decoder = new SseDecoder((event) => {
+      if (!shape) return;
+      this.usage = usageFromEvent(shape, event) ?? this.usage;
+      if (isTerminalEvent(shape, event)) this.completed = true;
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      this.decoder.push(chunk);
+      this.bytes += chunk.length;
+      if (!this.push(chunk)) upstream.pause();
+    });
+    upstream.once('end', () => {
+      this.decoder.end();
+      this.finish(undefined);
+    });
+    upstream.once('error', (err) => {
+      const error = options.mapError(err);
       const event = Buffer.from(streamErrorEvent(error));
-      bytes += event.length;
-      yield event;
-    } finally {
-      if (!upstream.destroyed) upstream.destroy();
-      options.onEnd({ completed, clientGone: !ended, error, usage, bytes });
-    }
+      this.bytes += event.length;
+      this.push(event);
+      this.finish(error);
+    });
+    upstream.pause();
   }
 
-  return Readable.from(pump(), { objectMode: false, highWaterMark: 16 * 1024 });
+  override _read(): void {
+    if (!this.ended) this.upstream.resume();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.upstream.destroyed) this.upstream.destroy();
+    this.report(undefined, !this.ended);
+    callback(err);
+  }
+
+  private finish(error: TollgateError | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.push(null);
+    this.report(error, false);
+  }
+
+  private report(error: TollgateError | undefined, clientGone: boolean): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.options.onEnd({ completed: this.completed, clientGone, error, usage: this.usage, bytes: this.bytes });
+  }
 }

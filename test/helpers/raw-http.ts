@@ -14,6 +14,8 @@ export interface RawRequestOptions {
   headers?: Record<string, string | string[]>;
   /** One buffer (sent with content-length unless headers say otherwise) or pieces sent chunked. */
   body?: Buffer | string | Buffer[];
+  /** Pause between the pieces of a chunked body (lets each piece travel on its own). */
+  pieceDelayMs?: number;
 }
 
 /** Send one request with node:http (no header filtering) and read the whole answer. */
@@ -28,8 +30,15 @@ export function rawRequest(url: string, options: RawRequestOptions = {}): Promis
     req.on('error', reject);
     const { body } = options;
     if (Array.isArray(body)) {
-      for (const piece of body) req.write(piece);
-      req.end();
+      const delay = options.pieceDelayMs ?? 0;
+      void (async () => {
+        for (const piece of body) {
+          if (req.destroyed) return;
+          req.write(piece);
+          if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        }
+        if (!req.destroyed) req.end();
+      })();
     } else {
       req.end(body);
     }

@@ -223,7 +223,8 @@ describe('files, batches, fine-tuning', () => {
     const created = await both((c) => c.fineTuning.jobs.create({ model: MODEL, training_file: file.id }));
     expect(created.direct.object).toBe('fine_tuning.job');
     expect(created.via).toEqual(created.direct);
-    const listed = await both(async (c) => (await c.fineTuning.jobs.list()).data);
+    const listed = await both(async (c) => (await c.fineTuning.jobs.list({ limit: 5 })).data);
+    expect(listed.viaRequests[0]!.path).toBe('/v1/fine_tuning/jobs?limit=5'); // the query string is forwarded
     expect(listed.direct.length).toBeGreaterThan(0);
     expect(listed.via).toEqual(listed.direct);
     const retrieved = await both((c) => c.fineTuning.jobs.retrieve(created.direct.id));

@@ -1,0 +1,160 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamIdentity } from '../../src/upstream/headers.js';
+
+const UPSTREAM_KEY = 'sk-upstream-0123456789abcdef';
+const CLIENT_KEY = 'tg-client-key-abcdef0123456789';
+const identity: UpstreamIdentity = { apiKey: UPSTREAM_KEY, organization: 'org-gateway', project: 'proj_gateway' };
+const noIdentity: UpstreamIdentity = { apiKey: undefined, organization: undefined, project: undefined };
+
+/** What an OpenAI SDK (plus a proxy in front) sends. */
+const clientHeaders = (): IncomingHttpHeaders => ({
+  host: 'tollgate.internal:8080',
+  connection: 'keep-alive, X-Trace-Hop',
+  'keep-alive': 'timeout=5',
+  'proxy-connection': 'keep-alive',
+  'proxy-authorization': 'Basic cHJveHk6cHc=',
+  te: 'trailers',
+  trailer: 'x-checksum',
+  'transfer-encoding': 'chunked',
+  upgrade: 'h2c',
+  'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA',
+  'x-trace-hop': 'only-for-this-hop',
+  authorization: `Bearer ${CLIENT_KEY}`,
+  'api-key': CLIENT_KEY,
+  'x-api-key': CLIENT_KEY,
+  'openai-organization': 'org-client-own',
+  'openai-project': 'proj_client_own',
+  cookie: 'session=abc',
+  'content-length': '1234',
+  expect: '100-continue',
+  'content-type': 'application/json',
+  accept: 'application/json',
+  'accept-encoding': 'gzip, br',
+  'user-agent': 'OpenAI/JS 6.0.0',
+  'openai-beta': 'assistants=v2',
+  'x-stainless-lang': 'js',
+  'x-stainless-retry-count': '0',
+  'idempotency-key': 'idem-1',
+  'x-request-id': 'client-req-1',
+});
+
+describe('upstreamRequestHeaders', () => {
+  const out = upstreamRequestHeaders(clientHeaders(), identity, { contentLength: 99, identityEncoding: true });
+  const names = Object.keys(out);
+
+  it('strips hop-by-hop headers and headers named in Connection', () => {
+    for (const hop of ['host', 'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', 'x-trace-hop']) {
+      expect(names).not.toContain(hop);
+    }
+  });
+
+  it("replaces the client's credential with the gateway's", () => {
+    expect(out.authorization).toBe(`Bearer ${UPSTREAM_KEY}`);
+    expect(names).not.toContain('api-key');
+    expect(names).not.toContain('x-api-key');
+    expect(JSON.stringify(out)).not.toContain(CLIENT_KEY);
+  });
+
+  it("drops the client's organization/project and sends the configured ones", () => {
+    expect(out['openai-organization']).toBe('org-gateway');
+    expect(out['openai-project']).toBe('proj_gateway');
+    expect(JSON.stringify(out)).not.toContain('org-client-own');
+    expect(JSON.stringify(out)).not.toContain('proj_client_own');
+  });
+
+  it('without a configured identity: no credential, organization or project at all', () => {
+    const bare = upstreamRequestHeaders(clientHeaders(), noIdentity, { identityEncoding: false });
+    for (const name of ['authorization', 'api-key', 'x-api-key', 'openai-organization', 'openai-project']) expect(Object.keys(bare)).not.toContain(name);
+    expect(JSON.stringify(bare)).not.toContain(CLIENT_KEY);
+  });
+
+  it('drops cookies and expect', () => {
+    expect(names).not.toContain('cookie');
+    expect(names).not.toContain('expect');
+  });
+
+  it('content-length: the computed one when known, none for a streamed body', () => {
+    expect(out['content-length']).toBe('99');
+    const streamed = upstreamRequestHeaders(clientHeaders(), identity, { identityEncoding: false });
+    expect(Object.keys(streamed)).not.toContain('content-length');
+    const empty = upstreamRequestHeaders(clientHeaders(), identity, { contentLength: 0, identityEncoding: false });
+    expect(empty['content-length']).toBe('0');
+  });
+
+  it('asks for identity encoding only when usage is read from the body', () => {
+    expect(out['accept-encoding']).toBe('identity');
+    const passthrough = upstreamRequestHeaders(clientHeaders(), identity, { identityEncoding: false });
+    expect(passthrough['accept-encoding']).toBe('gzip, br');
+  });
+
+  it('passes every other header through unchanged', () => {
+    expect(out).toMatchObject({
+      'content-type': 'application/json',
+      accept: 'application/json',
+      'user-agent': 'OpenAI/JS 6.0.0',
+      'openai-beta': 'assistants=v2',
+      'x-stainless-lang': 'js',
+      'x-stainless-retry-count': '0',
+      'idempotency-key': 'idem-1',
+      'x-request-id': 'client-req-1',
+    });
+  });
+
+  it('does not modify the input object', () => {
+    const input = clientHeaders();
+    upstreamRequestHeaders(input, identity, { contentLength: 1, identityEncoding: true });
+    expect(input).toEqual(clientHeaders());
+  });
+});
+
+describe('clientResponseHeaders', () => {
+  const upstream = (): Record<string, string | string[] | undefined> => ({
+    connection: 'keep-alive, x-upstream-hop',
+    'keep-alive': 'timeout=65',
+    'transfer-encoding': 'chunked',
+    trailer: 'x-checksum',
+    upgrade: 'websocket',
+    'proxy-authenticate': 'Basic',
+    'x-upstream-hop': 'internal',
+    'set-cookie': ['__cf_bm=abc; path=/; HttpOnly', '_cfuvid=def; path=/'],
+    'content-length': '512',
+    'content-type': 'application/json',
+    'x-request-id': 'req_upstream_1',
+    'openai-processing-ms': '42',
+    'openai-version': '2020-10-01',
+    'x-ratelimit-remaining-requests': '29999',
+    'cf-ray': '8f00-AMS',
+    'retry-after': '1',
+    'x-absent': undefined,
+  });
+
+  it('strips hop-by-hop headers, Connection-named headers and set-cookie', () => {
+    const out = clientResponseHeaders(upstream(), true);
+    for (const name of ['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate', 'x-upstream-hop', 'set-cookie', 'x-absent']) {
+      expect(Object.keys(out)).not.toContain(name);
+    }
+  });
+
+  it('passes OpenAI headers through', () => {
+    expect(clientResponseHeaders(upstream(), true)).toMatchObject({
+      'content-type': 'application/json',
+      'x-request-id': 'req_upstream_1',
+      'openai-processing-ms': '42',
+      'openai-version': '2020-10-01',
+      'x-ratelimit-remaining-requests': '29999',
+      'cf-ray': '8f00-AMS',
+      'retry-after': '1',
+    });
+  });
+
+  it('keeps content-length only when asked (bodies relayed unchanged), drops it otherwise', () => {
+    expect(clientResponseHeaders(upstream(), true)['content-length']).toBe('512');
+    expect(Object.keys(clientResponseHeaders(upstream(), false))).not.toContain('content-length');
+  });
+
+  it('Connection tokens are matched case-insensitively', () => {
+    const out = clientResponseHeaders({ connection: 'X-Upstream-Hop ,  close', 'x-upstream-hop': 'v', 'x-keep': 'k' }, true);
+    expect(out).toEqual({ 'x-keep': 'k' });
+  });
+});
