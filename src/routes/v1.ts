@@ -145,25 +145,28 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
       return reply.send(body);
     }
     state.stream = true;
-    return reply.send(
-      relaySse(body, {
-        shape: endpoint.usage,
-        mapError: (err) => {
-          const mapped = mapUpstreamError(err);
-          return mapped instanceof UpstreamTimeoutError ? mapped : new UpstreamInterruptedError();
-        },
-        onEnd: (outcome) => {
-          state.upstreamEnd = performance.now();
-          state.usage = outcome.usage;
-          state.streamEnd = outcome.clientGone
-            ? 'client_gone'
-            : outcome.error
-              ? 'upstream_error'
-              : outcome.completed || !endpoint.usage
-                ? 'completed'
-                : 'truncated';
-        },
-      }),
-    );
+    // Streams bypass Fastify's reply pipeline and go straight into the socket; the head carries
+    // the headers set so far (x-request-id) and the upstream's.
+    reply.hijack();
+    reply.raw.writeHead(response.status, reply.getHeaders() as Record<string, string | string[]>);
+    relaySse(body, reply.raw, {
+      shape: endpoint.usage,
+      mapError: (err) => {
+        const mapped = mapUpstreamError(err);
+        return mapped instanceof UpstreamTimeoutError ? mapped : new UpstreamInterruptedError();
+      },
+      onEnd: (outcome) => {
+        state.upstreamEnd = performance.now();
+        state.usage = outcome.usage;
+        state.streamEnd = outcome.clientGone
+          ? 'client_gone'
+          : outcome.error
+            ? 'upstream_error'
+            : outcome.completed || !endpoint.usage
+              ? 'completed'
+              : 'truncated';
+      },
+    });
+    return reply;
   }
 }

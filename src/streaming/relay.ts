@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { streamErrorEvent, type TollgateError } from '../errors/errors.js';
 import type { UsageShape } from '../routes/endpoints.js';
 import { isTerminalEvent, usageFromEvent, type Usage } from '../usage/extract.js';
@@ -25,74 +25,66 @@ export interface RelayOptions {
 }
 
 /**
- * Relay an upstream SSE body to the client chunk by chunk, as it arrives, with backpressure
- * (the upstream is paused while the client's buffer is full). A decoder reads a copy on the
- * side. If the upstream fails mid-stream, the client's stream ends with an in-stream
- * `data: {"error":…}` event; if the client goes away, the upstream body is destroyed at once,
- * even while it is silent.
+ * Relay an upstream SSE body to the client chunk by chunk, as it arrives, straight into the
+ * client's socket (no intermediate stream), with backpressure: the upstream is paused while the
+ * client's buffer is full. A decoder reads a copy on the side. If the upstream fails mid-stream,
+ * the client's stream ends with an in-stream `data: {"error":…}` event; if the client goes
+ * away, the upstream body is destroyed at once, even while it is silent. The sink's head must
+ * already be set (the first write sends it).
  */
-export function relaySse(upstream: Readable, options: RelayOptions): Readable {
-  return new SseRelay(upstream, options);
-}
+export function relaySse(upstream: Readable, sink: Writable, options: RelayOptions): void {
+  const { shape } = options;
+  let usage: Usage | undefined;
+  let completed = false;
+  let bytes = 0;
+  let ended = false;
+  let reported = false;
+  const decoder = new SseDecoder((event) => {
+    if (!shape) return;
+    usage = usageFromEvent(shape, event) ?? usage;
+    if (isTerminalEvent(shape, event)) completed = true;
+  });
+  const report = (error: TollgateError | undefined, clientGone: boolean): void => {
+    if (reported) return;
+    reported = true;
+    options.onEnd({ completed, clientGone, error, usage, bytes });
+  };
+  const resume = (): void => {
+    upstream.resume();
+  };
 
-class SseRelay extends Readable {
-  private readonly decoder: SseDecoder;
-  private usage: Usage | undefined;
-  private completed = false;
-  private bytes = 0;
-  private ended = false;
-  private reported = false;
-
-  constructor(
-    private readonly upstream: Readable,
-    private readonly options: RelayOptions,
-  ) {
-    super({ highWaterMark: 64 * 1024 });
-    const { shape } = options;
-    this.decoder = new SseDecoder((event) => {
-      if (!shape) return;
-      this.usage = usageFromEvent(shape, event) ?? this.usage;
-      if (isTerminalEvent(shape, event)) this.completed = true;
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      this.decoder.push(chunk);
-      this.bytes += chunk.length;
-      if (!this.push(chunk)) upstream.pause();
-    });
-    upstream.once('end', () => {
-      this.decoder.end();
-      this.finish(undefined);
-    });
-    upstream.once('error', (err) => {
-      const error = options.mapError(err);
-      const event = Buffer.from(streamErrorEvent(error));
-      this.bytes += event.length;
-      this.push(event);
-      this.finish(error);
-    });
-    upstream.pause();
+  if (sink.destroyed) {
+    upstream.destroy();
+    report(undefined, true);
+    return;
   }
-
-  override _read(): void {
-    if (!this.ended) this.upstream.resume();
-  }
-
-  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    if (!this.upstream.destroyed) this.upstream.destroy();
-    this.report(undefined, !this.ended);
-    callback(err);
-  }
-
-  private finish(error: TollgateError | undefined): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.push(null);
-    this.report(error, false);
-  }
-
-  private report(error: TollgateError | undefined, clientGone: boolean): void {
-    if (this.reported) return;
-    this.reported = true;
-    this.options.onEnd({ completed: this.completed, clientGone, error, usage: this.usage, bytes: this.bytes });
-  }
+  upstream.on('data', (chunk: Buffer) => {
+    decoder.push(chunk);
+    bytes += chunk.length;
+    if (!sink.write(chunk)) {
+      upstream.pause();
+      sink.once('drain', resume);
+    }
+  });
+  upstream.once('end', () => {
+    ended = true;
+    decoder.end();
+    sink.end();
+    report(undefined, false);
+  });
+  upstream.once('error', (err) => {
+    if (ended) return;
+    ended = true;
+    const error = options.mapError(err);
+    const event = Buffer.from(streamErrorEvent(error));
+    bytes += event.length;
+    sink.end(event);
+    report(error, false);
+  });
+  sink.once('close', () => {
+    if (ended) return;
+    ended = true;
+    upstream.destroy();
+    report(undefined, true);
+  });
 }

@@ -44,10 +44,14 @@ export function usageFromBody(shape: UsageShape, body: unknown): Usage | undefin
 
 const RESPONSES_TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
+const DONE = Buffer.from('[DONE]');
+const USAGE_OBJECT = Buffer.from('"usage":{');
+const USAGE_OBJECT_SPACED = Buffer.from('"usage": {');
+
 /** Whether this event ends the stream successfully (`[DONE]`, or a Responses terminal event). */
 export function isTerminalEvent(shape: UsageShape, event: SseEvent): boolean {
   if (shape === 'responses') return event.event !== undefined && RESPONSES_TERMINAL.has(event.event);
-  return event.data === '[DONE]';
+  return event.dataBytes.equals(DONE);
 }
 
 /**
@@ -61,7 +65,7 @@ export function usageFromEvent(shape: UsageShape, event: SseEvent): Usage | unde
     const parsed = safeParse(event.data);
     return readUsage('responses', record(record(parsed)?.response)?.usage);
   }
-  if (!event.data.includes('"usage":{') && !event.data.includes('"usage": {')) return undefined;
+  if (!event.dataIncludes(USAGE_OBJECT) && !event.dataIncludes(USAGE_OBJECT_SPACED)) return undefined;
   return usageFromBody(shape, safeParse(event.data));
 }
 

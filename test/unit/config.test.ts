@@ -54,10 +54,21 @@ describe('environment substitution', () => {
     expect(raw).toEqual({ upstream: { organization: 'a${ORG}b' } });
   });
 
-  it('a scalar that is one whole reference becomes a number', () => {
-    expect(parseConfigText('port: ${X}\n', { X: '8080' }, 'f.yaml')).toEqual({ port: 8080 });
-    const config = validateConfig(parseConfigText('server:\n  shutdown_grace_ms: ${GRACE:-1500}\n', {}, 'f.yaml'), 'f.yaml');
-    expect(config.server.shutdown_grace_ms).toBe(1500);
+  it('a scalar that is one whole reference becomes a number where the schema wants one', () => {
+    const text = 'server:\n  shutdown_grace_ms: ${X}\n  body_limit_bytes: ${LIMIT:-1048576}\ntiers:\n  tier-1:\n    rpm: ${RPM}\n    rpd: ${RPD:-null}\n';
+    const config = validateConfig(parseConfigText(text, { X: '8080', RPM: '42' }, 'f.yaml'), 'f.yaml');
+    expect(config.server.shutdown_grace_ms).toBe(8080);
+    expect(config.server.body_limit_bytes).toBe(1_048_576);
+    expect(config.tiers['tier-1']).toEqual({ rpm: 42, rpd: null });
+    const bad = configError(() => validateConfig(parseConfigText(text, { X: 'soon', RPM: '1' }, 'f.yaml'), 'f.yaml'));
+    expect(bad.message).toContain('server.shutdown_grace_ms');
+  });
+
+  it('a numeric or boolean-looking secret stays a string', () => {
+    for (const secret of ['12345678901', '0x1234abcd', 'true-ish-1', '1e10000000']) {
+      const config = validateConfig(parseConfigText(KEY_YAML('${SECRET}'), { SECRET: secret }, 'f.yaml'), 'f.yaml');
+      expect(config.keys[0]?.key).toBe(secret);
+    }
   });
 
   it('a secret containing YAML syntax survives intact (whole-scalar reference)', () => {

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it, vi } from 'vitest';
 import { streamErrorEvent, UpstreamUnreachableError, type TollgateError } from '../../src/errors/errors.js';
@@ -66,7 +66,8 @@ function run(upstream: Readable, shape: UsageShape | undefined, error: TollgateE
   const mapped: unknown[] = [];
   let resolve!: (o: StreamOutcome) => void;
   const ended = new Promise<StreamOutcome>((r) => (resolve = r));
-  const output = relaySse(upstream, {
+  const output = new PassThrough();
+  relaySse(upstream, output, {
     shape,
     mapError: (err) => {
       mapped.push(err);
@@ -191,6 +192,28 @@ describe('relaySse', () => {
     await settle();
     expect(r.outcomes).toHaveLength(1);
     expect(outcome).toMatchObject({ clientGone: true, completed: false, error: undefined });
+  });
+
+  it('respects backpressure: a client that does not read stops the upstream from being drained', async () => {
+    const piece = Buffer.from(`data: ${JSON.stringify({ pad: 'é'.repeat(8000) })}\n\n`);
+    const total = 400; // ~6.4 MB
+    let pulled = 0;
+    const upstream = new Readable({
+      read() {
+        if (pulled < total) {
+          pulled++;
+          this.push(piece);
+        } else this.push(null);
+      },
+    });
+    const r = run(upstream, 'chat');
+    for (let i = 0; i < 50; i++) await tick();
+    // nobody read the output yet: only a few buffers' worth may have been pulled
+    expect(pulled).toBeLessThan(total / 4);
+    const out = await readAll(r.output);
+    expect(pulled).toBe(total);
+    expect(out.length).toBe(piece.length * total);
+    expect((await r.ended).completed).toBe(false);
   });
 
   it('without a usage shape: bytes relayed, no usage, not completed', async () => {
