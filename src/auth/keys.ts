@@ -55,7 +55,7 @@ export function createKeyStore(entries: readonly KeyEntry[]): KeyStore {
 /** The secret of `Authorization: Bearer <secret>`, or undefined when none was presented. */
 export function bearerToken(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
-  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
+  const match = /^\s*Bearer\s+(.*?)\s*$/i.exec(header);
   const token = match?.[1];
   return token === undefined || token.length === 0 ? undefined : token;
 }

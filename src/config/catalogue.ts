@@ -42,7 +42,18 @@ function mergeByName(defaults: readonly ModelEntry[], overrides: readonly ModelE
   for (const entry of defaults) merged.set(entry.name, entry);
   for (const entry of overrides) {
     const base = merged.get(entry.name);
-    merged.set(entry.name, base ? { ...base, ...entry, aliases: entry.aliases.length ? entry.aliases : base.aliases } : entry);
+    merged.set(
+      entry.name,
+      base
+        ? {
+            ...base,
+            ...entry,
+            aliases: entry.aliases.length ? entry.aliases : base.aliases,
+            // A partial price override keeps the prices it does not name.
+            price_per_1m: base.price_per_1m && entry.price_per_1m ? { ...base.price_per_1m, ...entry.price_per_1m } : (entry.price_per_1m ?? base.price_per_1m),
+          }
+        : entry,
+    );
   }
   return [...merged.values()];
 }

@@ -16,7 +16,7 @@ import {
 } from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
 import { admit } from '../proxy/admission.js';
-import { relaySse } from '../streaming/relay.js';
+import { pipeBody, relaySse } from '../streaming/relay.js';
 import type { Upstream } from '../upstream/client.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
 import { ENDPOINTS, type Endpoint } from './endpoints.js';
@@ -137,19 +137,24 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     state.upstreamStatus = response.status;
     const contentType = response.headers['content-type'];
     const isSse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
-    reply.code(response.status).headers(clientResponseHeaders(response.headers, !isSse));
-
-    const body = response.body;
-    if (!isSse) {
-      body.once('end', () => (state.upstreamEnd = performance.now()));
-      return reply.send(body);
-    }
-    state.stream = true;
-    // Streams bypass Fastify's reply pipeline and go straight into the socket; the head carries
+    // Answers bypass Fastify's reply pipeline and go straight into the socket; the head carries
     // the headers set so far (x-request-id) and the upstream's.
     reply.hijack();
-    reply.raw.writeHead(response.status, reply.getHeaders() as Record<string, string | string[]>);
-    relaySse(body, reply.raw, {
+    reply.raw.writeHead(response.status, {
+      ...(reply.getHeaders() as Record<string, string | string[]>),
+      ...clientResponseHeaders(response.headers, !isSse),
+    });
+    if (!isSse) {
+      pipeBody(response.body, reply.raw, {
+        onEnd: (end) => {
+          state.upstreamEnd = performance.now();
+          if (end.error) state.streamEnd = 'upstream_error';
+        },
+      });
+      return reply;
+    }
+    state.stream = true;
+    relaySse(response.body, reply.raw, {
       shape: endpoint.usage,
       mapError: (err) => {
         const mapped = mapUpstreamError(err);

@@ -24,42 +24,46 @@ export interface RelayOptions {
   readonly onEnd: (outcome: StreamOutcome) => void;
 }
 
+export interface PipeEnd {
+  /** The upstream body failed; the sink was ended with `errorTail` or destroyed. */
+  readonly error: unknown;
+  /** The client went away first; the upstream body was destroyed. */
+  readonly clientGone: boolean;
+  readonly bytes: number;
+}
+
+export interface PipeOptions {
+  /** Sees every chunk on its way to the client. */
+  readonly tap?: (chunk: Buffer) => void;
+  /** Bytes that end the client's response when the upstream fails; without, the response is cut. */
+  readonly errorTail?: (err: unknown) => Buffer | undefined;
+  readonly onEnd: (end: PipeEnd) => void;
+}
+
 /**
- * Relay an upstream SSE body to the client chunk by chunk, as it arrives, straight into the
- * client's socket (no intermediate stream), with backpressure: the upstream is paused while the
- * client's buffer is full. A decoder reads a copy on the side. If the upstream fails mid-stream,
- * the client's stream ends with an in-stream `data: {"error":…}` event; if the client goes
- * away, the upstream body is destroyed at once, even while it is silent. The sink's head must
- * already be set (the first write sends it).
+ * Pipe an upstream body straight into the client's socket (no intermediate stream), with
+ * backpressure: the upstream is paused while the client's buffer is full. When the client goes
+ * away, the upstream body is destroyed at once, even while it is silent. `onEnd` runs exactly
+ * once. The sink's head must already be set (the first write sends it).
  */
-export function relaySse(upstream: Readable, sink: Writable, options: RelayOptions): void {
-  const { shape } = options;
-  let usage: Usage | undefined;
-  let completed = false;
+export function pipeBody(upstream: Readable, sink: Writable, options: PipeOptions): void {
   let bytes = 0;
   let ended = false;
-  let reported = false;
-  const decoder = new SseDecoder((event) => {
-    if (!shape) return;
-    usage = usageFromEvent(shape, event) ?? usage;
-    if (isTerminalEvent(shape, event)) completed = true;
-  });
-  const report = (error: TollgateError | undefined, clientGone: boolean): void => {
-    if (reported) return;
-    reported = true;
-    options.onEnd({ completed, clientGone, error, usage, bytes });
+  const finish = (error: unknown, clientGone: boolean): void => {
+    ended = true;
+    options.onEnd({ error, clientGone, bytes });
   };
+  if (sink.destroyed) {
+    upstream.destroy();
+    finish(undefined, true);
+    return;
+  }
+  const { tap } = options;
   const resume = (): void => {
     upstream.resume();
   };
-
-  if (sink.destroyed) {
-    upstream.destroy();
-    report(undefined, true);
-    return;
-  }
   upstream.on('data', (chunk: Buffer) => {
-    decoder.push(chunk);
+    tap?.(chunk);
     bytes += chunk.length;
     if (!sink.write(chunk)) {
       upstream.pause();
@@ -67,24 +71,52 @@ export function relaySse(upstream: Readable, sink: Writable, options: RelayOptio
     }
   });
   upstream.once('end', () => {
-    ended = true;
-    decoder.end();
+    if (ended) return;
     sink.end();
-    report(undefined, false);
+    finish(undefined, false);
   });
   upstream.once('error', (err) => {
     if (ended) return;
-    ended = true;
-    const error = options.mapError(err);
-    const event = Buffer.from(streamErrorEvent(error));
-    bytes += event.length;
-    sink.end(event);
-    report(error, false);
+    const tail = options.errorTail?.(err);
+    if (tail) {
+      bytes += tail.length;
+      sink.end(tail);
+    } else {
+      sink.destroy();
+    }
+    finish(err, false);
   });
   sink.once('close', () => {
     if (ended) return;
-    ended = true;
     upstream.destroy();
-    report(undefined, true);
+    finish(undefined, true);
+  });
+}
+
+/**
+ * Relay an upstream SSE body to the client chunk by chunk, as it arrives, while a decoder reads
+ * a copy on the side for usage and the terminal event. If the upstream fails mid-stream, the
+ * client's stream ends with an in-stream `data: {"error":…}` event.
+ */
+export function relaySse(upstream: Readable, sink: Writable, options: RelayOptions): void {
+  const { shape } = options;
+  let usage: Usage | undefined;
+  let completed = false;
+  let error: TollgateError | undefined;
+  const decoder = new SseDecoder((event) => {
+    if (!shape) return;
+    usage = usageFromEvent(shape, event) ?? usage;
+    if (isTerminalEvent(shape, event)) completed = true;
+  });
+  pipeBody(upstream, sink, {
+    tap: (chunk) => decoder.push(chunk),
+    errorTail: (err) => {
+      error = options.mapError(err);
+      return Buffer.from(streamErrorEvent(error));
+    },
+    onEnd: (end) => {
+      if (!end.error && !end.clientGone) decoder.end();
+      options.onEnd({ completed, clientGone: end.clientGone, error, usage, bytes: end.bytes });
+    },
   });
 }

@@ -5,22 +5,28 @@
  * file data), which OpenAI bills by other rules. No tokenizer runs here.
  */
 
-const PROMPT_FIELDS = ['messages', 'input', 'prompt', 'suffix', 'instructions', 'tools', 'functions', 'response_format', 'text'] as const;
+/** Fields holding conversation content: binary payloads inside them are skipped. */
+const CONTENT_FIELDS = ['messages', 'input', 'prompt', 'suffix', 'instructions'] as const;
+/** Fields holding definitions (tools, schemas): every key and string counts. */
+const DEFINITION_FIELDS = ['tools', 'functions', 'response_format', 'text'] as const;
+const PROMPT_FIELDS = [...CONTENT_FIELDS, ...DEFINITION_FIELDS] as const;
+const CONTENT = new Set<string>(CONTENT_FIELDS);
 
-/** Keys whose string values are binary payloads or references, not text the model reads. */
-const SKIPPED_KEYS = new Set(['image_url', 'file_data', 'data', 'url', 'file_id', 'image', 'audio', 'input_audio']);
+/** Keys whose string values in content parts are binary payloads or references, not text the model reads. */
+const BINARY_KEYS = new Set(['image_url', 'file_data', 'data', 'url', 'file_id', 'image', 'audio', 'input_audio']);
+const NOTHING_SKIPPED = new Set<string>();
 
-function countChars(value: unknown, depth: number): number {
+function countChars(value: unknown, depth: number, skipped: ReadonlySet<string>): number {
   if (typeof value === 'string') return value.length;
   if (depth > 64 || value === null || typeof value !== 'object') return 0;
   let total = 0;
   if (Array.isArray(value)) {
-    for (const item of value) total += countChars(item, depth + 1);
+    for (const item of value) total += countChars(item, depth + 1, skipped);
     return total;
   }
   for (const key in value) {
-    if (SKIPPED_KEYS.has(key)) continue;
-    total += key.length + countChars((value as Record<string, unknown>)[key], depth + 1);
+    if (skipped.has(key)) continue;
+    total += key.length + countChars((value as Record<string, unknown>)[key], depth + 1, skipped);
   }
   return total;
 }
@@ -30,7 +36,7 @@ export function promptChars(body: Readonly<Record<string, unknown>>): number {
   let total = 0;
   for (const field of PROMPT_FIELDS) {
     const value = body[field];
-    if (value !== undefined) total += countChars(value, 0);
+    if (value !== undefined) total += countChars(value, 0, CONTENT.has(field) ? BINARY_KEYS : NOTHING_SKIPPED);
   }
   return total;
 }
@@ -42,18 +48,20 @@ export function estimateTokens(chars: number, charsPerToken: number): number {
 /** The model-visible text itself, for the exact count (only ever built near a limit). */
 export function promptText(body: Readonly<Record<string, unknown>>): string {
   const parts: string[] = [];
-  const collect = (value: unknown, depth: number): void => {
+  const collect = (value: unknown, depth: number, skipped: ReadonlySet<string>): void => {
     if (typeof value === 'string') parts.push(value);
     else if (depth <= 64 && value !== null && typeof value === 'object') {
-      if (Array.isArray(value)) for (const item of value) collect(item, depth + 1);
+      if (Array.isArray(value)) for (const item of value) collect(item, depth + 1, skipped);
       else
         for (const key in value) {
-          if (SKIPPED_KEYS.has(key)) continue;
+          if (skipped.has(key)) continue;
           parts.push(key);
-          collect((value as Record<string, unknown>)[key], depth + 1);
+          collect((value as Record<string, unknown>)[key], depth + 1, skipped);
         }
     }
   };
-  for (const field of PROMPT_FIELDS) if (body[field] !== undefined) collect(body[field], 0);
+  for (const field of PROMPT_FIELDS) {
+    if (body[field] !== undefined) collect(body[field], 0, CONTENT.has(field) ? BINARY_KEYS : NOTHING_SKIPPED);
+  }
   return parts.join('\n');
 }

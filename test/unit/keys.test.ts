@@ -80,9 +80,12 @@ describe('createKeyStore', () => {
     }
   });
 
-  it('bearerToken extracts only a single token', () => {
+  it('bearerToken takes everything after Bearer, so a malformed key is "incorrect", not "missing"', () => {
     expect(bearerToken('Bearer abc')).toBe('abc');
-    expect(bearerToken('Bearer a b')).toBeUndefined();
+    expect(bearerToken('bearer  abc  ')).toBe('abc');
+    expect(bearerToken('Bearer a b')).toBe('a b');
+    expect(bearerToken('Bearer ')).toBeUndefined();
+    expect(bearerToken('Basic abc')).toBeUndefined();
     expect(bearerToken(undefined)).toBeUndefined();
   });
 
