@@ -14,7 +14,7 @@ import {
   InvalidUrlError,
   TollgateError,
 } from './errors/errors.js';
-import { loggerOptions } from './logging.js';
+import { lazyChildLogger, loggerOptions } from './logging.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { trackConnections } from './lifecycle/connections.js';
 import { redisPlugin } from './plugins/redis.js';
@@ -60,6 +60,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = pino(loggerOptions(options.logLevel ?? 'info'), options.logStream ?? destination({ sync: false }));
   const app = Fastify({
     loggerInstance: logger,
+    childLoggerFactory: lazyChildLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.body_limit_bytes,
     trustProxy: config.server.trust_proxy,
@@ -96,16 +97,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.decorateRequest('tollgate', null as never);
   app.addHook('onRequest', (request, reply, done) => {
-    request.tollgate = newRequestState(request.routeOptions.url ?? 'unmatched');
+    const state = newRequestState(request.routeOptions.url ?? 'unmatched');
+    request.tollgate = state;
     reply.header('x-request-id', request.id);
     metrics.inflight.inc();
-    // 'close' fires once per response, finished or not: a client that went away is still
-    // logged and counted (onResponse would skip it).
+    const socket = request.raw.socket;
+    connections.requestStarted(socket);
+    // The one listener per request. 'close' fires once per response, finished or not, so a
+    // client that went away still cancels the upstream call and is logged and counted
+    // (onResponse would skip it).
     reply.raw.once('close', () => {
       metrics.inflight.dec();
-      // A response cut short: let the body stream see the close first, so it records how it ended.
-      if (reply.raw.writableFinished) observe(request, reply, metrics);
-      else setImmediate(observe, request, reply, metrics);
+      connections.requestEnded(socket);
+      if (reply.raw.writableFinished) {
+        observe(request, reply, metrics, logger);
+        return;
+      }
+      state.abortUpstream?.();
+      // Let the body stream see the close first, so it records how it ended.
+      setImmediate(observe, request, reply, metrics, logger);
     });
     done();
   });
@@ -154,7 +164,7 @@ function sendError(error: TollgateError, cause: unknown, request: FastifyRequest
 }
 
 /** The one log line and the metrics of a finished request. */
-function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics): void {
+function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics, logger: FastifyBaseLogger): void {
   const state = request.tollgate;
   const totalMs = reply.elapsedTime;
   const upstreamMs =
@@ -165,8 +175,10 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics)
   metrics.recordRequest(state.caller?.id ?? 'anonymous', state.modelLabel, state.endpoint, status, totalMs, upstreamMs);
   if (state.upstreamStatus !== undefined && state.upstreamStatus >= 500) metrics.upstreamErrors.inc({ status: String(state.upstreamStatus) });
   if (state.streamEnd === 'upstream_error') metrics.upstreamErrors.inc({ status: 'stream_cut' });
-  request.log.info(
+  // The root logger with the request id as a field: no per-request child logger is built.
+  logger.info(
     {
+      reqId: request.id,
       key_id: state.caller?.id,
       method: request.method,
       endpoint: state.endpoint,

@@ -5,43 +5,43 @@ import type { Socket } from 'node:net';
  * Tracks which client connections are serving a request, so a drain can close the others at
  * once, including connections that were opened but never sent a request (Node does not count
  * those as idle, and they would hold shutdown until its deadline), and close each busy
- * connection as soon as its last response ends.
+ * connection as soon as its last response ends. The app reports request start and end from the
+ * hooks it already runs, so tracking adds no listener per request.
  */
 export interface ConnectionTracker {
+  requestStarted(socket: Socket): void;
+  /** Returns true when the connection was closed because the gateway is draining. */
+  requestEnded(socket: Socket): void;
   /** Stop keeping connections alive: close idle ones now, busy ones when their response ends. */
   drain(): void;
+  readonly draining: boolean;
 }
 
 export function trackConnections(server: Server): ConnectionTracker {
-  const busy = new Map<Socket, number>();
-  const all = new Set<Socket>();
+  /** Open connections and how many requests each is serving right now. */
+  const active = new Map<Socket, number>();
   let draining = false;
 
   server.on('connection', (socket: Socket) => {
-    all.add(socket);
-    socket.once('close', () => {
-      all.delete(socket);
-      busy.delete(socket);
-    });
-  });
-  server.on('request', (request, response) => {
-    const socket = request.socket;
-    busy.set(socket, (busy.get(socket) ?? 0) + 1);
-    if (draining) response.shouldKeepAlive = false;
-    response.once('close', () => {
-      const left = (busy.get(socket) ?? 1) - 1;
-      if (left > 0) busy.set(socket, left);
-      else {
-        busy.delete(socket);
-        if (draining) socket.end();
-      }
-    });
+    active.set(socket, 0);
+    socket.once('close', () => active.delete(socket));
   });
 
   return {
+    get draining() {
+      return draining;
+    },
+    requestStarted(socket) {
+      active.set(socket, (active.get(socket) ?? 0) + 1);
+    },
+    requestEnded(socket) {
+      const left = (active.get(socket) ?? 1) - 1;
+      if (active.has(socket)) active.set(socket, left);
+      if (draining && left <= 0) socket.end();
+    },
     drain() {
       draining = true;
-      for (const socket of all) if (!busy.has(socket)) socket.end();
+      for (const [socket, requests] of active) if (requests === 0) socket.end();
     },
   };
 }

@@ -45,9 +45,10 @@ function outputCap(body: JsonObject, params: readonly string[]): { param: string
 
 /**
  * Validate a JSON request against the catalogue: known model (or the pass-through policy),
- * output cap within the model's maximum, prompt within the context window.
+ * output cap within the model's maximum, prompt within the context window. Synchronous unless
+ * the exact tokenizer has to run.
  */
-export async function admit(endpoint: Endpoint, body: unknown, catalogue: Catalogue, config: Config): Promise<Admission> {
+export function admit(endpoint: Endpoint, body: unknown, catalogue: Catalogue, config: Config): Admission | Promise<Admission> {
   const json = isJsonObject(body) ? body : {};
   const requestedModel = typeof json.model === 'string' ? json.model : undefined;
   const model = requestedModel === undefined ? undefined : catalogue.resolve(requestedModel);
@@ -66,12 +67,13 @@ export async function admit(endpoint: Endpoint, body: unknown, catalogue: Catalo
   }
 
   const { chars_per_token: charsPerToken, exact_count_threshold: threshold } = config.estimation;
-  let inputTokens = estimateTokens(promptChars(json), charsPerToken);
+  const estimate = estimateTokens(promptChars(json), charsPerToken);
+  const base = { requestedModel, model, outputCap: cap?.value, stream, rewriteModelTo: model?.routeTo };
   const window = model?.contextWindow;
-  if (window !== undefined && inputTokens >= window * threshold) {
-    // Near the limit the estimate is not good enough to refuse on: count exactly.
-    inputTokens = await countTokensExactly(promptText(json));
+  if (window === undefined || estimate < window * threshold) return { ...base, inputTokens: estimate };
+  // Near the limit the estimate is not good enough to refuse on: count exactly (the only await).
+  return countTokensExactly(promptText(json)).then((inputTokens) => {
     if (inputTokens > window) throw new ContextLengthExceededError(window, inputTokens, call.promptParam);
-  }
-  return { requestedModel, model, inputTokens, outputCap: cap?.value, stream, rewriteModelTo: model?.routeTo };
+    return { ...base, inputTokens };
+  });
 }

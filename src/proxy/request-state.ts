@@ -21,6 +21,8 @@ export interface RequestState {
   usage: Usage | undefined;
   /** How a stream ended: completed, client_gone, upstream_error, truncated. */
   streamEnd: string | undefined;
+  /** Set while an upstream request is open: cancels it when the client goes away. */
+  abortUpstream: (() => void) | undefined;
 }
 
 export function newRequestState(endpoint: string): RequestState {
@@ -35,6 +37,7 @@ export function newRequestState(endpoint: string): RequestState {
     upstreamStatus: undefined,
     usage: undefined,
     streamEnd: undefined,
+    abortUpstream: undefined,
   };
 }
 

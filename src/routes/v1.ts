@@ -96,7 +96,8 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     const json = request.body instanceof JsonBody ? request.body : undefined;
     let payload: Buffer | Readable | undefined = json?.raw;
     if (json) {
-      const admission = await admit(endpoint, json.value, catalogue, config);
+      const admitted = admit(endpoint, json.value, catalogue, config);
+      const admission = admitted instanceof Promise ? await admitted : admitted;
       state.model = admission.requestedModel;
       state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
       state.stream = admission.stream;
@@ -110,12 +111,10 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     // undici accepts an EventEmitter as abort signal: cheaper than an AbortController per request.
     const abort = new EventEmitter();
     let clientGone = false;
-    reply.raw.once('close', () => {
-      if (reply.raw.writableFinished) return;
+    state.abortUpstream = () => {
       clientGone = true;
       abort.emit('abort');
-    });
-
+    };
     state.upstreamStart = performance.now();
     let response;
     try {
