@@ -17,6 +17,11 @@ import {
 import { lazyChildLogger, loggerOptions } from './logging.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { trackConnections } from './lifecycle/connections.js';
+import { createLimiter } from './limits/limiter.js';
+import { createMemoryStore } from './limits/memory-store.js';
+import { createRedisStore } from './limits/redis-store.js';
+import { createResilientStore } from './limits/resilient-store.js';
+import type { LimiterStore } from './limits/store.js';
 import { redisPlugin } from './plugins/redis.js';
 import { newRequestState } from './proxy/request-state.js';
 import { healthRoutes } from './routes/health.js';
@@ -93,7 +98,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.addHook('onClose', () => upstream.close());
 
-  await app.register(redisPlugin, { url: options.redisUrl });
+  await app.register(redisPlugin, { url: options.redisUrl, commandTimeoutMs: config.limits.redis_timeout_ms });
+  const limiter = createLimiter({ store: limiterStore(app, config, metrics), catalogue, keyPrefix: config.limits.key_prefix });
 
   app.decorateRequest('tollgate', null as never);
   app.addHook('onRequest', (request, reply, done) => {
@@ -136,9 +142,38 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     catalogue,
     keys,
     upstream,
+    limiter,
+    onRefused: (keyId, model, limit) => metrics.rateLimited.inc({ key: keyId, model, limit }),
     identity: { apiKey: options.upstreamApiKey, organization: config.upstream.organization, project: config.upstream.project },
   });
   return app;
+}
+
+/** Redis when REDIS_URL is set (with the configured failure policy), process memory otherwise. */
+function limiterStore(app: FastifyInstance, config: Config, metrics: Metrics): LimiterStore {
+  const memory = createMemoryStore();
+  app.addHook('onClose', () => memory.close());
+  const redis = app.redis;
+  if (!redis) return memory;
+  return createResilientStore({
+    primary: createRedisStore(redis),
+    fallback: memory,
+    mode: config.limits.on_redis_error,
+    instances: config.limits.instances,
+    onError: () => metrics.redisErrors.inc(),
+    onSwitch: ({ degraded, error }) => {
+      if (degraded) {
+        app.log.error(
+          { err: error instanceof Error ? { message: error.message } : undefined, policy: config.limits.on_redis_error },
+          config.limits.on_redis_error === 'fail_open'
+            ? 'redis unavailable: limiting locally (limits divided by limits.instances)'
+            : 'redis unavailable: refusing limited requests with 503',
+        );
+      } else {
+        app.log.warn('redis is back: limits are shared again');
+      }
+    },
+  });
 }
 
 function toTollgateError(err: FastifyError, bodyLimit: number): TollgateError {

@@ -8,6 +8,8 @@ export interface Caller {
   readonly id: string;
   readonly tier: TierName;
   readonly limits: KeyEntry['limits'];
+  /** Wait up to this long for a bucket to refill instead of answering 429. */
+  readonly maxWaitMs: number | undefined;
 }
 
 export function sha256(secret: string): Buffer {
@@ -37,7 +39,7 @@ export function createKeyStore(entries: readonly KeyEntry[]): KeyStore {
     const digest = entry.key !== undefined ? sha256(entry.key) : Buffer.from(entry.key_sha256 ?? '', 'hex');
     const hex = digest.toString('hex');
     if (byDigest.has(hex)) throw new Error(`keys ${byDigest.get(hex)?.caller.id} and ${entry.id} have the same secret`);
-    byDigest.set(hex, { digest, caller: { id: entry.id, tier: entry.tier, limits: entry.limits } });
+    byDigest.set(hex, { digest, caller: { id: entry.id, tier: entry.tier, limits: entry.limits, maxWaitMs: entry.max_wait_ms } });
   }
   return {
     size: byDigest.size,

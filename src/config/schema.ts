@@ -63,6 +63,8 @@ const keyEntry = z
       .optional(),
     tier: z.enum(TIER_NAMES),
     limits: tierLimits.optional(),
+    /** When a bucket refills within this many ms, the request waits instead of failing. */
+    max_wait_ms: nonNegativeInt.optional(),
   })
   .refine((k) => (k.key === undefined) !== (k.key_sha256 === undefined), {
     message: 'give exactly one of `key` or `key_sha256`',
@@ -113,6 +115,20 @@ export const configSchema = z.strictObject({
        * share of the context window; below it the estimate decides.
        */
       exact_count_threshold: z.preprocess(fromText, z.number().gt(0).max(1)).default(0.5),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      /** Output tokens reserved for a request that names no output cap (settled to the real usage). */
+      default_output_tokens: nonNegativeInt.default(4096),
+      /** Prefix of the limiter's Redis keys. */
+      key_prefix: z.string().default('tollgate:'),
+      /** Bound on every limiter call to Redis. */
+      redis_timeout_ms: positiveInt.default(250),
+      /** When Redis fails: refuse with 503 (`fail_closed`) or limit locally (`fail_open`). */
+      on_redis_error: z.enum(['fail_closed', 'fail_open']).default('fail_closed'),
+      /** Fail-open divides every limit by this: the number of gateway instances sharing the keys. */
+      instances: positiveInt.default(1),
     })
     .prefault({}),
   keys: z.array(keyEntry).default([]),

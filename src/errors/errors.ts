@@ -173,6 +173,63 @@ export class InternalServerError extends TollgateError {
   }
 }
 
+export type LimitKind = 'rpm' | 'rpd' | 'tpm';
+
+const LIMIT_TEXT: Record<LimitKind, string> = {
+  rpm: 'requests per min (RPM)',
+  rpd: 'requests per day (RPD)',
+  tpm: 'tokens per min (TPM)',
+};
+
+/**
+ * OpenAI's rate-limit 429, word for word (clients parse "Please try again in …"), naming the key
+ * where OpenAI names the organisation. Carries retry-after (seconds) and retry-after-ms, which the
+ * openai SDK honours before retrying.
+ */
+export class RateLimitError extends TollgateError {
+  readonly status = 429;
+  readonly type: string;
+  override readonly code = 'rate_limit_exceeded';
+  override readonly headers: Readonly<Record<string, string>>;
+  readonly kind: LimitKind;
+  constructor(details: {
+    kind: LimitKind;
+    model: string;
+    keyId: string;
+    limit: number;
+    used: number;
+    requested: number;
+    waitMs: number;
+    tryAgain: string;
+    headers: Readonly<Record<string, string>>;
+  }) {
+    super(
+      `Rate limit reached for ${details.model} in organization ${details.keyId} on ${LIMIT_TEXT[details.kind]}: Limit ${details.limit}, Used ${details.used}, Requested ${details.requested}. Please try again in ${details.tryAgain}. Visit https://platform.openai.com/account/rate-limits to learn more.`,
+    );
+    this.kind = details.kind;
+    this.type = details.kind === 'tpm' ? 'tokens' : 'requests';
+    this.headers = {
+      ...details.headers,
+      'retry-after': String(Math.max(1, Math.ceil(details.waitMs / 1000))),
+      'retry-after-ms': String(details.waitMs),
+    };
+  }
+}
+
+/** One request needs more tokens than the key's whole TPM bucket: retrying cannot help. */
+export class RequestTooLargeError extends TollgateError {
+  readonly status = 429;
+  readonly type = 'tokens';
+  override readonly code = 'rate_limit_exceeded';
+  override readonly headers: Readonly<Record<string, string>>;
+  constructor(model: string, keyId: string, limit: number, requested: number, headers: Readonly<Record<string, string>>) {
+    super(
+      `Request too large for ${model} in organization ${keyId} on tokens per min (TPM): Limit ${limit}, Requested ${requested}. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.`,
+    );
+    this.headers = { ...headers, 'x-should-retry': 'false' };
+  }
+}
+
 /** The in-stream error event sent when an upstream stream fails after it started. */
 export function streamErrorEvent(error: TollgateError): string {
   return `data: ${JSON.stringify(error.toBody())}\n\n`;

@@ -12,6 +12,8 @@ export interface Metrics {
   readonly overhead: Histogram<'endpoint'>;
   readonly inflight: Gauge;
   readonly upstreamErrors: Counter<'status'>;
+  readonly rateLimited: Counter<'key' | 'model' | 'limit'>;
+  readonly redisErrors: Counter;
   /** Count one finished request and observe its durations (milliseconds in, seconds out). */
   recordRequest(key: string, model: string, endpoint: string, status: number, totalMs: number, upstreamMs: number | undefined): void;
 }
@@ -55,6 +57,17 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
       name: 'tollgate_upstream_errors_total',
       help: 'Upstream failures: an upstream status >= 500, or `unreachable` / `timeout` / `stream_cut`.',
       labelNames: ['status'],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'tollgate_rate_limited_total',
+      help: 'Requests refused with 429 by the limiter, by key id, model and the limit that refused (rpm, rpd, tpm).',
+      labelNames: ['key', 'model', 'limit'],
+      registers: [registry],
+    }),
+    redisErrors: new Counter({
+      name: 'tollgate_redis_errors_total',
+      help: 'Failed or timed-out Redis calls of the limiter.',
       registers: [registry],
     }),
   };

@@ -25,7 +25,8 @@ export const redisPlugin = fp<RedisPluginOptions>(
       enableAutoPipelining: true,
       maxRetriesPerRequest: 1,
       commandTimeout: options.commandTimeoutMs ?? 500,
-      enableOfflineQueue: true,
+      // While disconnected, fail at once (the limiter's failure policy decides) instead of queueing.
+      enableOfflineQueue: false,
       lazyConnect: false,
     });
     redis.on('error', (err: Error) => app.log.warn({ err: { message: err.message } }, 'redis connection error'));

@@ -58,7 +58,9 @@ export function admit(endpoint: Endpoint, body: unknown, catalogue: Catalogue, c
   const stream = json.stream === true;
   const call = endpoint.modelCall;
   if (!call) {
-    return { requestedModel, model, inputTokens: 0, outputCap: undefined, stream, rewriteModelTo: model?.routeTo };
+    // Embeddings and the like: input only, estimated (their own per-input limits are upstream's to check).
+    const inputTokens = endpoint.usage ? estimateTokens(promptChars(json), config.estimation.chars_per_token) : 0;
+    return { requestedModel, model, inputTokens, outputCap: undefined, stream, rewriteModelTo: model?.routeTo };
   }
 
   const cap = outputCap(json, call.outputCapParams);

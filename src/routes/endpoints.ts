@@ -23,6 +23,8 @@ export interface Endpoint {
   readonly checksModel?: boolean;
   readonly modelCall?: ModelCall;
   readonly usage?: UsageShape;
+  /** Counts toward the key's rate limits (default: when the body names a model). */
+  readonly limited?: boolean;
 }
 
 const CHAT: ModelCall = { promptParam: 'messages', outputCapParams: ['max_completion_tokens', 'max_tokens'] };
@@ -38,7 +40,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { url: '/v1/chat/completions', methods: GET },
   { url: '/v1/chat/completions/*', methods: ANY },
   { url: '/v1/responses', methods: POST, checksModel: true, modelCall: RESPONSES, usage: 'responses' },
-  { url: '/v1/responses/input_tokens', methods: POST, checksModel: true },
+  { url: '/v1/responses/input_tokens', methods: POST, checksModel: true, limited: false },
   { url: '/v1/responses/*', methods: ANY },
   { url: '/v1/completions', methods: POST, checksModel: true, modelCall: COMPLETIONS, usage: 'completions' },
   { url: '/v1/embeddings', methods: POST, checksModel: true, usage: 'embeddings' },

@@ -11,18 +11,26 @@ import {
   BodyTooLargeError,
   ClientGoneError,
   InvalidJsonError,
+  RateLimitError,
+  RequestTooLargeError,
   UpstreamInterruptedError,
   UpstreamTimeoutError,
 } from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
-import { admit } from '../proxy/admission.js';
+import { admit, type Admission } from '../proxy/admission.js';
 import { pipeBody, relaySse } from '../streaming/relay.js';
 import type { Upstream } from '../upstream/client.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
-import { ENDPOINTS, type Endpoint } from './endpoints.js';
+import { ENDPOINTS, type Endpoint, type UsageShape } from './endpoints.js';
+import type { Limiter, Reservation } from '../limits/limiter.js';
+import { settleEstimated, settleReleased, settleWithUsage } from '../proxy/settle.js';
+import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
 
 export interface V1Deps {
   readonly config: Config;
+  readonly limiter: Limiter;
+  /** Count a refusal by the limiter (429). */
+  readonly onRefused: (keyId: string, model: string, limit: string) => void;
   readonly catalogue: Catalogue;
   readonly keys: KeyStore;
   readonly upstream: Upstream;
@@ -59,7 +67,7 @@ function limitUpload(source: IncomingMessage, limitBytes: number): Readable {
 }
 
 export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void> {
-  const { config, catalogue, keys, upstream, identity } = deps;
+  const { config, catalogue, keys, upstream, identity, limiter } = deps;
 
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.server.body_limit_bytes }, (_req, raw, done) => {
@@ -95,18 +103,32 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     const state = request.tollgate;
     const json = request.body instanceof JsonBody ? request.body : undefined;
     let payload: Buffer | Readable | undefined = json?.raw;
+    let admission: Admission | undefined;
+    let reservation: Reservation | undefined;
     if (json) {
       const admitted = admit(endpoint, json.value, catalogue, config);
-      const admission = admitted instanceof Promise ? await admitted : admitted;
+      admission = admitted instanceof Promise ? await admitted : admitted;
       state.model = admission.requestedModel;
       state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
       state.stream = admission.stream;
       if (admission.rewriteModelTo !== undefined) {
         payload = Buffer.from(JSON.stringify({ ...(json.value as object), model: admission.rewriteModelTo }));
       }
+      if ((endpoint.limited ?? endpoint.checksModel) && admission.requestedModel !== undefined && state.caller) {
+        const outputCap = admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0);
+        try {
+          reservation = await limiter.admit({ caller: state.caller, model: state.modelLabel, tokens: admission.inputTokens + outputCap });
+        } catch (err) {
+          if (err instanceof RateLimitError) deps.onRefused(state.caller.id, state.modelLabel, err.kind);
+          else if (err instanceof RequestTooLargeError) deps.onRefused(state.caller.id, state.modelLabel, 'tpm');
+          throw err;
+        }
+        reply.headers(reservation.headers);
+      }
     } else if (hasRequestBody(request.raw)) {
       payload = limitUpload(request.raw, config.server.upload_limit_bytes);
     }
+    const inputTokens = admission?.inputTokens ?? 0;
 
     // undici accepts an EventEmitter as abort signal: cheaper than an AbortController per request.
     const abort = new EventEmitter();
@@ -130,6 +152,10 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
       });
     } catch (err) {
       state.upstreamEnd = performance.now();
+      if (reservation) {
+        if (clientGone) settleEstimated(reservation, inputTokens, 0);
+        else settleReleased(reservation);
+      }
       if (clientGone) throw new ClientGoneError();
       throw mapUpstreamError(err) ?? err;
     }
@@ -138,16 +164,28 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     const isSse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
     // Answers bypass Fastify's reply pipeline and go straight into the socket; the head carries
     // the headers set so far (x-request-id) and the upstream's.
+    // The key's rate-limit headers replace the upstream's (those describe the gateway's own
+    // organisation).
     reply.hijack();
     reply.raw.writeHead(response.status, {
       ...(reply.getHeaders() as Record<string, string | string[]>),
       ...clientResponseHeaders(response.headers, !isSse),
+      ...reservation?.headers,
     });
+    const failed = response.status >= 400;
+    if (reservation && failed) settleReleased(reservation);
     if (!isSse) {
+      const tail = reservation && !failed && endpoint.usage ? new TailBuffer() : undefined;
       pipeBody(response.body, reply.raw, {
+        tap: tail && ((chunk) => tail.push(chunk)),
         onEnd: (end) => {
           state.upstreamEnd = performance.now();
           if (end.error) state.streamEnd = 'upstream_error';
+          if (!reservation || failed) return;
+          const usage = tail && !end.error && !end.clientGone ? usageFromJsonTail(endpoint.usage as UsageShape, tail.bytes()) : undefined;
+          state.usage = usage;
+          if (usage) settleWithUsage(reservation, usage);
+          else settleEstimated(reservation, inputTokens, 0);
         },
       });
       return reply;
@@ -162,6 +200,10 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
       onEnd: (outcome) => {
         state.upstreamEnd = performance.now();
         state.usage = outcome.usage;
+        if (reservation && !failed) {
+          if (outcome.usage) settleWithUsage(reservation, outcome.usage);
+          else settleEstimated(reservation, inputTokens, 0);
+        }
         state.streamEnd = outcome.clientGone
           ? 'client_gone'
           : outcome.error

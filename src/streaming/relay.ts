@@ -3,6 +3,7 @@ import { streamErrorEvent, type TollgateError } from '../errors/errors.js';
 import type { UsageShape } from '../routes/endpoints.js';
 import { isTerminalEvent, usageFromEvent, type Usage } from '../usage/extract.js';
 import { SseDecoder } from './sse.js';
+import { InjectedUsageStripper } from './usage-injection.js';
 
 /** How a relayed stream ended. Reported exactly once. */
 export interface StreamOutcome {
@@ -13,7 +14,7 @@ export interface StreamOutcome {
   /** The upstream failed mid-stream; the client got this as an in-stream error event. */
   readonly error: TollgateError | undefined;
   readonly usage: Usage | undefined;
-  /** Bytes relayed to the client. */
+  /** Bytes relayed to the client (after any rewriting). */
   readonly bytes: number;
 }
 
@@ -22,6 +23,12 @@ export interface RelayOptions {
   /** Map a mid-stream upstream failure to the error the client is told about. */
   readonly mapError: (err: unknown) => TollgateError;
   readonly onEnd: (outcome: StreamOutcome) => void;
+  /**
+   * Tollgate added `stream_options.include_usage` to the request (the client did not ask): take
+   * the usage chunk and the `"usage":null` members out of what the client receives. The side
+   * decoder still reads the upstream's original bytes, usage chunk included.
+   */
+  readonly stripInjectedUsage?: boolean;
 }
 
 export interface PipeEnd {
@@ -29,12 +36,17 @@ export interface PipeEnd {
   readonly error: unknown;
   /** The client went away first; the upstream body was destroyed. */
   readonly clientGone: boolean;
+  /** Bytes written to the client. */
   readonly bytes: number;
 }
 
 export interface PipeOptions {
-  /** Sees every chunk on its way to the client. */
+  /** Sees every upstream chunk as it arrived (before `transform`). */
   readonly tap?: (chunk: Buffer) => void;
+  /** Rewrites each upstream chunk into the bytes to write now (possibly none). Without, chunks pass as they are. */
+  readonly transform?: (chunk: Buffer) => Buffer | undefined;
+  /** At the upstream's clean end: last bytes to write (what `transform` still held back). */
+  readonly flush?: () => Buffer | undefined;
   /** Bytes that end the client's response when the upstream fails; without, the response is cut. */
   readonly errorTail?: (err: unknown) => Buffer | undefined;
   readonly onEnd: (end: PipeEnd) => void;
@@ -58,21 +70,29 @@ export function pipeBody(upstream: Readable, sink: Writable, options: PipeOption
     finish(undefined, true);
     return;
   }
-  const { tap } = options;
+  const { tap, transform } = options;
   const resume = (): void => {
     upstream.resume();
   };
   upstream.on('data', (chunk: Buffer) => {
     tap?.(chunk);
-    bytes += chunk.length;
-    if (!sink.write(chunk)) {
+    const out = transform ? transform(chunk) : chunk;
+    if (out === undefined || out.length === 0) return;
+    bytes += out.length;
+    if (!sink.write(out)) {
       upstream.pause();
       sink.once('drain', resume);
     }
   });
   upstream.once('end', () => {
     if (ended) return;
-    sink.end();
+    const last = options.flush?.();
+    if (last !== undefined && last.length > 0) {
+      bytes += last.length;
+      sink.end(last);
+    } else {
+      sink.end();
+    }
     finish(undefined, false);
   });
   upstream.once('error', (err) => {
@@ -96,7 +116,10 @@ export function pipeBody(upstream: Readable, sink: Writable, options: PipeOption
 /**
  * Relay an upstream SSE body to the client chunk by chunk, as it arrives, while a decoder reads
  * a copy on the side for usage and the terminal event. If the upstream fails mid-stream, the
- * client's stream ends with an in-stream `data: {"error":…}` event.
+ * client's stream ends with an in-stream `data: {"error":…}` event. With `stripInjectedUsage`,
+ * the client gets whole events (each as soon as its blank line arrives) without the usage tollgate
+ * asked for; an event the upstream left unfinished when it failed is not sent, so the error event
+ * starts on a fresh line.
  */
 export function relaySse(upstream: Readable, sink: Writable, options: RelayOptions): void {
   const { shape } = options;
@@ -108,8 +131,11 @@ export function relaySse(upstream: Readable, sink: Writable, options: RelayOptio
     usage = usageFromEvent(shape, event) ?? usage;
     if (isTerminalEvent(shape, event)) completed = true;
   });
+  const stripper = options.stripInjectedUsage ? new InjectedUsageStripper() : undefined;
   pipeBody(upstream, sink, {
     tap: (chunk) => decoder.push(chunk),
+    transform: stripper && ((chunk) => stripper.push(chunk)),
+    flush: stripper && (() => stripper.end()),
     errorTail: (err) => {
       error = options.mapError(err);
       return Buffer.from(streamErrorEvent(error));

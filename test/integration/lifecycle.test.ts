@@ -1,5 +1,5 @@
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { configDir, freshGet, pollGet, spawnTollgate, startTollgate, type TollgateProcess } from '../helpers/tollgate-process.js';
@@ -173,7 +173,7 @@ describe('/readyz', () => {
     expect(JSON.parse(ready.body)).toEqual({ status: 'ready' });
   });
 
-  it('follows Redis: ok, 503 when killed (forwarding unaffected), ok again after restart', { timeout: 60_000 }, async () => {
+  it('follows Redis: ok, 503 when killed (limited requests refused by the default fail_closed policy), ok again after restart', { timeout: 60_000 }, async () => {
     const redis = await startRedisServer();
     redises.push(redis);
     const proc = await start(KEY_CONFIG(), { REDIS_URL: redis.url });
@@ -189,13 +189,21 @@ describe('/readyz', () => {
     expect((await freshGet(`${proc.origin}/healthz`)).status).toBe(200);
 
     const client = new OpenAI({ baseURL: `${proc.origin}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 10_000 });
-    const completion = await client.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'still there?' }] });
-    expect(completion.object).toBe('chat.completion');
-    expect(completion.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    // The limiter cannot reach Redis: fail_closed answers an OpenAI-shaped 503 at once, no hang.
+    const refused = await client.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'still there?' }] }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.APIError);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ type: 'server_error', code: 'service_unavailable' });
+    // Endpoints outside the limiter keep working.
+    expect((await client.models.list()).data.length).toBeGreaterThan(0);
 
     const again = await startRedisServer({ port: redis.port });
     redises.push(again);
     const back = await pollGet(`${proc.origin}/readyz`, (r) => r.status === 200, 20_000);
     expect(JSON.parse(back.body)).toEqual({ status: 'ready', redis: 'ok' });
+    await vi.waitFor(async () => {
+      const completion = await client.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'back?' }] });
+      expect(completion.object).toBe('chat.completion');
+    }, { timeout: 10_000, interval: 300 });
   });
 });

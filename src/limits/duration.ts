@@ -1,0 +1,15 @@
+/**
+ * Durations as OpenAI writes them (Go's time.Duration format): `12ms`, `1s`, `9.816s`, `6m0s`,
+ * `7m12s`, `1h0m0s`. Input in whole milliseconds.
+ */
+export function goDuration(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms));
+  if (total < 1000) return `${total}ms`;
+  const hours = Math.floor(total / 3_600_000);
+  const minutes = Math.floor((total % 3_600_000) / 60_000);
+  const millis = total % 60_000;
+  const seconds = (millis / 1000).toFixed(3).replace(/\.?0+$/, '');
+  if (hours > 0) return `${hours}h${minutes}m${seconds}s`;
+  if (minutes > 0) return `${minutes}m${seconds}s`;
+  return `${seconds}s`;
+}

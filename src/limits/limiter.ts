@@ -1,0 +1,163 @@
+import type { Caller } from '../auth/keys.js';
+import type { Catalogue } from '../config/catalogue.js';
+import type { TierLimits } from '../config/defaults.js';
+import { RateLimitError, RequestTooLargeError, type LimitKind } from '../errors/errors.js';
+import { goDuration } from './duration.js';
+import type { AdmitOutcome, BucketCall, LimiterStore } from './store.js';
+
+/**
+ * Per-key, per-model RPM / RPD / TPM limits that mirror OpenAI's: continuously refilling
+ * buckets, reserved in one atomic step at admission (1 request + estimated input + output cap)
+ * and settled exactly once to the real usage afterwards.
+ */
+
+const WINDOW_MS: Record<LimitKind, number> = { rpm: 60_000, rpd: 86_400_000, tpm: 60_000 };
+const KINDS: readonly LimitKind[] = ['rpm', 'rpd', 'tpm'];
+
+export interface LimitRequest {
+  readonly caller: Caller;
+  /** Bucket identity: the catalogue name (aliases share it), or `other`. */
+  readonly model: string;
+  /** Tokens to reserve: estimated input + output cap (or the configured default). */
+  readonly tokens: number;
+  /** Give up waiting (max_wait_ms) when this fires. */
+  readonly signal?: { readonly aborted: boolean };
+}
+
+/** An admitted request's hold on the buckets. */
+export interface Reservation {
+  /** x-ratelimit-* headers for the response. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly reservedTokens: number;
+  /** Correct the token reservation to what was really used. Only the first call counts. */
+  settle(actualTokens: number): Promise<void>;
+}
+
+export interface Limiter {
+  /** Reserve, or throw RateLimitError / RequestTooLargeError. */
+  admit(request: LimitRequest): Promise<Reservation>;
+  /** The figures that apply to a caller (tier, then the key's overrides). */
+  figures(caller: Caller): TierLimits;
+}
+
+export interface LimiterOptions {
+  readonly store: LimiterStore;
+  readonly catalogue: Catalogue;
+  /** Prefix of every storage key (tests use one per file). */
+  readonly keyPrefix: string;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+interface PlannedBucket extends BucketCall {
+  readonly kind: LimitKind;
+}
+
+const NO_RESERVATION: Reservation = { headers: {}, reservedTokens: 0, settle: async () => {} };
+
+export function createLimiter(options: LimiterOptions): Limiter {
+  const { store, catalogue, keyPrefix } = options;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+
+  const figures = (caller: Caller): TierLimits => {
+    const tier = catalogue.tierLimits(caller.tier);
+    const own = caller.limits;
+    if (!own) return tier;
+    return {
+      rpm: own.rpm !== undefined ? own.rpm : tier.rpm,
+      rpd: own.rpd !== undefined ? own.rpd : tier.rpd,
+      tpm: own.tpm !== undefined ? own.tpm : tier.tpm,
+      batch_queue_tokens: own.batch_queue_tokens !== undefined ? own.batch_queue_tokens : tier.batch_queue_tokens,
+    };
+  };
+
+  const plan = (request: LimitRequest): PlannedBucket[] => {
+    const limits = figures(request.caller);
+    // One hash tag per key and model: every bucket of one admission lives on one Cluster slot.
+    const tag = `${keyPrefix}{${request.caller.id}|${request.model}}`;
+    const buckets: PlannedBucket[] = [];
+    for (const kind of KINDS) {
+      const limit = limits[kind];
+      if (limit === null || limit === undefined) continue;
+      buckets.push({ kind, key: `${tag}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: kind === 'tpm' ? request.tokens : 1 });
+    }
+    return buckets;
+  };
+
+  return {
+    figures,
+    async admit(request) {
+      const buckets = plan(request);
+      if (buckets.length === 0) return NO_RESERVATION;
+      const tpm = buckets.find((b) => b.kind === 'tpm');
+      if (tpm && request.tokens > tpm.limit) {
+        throw new RequestTooLargeError(request.model, request.caller.id, tpm.limit, request.tokens, {});
+      }
+      const maxWait = request.caller.maxWaitMs ?? 0;
+      const deadline = Date.now() + maxWait;
+      for (;;) {
+        const outcome = await store.admit(buckets);
+        if (outcome.allowed) return reservation(store, buckets, outcome, tpm);
+        const waited = Date.now() + outcome.waitMs <= deadline && !request.signal?.aborted;
+        if (!waited) throw refusal(request, buckets, outcome);
+        await sleep(outcome.waitMs);
+        if (request.signal?.aborted) throw refusal(request, buckets, outcome);
+      }
+    },
+  };
+}
+
+function reservation(store: LimiterStore, buckets: readonly PlannedBucket[], outcome: AdmitOutcome, tpm: PlannedBucket | undefined): Reservation {
+  let settled = false;
+  const reserved = tpm?.units ?? 0;
+  return {
+    headers: rateLimitHeaders(buckets, outcome.levels),
+    reservedTokens: reserved,
+    async settle(actualTokens) {
+      if (settled || !tpm) return;
+      settled = true;
+      const delta = reserved - Math.max(0, Math.round(actualTokens));
+      if (delta === 0) return;
+      const calls = [{ ...tpm, units: delta }];
+      if (outcome.settleVia) await outcome.settleVia(calls);
+      else await store.settle(calls);
+    },
+  };
+}
+
+function refusal(request: LimitRequest, buckets: readonly PlannedBucket[], outcome: AdmitOutcome): RateLimitError {
+  const bucket = buckets[outcome.refusing] as PlannedBucket;
+  const level = outcome.levels[outcome.refusing] ?? 0;
+  const remaining = Math.max(0, Math.floor(level / bucket.windowMs));
+  return new RateLimitError({
+    kind: bucket.kind,
+    model: request.model,
+    keyId: request.caller.id,
+    limit: bucket.limit,
+    used: bucket.limit - remaining,
+    requested: bucket.units,
+    waitMs: outcome.waitMs,
+    tryAgain: goDuration(outcome.waitMs),
+    headers: rateLimitHeaders(buckets, outcome.levels),
+  });
+}
+
+/**
+ * OpenAI's headers: the per-minute request and token buckets, what is left, and how long until
+ * each is full again. Without an RPM limit the request headers describe the RPD bucket.
+ */
+export function rateLimitHeaders(buckets: readonly PlannedBucket[], levels: readonly number[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const describe = (kind: LimitKind, name: 'requests' | 'tokens'): void => {
+    const index = buckets.findIndex((b) => b.kind === kind);
+    if (index === -1) return;
+    const bucket = buckets[index] as PlannedBucket;
+    const level = levels[index] ?? 0;
+    const capacity = bucket.limit * bucket.windowMs;
+    headers[`x-ratelimit-limit-${name}`] = String(bucket.limit);
+    headers[`x-ratelimit-remaining-${name}`] = String(Math.max(0, Math.floor(level / bucket.windowMs)));
+    headers[`x-ratelimit-reset-${name}`] = goDuration(Math.ceil((capacity - level) / bucket.limit));
+  };
+  describe(buckets.some((b) => b.kind === 'rpm') ? 'rpm' : 'rpd', 'requests');
+  describe('tpm', 'tokens');
+  return headers;
+}
