@@ -79,6 +79,11 @@ export const configSchema = z.strictObject({
       upload_limit_bytes: positiveInt.default(512 * 1024 * 1024),
       /** How long SIGTERM waits for in-flight requests and streams before closing them. */
       shutdown_grace_ms: nonNegativeInt.default(30_000),
+      /**
+       * Requests per minute one client address may make with a missing or wrong key before it is
+       * refused with 429 (floods of failed auth); 0 turns the guard off.
+       */
+      unauthenticated_rpm: nonNegativeInt.default(60),
       /** Where fastify reads the client address from when behind a load balancer. */
       trust_proxy: z.union([boolean, z.string(), z.array(z.string())]).default(false),
     })

@@ -230,6 +230,20 @@ export class RequestTooLargeError extends TollgateError {
   }
 }
 
+/** Too many requests with a missing or wrong key from one address. */
+export class UnauthenticatedFloodError extends TollgateError {
+  readonly status = 429;
+  readonly type = 'requests';
+  override readonly code = 'rate_limit_exceeded';
+  override readonly headers: Readonly<Record<string, string>>;
+  constructor(retryAfterMs: number) {
+    super(
+      `Too many requests with a missing or invalid API key from your address. Please try again in ${Math.max(1, Math.ceil(retryAfterMs / 1000))}s.`,
+    );
+    this.headers = { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))), 'retry-after-ms': String(retryAfterMs) };
+  }
+}
+
 /** The in-stream error event sent when an upstream stream fails after it started. */
 export function streamErrorEvent(error: TollgateError): string {
   return `data: ${JSON.stringify(error.toBody())}\n\n`;

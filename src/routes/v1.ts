@@ -1,3 +1,4 @@
+import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
@@ -13,7 +14,9 @@ import {
   InvalidJsonError,
   RateLimitError,
   RequestTooLargeError,
+  UnauthenticatedFloodError,
   UpstreamInterruptedError,
+  type TollgateError,
   UpstreamTimeoutError,
 } from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
@@ -82,13 +85,34 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
   app.removeContentTypeParser(['text/plain']);
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
+  // Authentication in three steps: identify the key, let the per-address guard count what failed
+  // (@fastify/rate-limit, on the shared Redis when there is one), then refuse what failed.
   app.addHook('onRequest', (request, _reply, done) => {
     try {
       request.tollgate.caller = keys.authenticate(request.headers.authorization);
-      done();
     } catch (err) {
-      done(err as Error);
+      request.tollgate.authError = err as TollgateError;
     }
+    done();
+  });
+  if (config.server.unauthenticated_rpm > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      hook: 'onRequest',
+      max: config.server.unauthenticated_rpm,
+      timeWindow: 60_000,
+      allowList: (request) => request.tollgate.authError === undefined,
+      redis: app.redis,
+      nameSpace: `${config.limits.key_prefix}unauthenticated:`,
+      skipOnError: true,
+      addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': false },
+      addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
+      errorResponseBuilder: (_request, context) => new UnauthenticatedFloodError(context.ttl),
+    });
+  }
+  // preParsing: after every onRequest hook (the guard's are route-level), before the body is read.
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    done(request.tollgate.authError, payload);
   });
 
   for (const endpoint of ENDPOINTS) {

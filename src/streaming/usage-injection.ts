@@ -207,7 +207,7 @@ function endsWithWholeLine(event: Buffer): boolean {
   const last = event[event.length - 1];
   if (last === LF || last === CR) return true;
   const start = event.lastIndexOf(LF) + 1;
-  if (event.compare(DATA_FIELD, 0, DATA_FIELD.length, start, start + DATA_FIELD.length) !== 0) return false;
+  if (!bytesAt(event, DATA_FIELD, start)) return false;
   let value = start + DATA_FIELD.length;
   if (event[value] === SPACE) value++;
   const text = event.toString('utf8', value);
@@ -223,7 +223,13 @@ function endsWithWholeLine(event: Buffer): boolean {
 /** Whether `at` lies in a `data:` line of the event. */
 function inDataLine(event: Buffer, at: number): boolean {
   const start = at === 0 ? 0 : event.lastIndexOf(LF, at - 1) + 1;
-  return event.compare(DATA_FIELD, 0, DATA_FIELD.length, start, start + DATA_FIELD.length) === 0;
+  return bytesAt(event, DATA_FIELD, start);
+}
+
+/** Whether `buf` holds `needle` at `at` (false when it would run past the end). */
+function bytesAt(buf: Buffer, needle: Buffer, at: number): boolean {
+  const end = at + needle.length;
+  return end <= buf.length && buf.compare(needle, 0, needle.length, at, end) === 0;
 }
 
 function skipSpace(buf: Buffer, at: number): number {
@@ -237,7 +243,7 @@ function skipSpaceBack(buf: Buffer, at: number): number {
 }
 
 function isNullAt(buf: Buffer, at: number): boolean {
-  if (buf.compare(NULL, 0, NULL.length, at, at + NULL.length) !== 0) return false;
+  if (!bytesAt(buf, NULL, at)) return false;
   const next = buf[at + NULL.length];
   return next === undefined || next === COMMA || next === CLOSE_BRACE || next === SPACE || next === TAB || next === CR || next === LF;
 }
