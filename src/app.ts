@@ -99,7 +99,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onClose', () => upstream.close());
 
   await app.register(redisPlugin, { url: options.redisUrl, commandTimeoutMs: config.limits.redis_timeout_ms });
-  const limiter = createLimiter({ store: limiterStore(app, config, metrics), catalogue, keyPrefix: config.limits.key_prefix });
+  const limiter = createLimiter({
+    store: limiterStore(app, config, metrics),
+    catalogue,
+    keyPrefix: config.limits.key_prefix,
+    organization: config.limits.organization,
+  });
 
   app.decorateRequest('tollgate', null as never);
   app.addHook('onRequest', (request, reply, done) => {

@@ -134,6 +134,11 @@ export const configSchema = z.strictObject({
       on_redis_error: z.enum(['fail_closed', 'fail_open']).default('fail_closed'),
       /** Fail-open divides every limit by this: the number of gateway instances sharing the keys. */
       instances: positiveInt.default(1),
+      /**
+       * The tier of the gateway's own OpenAI organisation: a ceiling per model on the sum of all
+       * keys, so clients meet tollgate's 429 instead of OpenAI's. Unset: no ceiling.
+       */
+      organization: z.strictObject({ tier: z.enum(TIER_NAMES), name: z.string().min(1).default('gateway') }).optional(),
     })
     .prefault({}),
   keys: z.array(keyEntry).default([]),

@@ -1,6 +1,6 @@
 import type { Caller } from '../auth/keys.js';
 import type { Catalogue } from '../config/catalogue.js';
-import type { TierLimits } from '../config/defaults.js';
+import type { TierLimits, TierName } from '../config/defaults.js';
 import { RateLimitError, RequestTooLargeError, type LimitKind } from '../errors/errors.js';
 import { goDuration } from './duration.js';
 import type { AdmitOutcome, BucketCall, LimiterStore } from './store.js';
@@ -46,6 +46,8 @@ export interface LimiterOptions {
   /** Prefix of every storage key (tests use one per file). */
   readonly keyPrefix: string;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The gateway's own OpenAI organisation: its tier is a ceiling on the sum of all keys. */
+  readonly organization?: { readonly tier: TierName; readonly name: string } | undefined;
 }
 
 interface PlannedBucket extends BucketCall {
@@ -70,73 +72,112 @@ export function createLimiter(options: LimiterOptions): Limiter {
     };
   };
 
-  const plan = (request: LimitRequest): PlannedBucket[] => {
-    const limits = figures(request.caller);
-    // One hash tag per key and model: every bucket of one admission lives on one Cluster slot.
-    const tag = `${keyPrefix}{${request.caller.id}|${request.model}}`;
+  const plan = (scope: string, limits: TierLimits, tokens: number): PlannedBucket[] => {
+    // One hash tag per scope and model: every bucket of one call lives on one Cluster slot.
     const buckets: PlannedBucket[] = [];
     for (const kind of KINDS) {
       const limit = limits[kind];
       if (limit === null || limit === undefined) continue;
-      buckets.push({ kind, key: `${tag}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: kind === 'tpm' ? request.tokens : 1 });
+      buckets.push({ kind, key: `${keyPrefix}{${scope}}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: kind === 'tpm' ? tokens : 1 });
     }
     return buckets;
+  };
+  const organization = options.organization;
+  const orgLimits = organization && catalogue.tierLimits(organization.tier);
+
+  /** Take one admission's units back (the key refused after the organisation admitted). */
+  const release = async (buckets: readonly PlannedBucket[], outcome: AdmitOutcome): Promise<void> => {
+    if (outcome.settleVia) await outcome.settleVia(buckets);
+    else await store.settle(buckets);
   };
 
   return {
     figures,
     async admit(request) {
-      const buckets = plan(request);
-      if (buckets.length === 0) return NO_RESERVATION;
-      const tpm = buckets.find((b) => b.kind === 'tpm');
-      if (tpm && request.tokens > tpm.limit) {
-        throw new RequestTooLargeError(request.model, request.caller.id, tpm.limit, request.tokens, {});
+      const buckets = plan(`${request.caller.id}|${request.model}`, figures(request.caller), request.tokens);
+      // The organisation ceiling: one bucket set per model for the sum of all keys.
+      const orgBuckets = orgLimits ? plan(`org|${request.model}`, orgLimits, request.tokens) : [];
+      if (buckets.length === 0 && orgBuckets.length === 0) return NO_RESERVATION;
+      for (const [set, owner] of [[buckets, request.caller.id], [orgBuckets, organization?.name ?? '']] as const) {
+        const tpm = set.find((b) => b.kind === 'tpm');
+        if (tpm && request.tokens > tpm.limit) throw new RequestTooLargeError(request.model, owner, tpm.limit, request.tokens, {});
       }
-      const maxWait = request.caller.maxWaitMs ?? 0;
-      const deadline = Date.now() + maxWait;
+      const deadline = Date.now() + (request.caller.maxWaitMs ?? 0);
       for (;;) {
-        const outcome = await store.admit(buckets);
-        if (outcome.allowed) return reservation(store, buckets, outcome, tpm);
-        const waited = Date.now() + outcome.waitMs <= deadline && !request.signal?.aborted;
-        if (!waited) throw refusal(request, buckets, outcome);
-        await sleep(outcome.waitMs);
-        if (request.signal?.aborted) throw refusal(request, buckets, outcome);
+        let refused: RateLimitError | undefined;
+        let waitMs = 0;
+        let orgOutcome: AdmitOutcome | undefined;
+        if (orgBuckets.length > 0) {
+          orgOutcome = await store.admit(orgBuckets);
+          if (!orgOutcome.allowed) {
+            refused = refusal(request.model, organization?.name ?? '', orgBuckets, orgOutcome);
+            waitMs = orgOutcome.waitMs;
+          }
+        }
+        if (!refused) {
+          const outcome = await store.admit(buckets);
+          if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome);
+          if (orgOutcome) await release(orgBuckets, orgOutcome);
+          refused = refusal(request.model, request.caller.id, buckets, outcome);
+          waitMs = outcome.waitMs;
+        }
+        if (Date.now() + waitMs > deadline || request.signal?.aborted) throw refused;
+        await sleep(waitMs);
+        if (request.signal?.aborted) throw refused;
       }
     },
   };
 }
 
-function reservation(store: LimiterStore, buckets: readonly PlannedBucket[], outcome: AdmitOutcome, tpm: PlannedBucket | undefined): Reservation {
+function reservation(
+  store: LimiterStore,
+  buckets: readonly PlannedBucket[],
+  outcome: AdmitOutcome,
+  orgBuckets: readonly PlannedBucket[],
+  orgOutcome: AdmitOutcome | undefined,
+): Reservation {
   let settled = false;
-  const reserved = tpm?.units ?? 0;
+  const tpm = buckets.find((b) => b.kind === 'tpm');
+  const orgTpm = orgBuckets.find((b) => b.kind === 'tpm');
+  const reserved = tpm?.units ?? orgTpm?.units ?? 0;
+  const correct = async (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number): Promise<void> => {
+    if (!bucket || !via) return;
+    const calls = [{ ...bucket, units: delta }];
+    if (via.settleVia) await via.settleVia(calls);
+    else await store.settle(calls);
+  };
   return {
     headers: rateLimitHeaders(buckets, outcome.levels),
     reservedTokens: reserved,
     async settle(actualTokens) {
-      if (settled || !tpm) return;
+      if (settled) return;
       settled = true;
       const delta = reserved - Math.max(0, Math.round(actualTokens));
       if (delta === 0) return;
-      const calls = [{ ...tpm, units: delta }];
-      if (outcome.settleVia) await outcome.settleVia(calls);
-      else await store.settle(calls);
+      await Promise.all([correct(tpm, outcome, delta), correct(orgTpm, orgOutcome, delta)]);
     },
   };
 }
 
-function refusal(request: LimitRequest, buckets: readonly PlannedBucket[], outcome: AdmitOutcome): RateLimitError {
+function refusal(
+  model: string,
+  owner: string,
+  buckets: readonly PlannedBucket[],
+  outcome: AdmitOutcome,
+): RateLimitError {
   const bucket = buckets[outcome.refusing] as PlannedBucket;
   const level = outcome.levels[outcome.refusing] ?? 0;
   const remaining = Math.max(0, Math.floor(level / bucket.windowMs));
   return new RateLimitError({
     kind: bucket.kind,
-    model: request.model,
-    keyId: request.caller.id,
+    model,
+    keyId: owner,
     limit: bucket.limit,
     used: bucket.limit - remaining,
     requested: bucket.units,
     waitMs: outcome.waitMs,
     tryAgain: goDuration(outcome.waitMs),
+    // The refusing side's headers: the key's, or the organisation ceiling's.
     headers: rateLimitHeaders(buckets, outcome.levels),
   });
 }
