@@ -98,7 +98,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.addHook('onClose', () => upstream.close());
 
-  await app.register(redisPlugin, { url: options.redisUrl, commandTimeoutMs: config.limits.redis_timeout_ms });
+  await app.register(redisPlugin, {
+    url: options.redisUrl,
+    clusterNodes: config.redis.cluster_nodes,
+    commandTimeoutMs: config.limits.redis_timeout_ms,
+  });
   const limiter = createLimiter({
     store: limiterStore(app, config, metrics),
     catalogue,

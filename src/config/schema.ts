@@ -122,6 +122,12 @@ export const configSchema = z.strictObject({
       exact_count_threshold: z.preprocess(fromText, z.number().gt(0).max(1)).default(0.5),
     })
     .prefault({}),
+  redis: z
+    .strictObject({
+      /** Redis Cluster seed nodes (`host:port`); when given, tollgate uses the cluster instead of REDIS_URL. */
+      cluster_nodes: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
   limits: z
     .strictObject({
       /** Output tokens reserved for a request that names no output cap (settled to the real usage). */

@@ -1,15 +1,20 @@
 import fp from 'fastify-plugin';
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** A single Redis or a Redis Cluster: every script tollgate runs keeps its keys on one slot. */
+export type RedisClient = Redis | Cluster;
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The shared Redis client; undefined when REDIS_URL is unset (single-instance, in-memory mode). */
-    redis: Redis | undefined;
+    /** The shared Redis client; undefined without REDIS_URL or cluster nodes (in-memory mode). */
+    redis: RedisClient | undefined;
   }
 }
 
 export interface RedisPluginOptions {
   readonly url: string | undefined;
+  /** Redis Cluster seed nodes (`host:port` or `redis://host:port`); wins over `url` when given. */
+  readonly clusterNodes?: readonly string[] | undefined;
   /** Bound on every command, so no request waits on an unreachable Redis. */
   readonly commandTimeoutMs?: number;
   /** How long the start waits for the first connection. */
@@ -19,20 +24,23 @@ export interface RedisPluginOptions {
 /** Owns the Redis client: created here, decorated as `app.redis`, closed on shutdown. */
 export const redisPlugin = fp<RedisPluginOptions>(
   async (app, options) => {
-    if (!options.url) {
+    const clusterNodes = options.clusterNodes ?? [];
+    if (!options.url && clusterNodes.length === 0) {
       app.decorate('redis', undefined);
       return;
     }
-    const redis = new Redis(options.url, {
-      enableAutoPipelining: true,
+    const common: RedisOptions = {
       maxRetriesPerRequest: 1,
       commandTimeout: options.commandTimeoutMs ?? 500,
       // While disconnected, fail at once (the limiter's failure policy decides) instead of queueing.
       enableOfflineQueue: false,
-      lazyConnect: false,
-    });
+    };
+    const redis: RedisClient =
+      clusterNodes.length > 0
+        ? new Cluster(clusterNodes.map(seedNode), { enableAutoPipelining: true, enableOfflineQueue: false, redisOptions: common })
+        : new Redis(options.url as string, { ...common, enableAutoPipelining: true, lazyConnect: false });
     redis.on('error', (err: Error) => app.log.warn({ err: { message: err.message } }, 'redis connection error'));
-    app.decorate('redis', redis);
+    app.decorate<RedisClient>('redis', redis);
     // Commands fail fast while disconnected (no offline queue), so give the first connection a
     // moment before serving; an unreachable Redis does not stop the start (/readyz tells).
     await new Promise<void>((resolve) => {
@@ -50,3 +58,8 @@ export const redisPlugin = fp<RedisPluginOptions>(
   },
   { name: 'tollgate-redis' },
 );
+
+function seedNode(node: string): { host: string; port: number } {
+  const url = new URL(node.includes('://') ? node : `redis://${node}`);
+  return { host: url.hostname, port: Number(url.port || 6379) };
+}
