@@ -30,6 +30,7 @@ import {
   type Child,
 } from './processes.js';
 import { SCENARIOS } from './scenarios.js';
+import { benchAdmissions, type AdmissionResult } from './admissions.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -58,7 +59,7 @@ interface Config {
 const HELP = `usage: tsx bench/run.ts [options]
 
 options (env var in brackets):
-  --targets LIST       comma list of upstream,bare,tollgate   [BENCH_TARGETS] (default: all)
+  --targets LIST       comma list of upstream,bare,tollgate,tollgate-redis   [BENCH_TARGETS] (default: all)
   --scenarios LIST     comma list of ${SCENARIOS.map((s) => s.id).join(',')}   [BENCH_SCENARIOS] (default: all)
   --modes LIST         comma list of throughput,fixed-rate    [BENCH_MODES] (default: both)
   --duration S         measured seconds per scenario×mode×target, split over the rounds
@@ -139,6 +140,9 @@ interface Context {
   clientKey: string;
   /** Fake upstream base URL including /v1 (set once the upstream is up). */
   upstreamUrl?: string;
+  /** The redis-server of the tollgate-redis target. */
+  redisUrl?: string;
+  redisChild?: Child;
 }
 
 interface RunningTarget {
@@ -200,35 +204,57 @@ const TARGETS: TargetDef[] = [
   },
   {
     name: 'tollgate',
+    start: (ctx) => startTollgate(ctx, 'tollgate', {}),
+  },
+  {
+    // The same tollgate with its limiter in Redis (a local redis-server started for the run).
+    name: 'tollgate-redis',
     async start(ctx) {
-      const server = path.join(ROOT, 'dist/server.js');
-      if (!existsSync(server)) {
-        throw new Error(`${server} not found: run \`npm run build\` first, or use --targets upstream,bare`);
-      }
-      const port = await getFreePort();
-      const child = await startChild({
-        name: 'tollgate',
-        command: process.execPath,
-        args: [server],
+      const redisPort = await getFreePort();
+      const redis = await startChild({
+        name: 'redis-server',
+        command: 'redis-server',
+        args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
         cwd: ROOT,
-        env: {
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          TOLLGATE_CONFIG: path.join(ROOT, 'bench/tollgate.bench.yaml'),
-          TOLLGATE_UPSTREAM_URL: requireUpstream(ctx),
-          OPENAI_API_KEY: 'sk-bench-upstream',
-          BENCH_CLIENT_KEY: ctx.clientKey,
-          LOG_LEVEL: 'info',
-          NODE_ENV: 'production',
-        },
-        // Logging stays on (as in production); the log lines are drained.
-        stdout: 'drain',
-        ready: { httpGet: `http://127.0.0.1:${port}/healthz` },
+        env: {},
+        ready: { line: /Ready to accept connections/ },
       });
-      return { name: 'tollgate', origin: `http://127.0.0.1:${port}`, child };
+      ctx.redisUrl = `redis://127.0.0.1:${redisPort}`;
+      ctx.redisChild = redis;
+      return startTollgate(ctx, 'tollgate-redis', { REDIS_URL: ctx.redisUrl });
     },
   },
 ];
+
+/** `node dist/server.js` with the bench config; logging stays on, as in production. */
+async function startTollgate(ctx: Context, name: string, extraEnv: Record<string, string>): Promise<RunningTarget> {
+  const server = path.join(ROOT, 'dist/server.js');
+  if (!existsSync(server)) {
+    throw new Error(`${server} not found: run \`npm run build\` first, or use --targets upstream,bare`);
+  }
+  const port = await getFreePort();
+  const child = await startChild({
+    name,
+    command: process.execPath,
+    args: [server],
+    cwd: ROOT,
+    env: {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      TOLLGATE_CONFIG: path.join(ROOT, 'bench/tollgate.bench.yaml'),
+      TOLLGATE_UPSTREAM_URL: requireUpstream(ctx),
+      OPENAI_API_KEY: 'sk-bench-upstream',
+      BENCH_CLIENT_KEY: ctx.clientKey,
+      LOG_LEVEL: 'info',
+      NODE_ENV: 'production',
+      ...extraEnv,
+    },
+    // The log lines are drained.
+    stdout: 'drain',
+    ready: { httpGet: `http://127.0.0.1:${port}/healthz` },
+  });
+  return { name, origin: `http://127.0.0.1:${port}`, child };
+}
 
 function requireUpstream(ctx: Context): string {
   if (!ctx.upstreamUrl) throw new Error('the upstream must be started first');
@@ -415,6 +441,7 @@ function compare(summaries: Summary[], cfg: Config): Comparisons {
   const has = (t: string): boolean => cfg.targets.includes(t);
   const pairs: [string, string][] = [];
   if (has('tollgate') && has('bare')) pairs.push(['tollgate', 'bare']);
+  if (has('tollgate-redis') && has('bare')) pairs.push(['tollgate-redis', 'bare']);
   if (has('tollgate') && has('upstream')) pairs.push(['tollgate', 'upstream']);
   if (has('bare') && has('upstream')) pairs.push(['bare', 'upstream']);
   const res: Comparisons = { throughputRatios: [], addedLatency: [] };
@@ -432,7 +459,12 @@ function compare(summaries: Summary[], cfg: Config): Comparisons {
 }
 
 function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measurement[]): string {
-  const label: Record<string, string> = { upstream: 'upstream', bare: 'bare forwarder', tollgate: 'tollgate' };
+  const label: Record<string, string> = {
+    upstream: 'upstream',
+    bare: 'bare forwarder',
+    tollgate: 'tollgate',
+    'tollgate-redis': 'tollgate (Redis limiter)',
+  };
   const name = (sid: string): string => SCENARIOS.find((s) => s.id === sid)?.name ?? sid;
   const rows: string[][] = [
     ['scenario', 'mode', 'target', 'req/s', 'p50 ms', 'p99 ms', 'ttfb p50', 'cpu µs/req', 'errors', 'spread %'],
@@ -578,6 +610,17 @@ async function main(): Promise<void> {
   const cmp = compare(summaries, cfg);
   process.stdout.write('\n' + report(summaries, cmp, cfg, measurements) + '\n');
 
+  // The limiter alone: admissions per second against the local Redis (and in memory).
+  let admissions: AdmissionResult[] = [];
+  if (ctx.redisUrl) {
+    admissions = await benchAdmissions(ctx.redisUrl, Math.max(1, Math.round(cfg.durationS / 2)));
+    for (const a of admissions) {
+      process.stdout.write(
+        `limiter admissions/s (${a.store}, 64 concurrent callers, 100 keys, reserve + settle): ${fmt(a.admissionsPerSecond, 0)} admitted/s, ${fmt(a.settlesPerSecond, 0)} settled/s\n`,
+      );
+    }
+  }
+
   mkdirSync(path.dirname(cfg.out), { recursive: true });
   const json = {
     startedAt,
@@ -594,6 +637,7 @@ async function main(): Promise<void> {
     scenarios,
     summary: summaries,
     comparisons: cmp,
+    admissions,
     measurements,
   };
   writeFileSync(cfg.out, JSON.stringify(json, null, 2) + '\n');
