@@ -128,6 +128,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         observe(request, reply, metrics, logger);
         return;
       }
+      state.clientGone = true;
       state.abortUpstream?.();
       // Let the body stream see the close first, so it records how it ended.
       setImmediate(observe, request, reply, metrics, logger);

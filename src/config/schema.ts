@@ -20,7 +20,8 @@ function fromText(value: unknown): unknown {
 }
 const positiveInt = z.preprocess(fromText, z.number().int().positive());
 const nonNegativeInt = z.preprocess(fromText, z.number().int().nonnegative());
-const limitValue = z.preprocess(fromText, z.number().int().nonnegative().nullable());
+/** A limit: a positive integer, or null for "no limit of that kind". */
+const limitValue = z.preprocess(fromText, z.number().int().positive().nullable());
 const boolean = z.preprocess(fromText, z.boolean());
 
 const tierLimits = z.strictObject({

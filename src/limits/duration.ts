@@ -4,6 +4,7 @@
  */
 export function goDuration(ms: number): string {
   const total = Math.max(0, Math.ceil(ms));
+  if (total === 0) return '0s';
   if (total < 1000) return `${total}ms`;
   const hours = Math.floor(total / 3_600_000);
   const minutes = Math.floor((total % 3_600_000) / 60_000);

@@ -147,7 +147,7 @@ function reservation(
     else await store.settle(calls);
   };
   return {
-    headers: rateLimitHeaders(buckets, outcome.levels),
+    headers: rateLimitHeaders(buckets, outcome),
     reservedTokens: reserved,
     async settle(actualTokens) {
       if (settled) return;
@@ -167,18 +167,19 @@ function refusal(
 ): RateLimitError {
   const bucket = buckets[outcome.refusing] as PlannedBucket;
   const level = outcome.levels[outcome.refusing] ?? 0;
+  const limit = outcome.limits?.[outcome.refusing] ?? bucket.limit;
   const remaining = Math.max(0, Math.floor(level / bucket.windowMs));
   return new RateLimitError({
     kind: bucket.kind,
     model,
     keyId: owner,
-    limit: bucket.limit,
-    used: bucket.limit - remaining,
+    limit,
+    used: limit - remaining,
     requested: bucket.units,
     waitMs: outcome.waitMs,
     tryAgain: goDuration(outcome.waitMs),
     // The refusing side's headers: the key's, or the organisation ceiling's.
-    headers: rateLimitHeaders(buckets, outcome.levels),
+    headers: rateLimitHeaders(buckets, outcome),
   });
 }
 
@@ -186,17 +187,18 @@ function refusal(
  * OpenAI's headers: the per-minute request and token buckets, what is left, and how long until
  * each is full again. Without an RPM limit the request headers describe the RPD bucket.
  */
-export function rateLimitHeaders(buckets: readonly PlannedBucket[], levels: readonly number[]): Record<string, string> {
+export function rateLimitHeaders(buckets: readonly PlannedBucket[], outcome: Pick<AdmitOutcome, 'levels' | 'limits'>): Record<string, string> {
   const headers: Record<string, string> = {};
   const describe = (kind: LimitKind, name: 'requests' | 'tokens'): void => {
     const index = buckets.findIndex((b) => b.kind === kind);
     if (index === -1) return;
     const bucket = buckets[index] as PlannedBucket;
-    const level = levels[index] ?? 0;
-    const capacity = bucket.limit * bucket.windowMs;
-    headers[`x-ratelimit-limit-${name}`] = String(bucket.limit);
+    const level = outcome.levels[index] ?? 0;
+    const limit = outcome.limits?.[index] ?? bucket.limit;
+    const capacity = limit * bucket.windowMs;
+    headers[`x-ratelimit-limit-${name}`] = String(limit);
     headers[`x-ratelimit-remaining-${name}`] = String(Math.max(0, Math.floor(level / bucket.windowMs)));
-    headers[`x-ratelimit-reset-${name}`] = goDuration(Math.ceil((capacity - level) / bucket.limit));
+    headers[`x-ratelimit-reset-${name}`] = goDuration(Math.ceil((capacity - level) / limit));
   };
   describe(buckets.some((b) => b.kind === 'rpm') ? 'rpm' : 'rpd', 'requests');
   describe('tpm', 'tokens');

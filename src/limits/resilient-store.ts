@@ -51,8 +51,13 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
 
   const viaFallback = async (calls: readonly BucketCall[]): Promise<AdmitOutcome> => {
     if (mode === 'fail_closed') throw new LimiterUnavailableError();
-    const outcome = await fallback.admit(local(calls));
-    return { ...outcome, settleVia: (settle) => fallback.settle(local(settle)).then(() => undefined) };
+    const localCalls = local(calls);
+    const outcome = await fallback.admit(localCalls);
+    return {
+      ...outcome,
+      limits: localCalls.map((call) => call.limit),
+      settleVia: (settle) => fallback.settle(local(settle)).then(() => undefined),
+    };
   };
 
   return {

@@ -22,6 +22,8 @@ export interface AdmitOutcome {
   readonly waitMs: number;
   /** Level of each bucket, in unit-milliseconds (units × window), after the call. */
   readonly levels: readonly number[];
+  /** The limits the store applied, when they differ from the ones asked for (fail-open divides them). */
+  readonly limits?: readonly number[];
   /** Where this admission's settlement must go when it was not the store called (fallback). */
   readonly settleVia?: (calls: readonly BucketCall[]) => Promise<void>;
 }

@@ -24,6 +24,8 @@ export interface RequestState {
   usage: Usage | undefined;
   /** How a stream ended: completed, client_gone, upstream_error, truncated. */
   streamEnd: string | undefined;
+  /** The client closed the connection before the answer was complete. */
+  clientGone: boolean;
   /** Set while an upstream request is open: cancels it when the client goes away. */
   abortUpstream: (() => void) | undefined;
 }
@@ -41,6 +43,7 @@ export function newRequestState(endpoint: string): RequestState {
     upstreamStatus: undefined,
     usage: undefined,
     streamEnd: undefined,
+    clientGone: false,
     abortUpstream: undefined,
   };
 }

@@ -22,6 +22,7 @@ import {
 import { mapUpstreamError } from '../errors/upstream-errors.js';
 import { admit, type Admission } from '../proxy/admission.js';
 import { pipeBody, relaySse } from '../streaming/relay.js';
+import { canInjectUsage, injectUsageRequest } from '../streaming/usage-injection.js';
 import type { Upstream } from '../upstream/client.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
 import { ENDPOINTS, type Endpoint, type UsageShape } from './endpoints.js';
@@ -129,19 +130,33 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     let payload: Buffer | Readable | undefined = json?.raw;
     let admission: Admission | undefined;
     let reservation: Reservation | undefined;
+    let injectedUsage = false;
     if (json) {
       const admitted = admit(endpoint, json.value, catalogue, config);
       admission = admitted instanceof Promise ? await admitted : admitted;
       state.model = admission.requestedModel;
       state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
       state.stream = admission.stream;
-      if (admission.rewriteModelTo !== undefined) {
-        payload = Buffer.from(JSON.stringify({ ...(json.value as object), model: admission.rewriteModelTo }));
+      const rewritten = admission.rewriteModelTo === undefined ? undefined : { ...(json.value as Record<string, unknown>), model: admission.rewriteModelTo };
+      // Ask for usage on every chat / legacy-completions stream; relaySse takes it out again.
+      const injected = canInjectUsage(endpoint.usage) && admission.stream
+        ? injectUsageRequest(rewritten ?? (json.value as Record<string, unknown>), rewritten ? undefined : json.raw)
+        : undefined;
+      if (injected) {
+        payload = injected;
+        injectedUsage = true;
+      } else if (rewritten) {
+        payload = Buffer.from(JSON.stringify(rewritten));
       }
       if ((endpoint.limited ?? endpoint.checksModel) && admission.requestedModel !== undefined && state.caller) {
         const outputCap = admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0);
         try {
-          reservation = await limiter.admit({ caller: state.caller, model: state.modelLabel, tokens: admission.inputTokens + outputCap });
+          reservation = await limiter.admit({
+            caller: state.caller,
+            model: state.modelLabel,
+            tokens: admission.inputTokens + outputCap,
+            signal: { get aborted() { return state.clientGone; } },
+          });
         } catch (err) {
           if (err instanceof RateLimitError) deps.onRefused(state.caller.id, state.modelLabel, err.kind);
           else if (err instanceof RequestTooLargeError) deps.onRefused(state.caller.id, state.modelLabel, 'tpm');
@@ -154,13 +169,14 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     }
     const inputTokens = admission?.inputTokens ?? 0;
 
+    // The client may have left while admission waited (tokenizer, Redis, max_wait_ms).
+    if (state.clientGone) {
+      if (reservation) settleEstimated(reservation, inputTokens, 0);
+      throw new ClientGoneError();
+    }
     // undici accepts an EventEmitter as abort signal: cheaper than an AbortController per request.
     const abort = new EventEmitter();
-    let clientGone = false;
-    state.abortUpstream = () => {
-      clientGone = true;
-      abort.emit('abort');
-    };
+    state.abortUpstream = () => abort.emit('abort');
     state.upstreamStart = performance.now();
     let response;
     try {
@@ -177,10 +193,10 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     } catch (err) {
       state.upstreamEnd = performance.now();
       if (reservation) {
-        if (clientGone) settleEstimated(reservation, inputTokens, 0);
+        if (state.clientGone) settleEstimated(reservation, inputTokens, 0);
         else settleReleased(reservation);
       }
-      if (clientGone) throw new ClientGoneError();
+      if (state.clientGone) throw new ClientGoneError();
       throw mapUpstreamError(err) ?? err;
     }
     state.upstreamStatus = response.status;
@@ -217,6 +233,7 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     state.stream = true;
     relaySse(response.body, reply.raw, {
       shape: endpoint.usage,
+      stripInjectedUsage: injectedUsage,
       mapError: (err) => {
         const mapped = mapUpstreamError(err);
         return mapped instanceof UpstreamTimeoutError ? mapped : new UpstreamInterruptedError();
@@ -226,7 +243,7 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
         state.usage = outcome.usage;
         if (reservation && !failed) {
           if (outcome.usage) settleWithUsage(reservation, outcome.usage);
-          else settleEstimated(reservation, inputTokens, 0);
+          else settleEstimated(reservation, inputTokens, outcome.events);
         }
         state.streamEnd = outcome.clientGone
           ? 'client_gone'

@@ -16,6 +16,11 @@ export interface StreamOutcome {
   readonly usage: Usage | undefined;
   /** Bytes relayed to the client (after any rewriting). */
   readonly bytes: number;
+  /**
+   * Events the upstream sent. OpenAI streams about one token per delta event, so for a stream
+   * cut without usage this is the estimate of the output relayed so far.
+   */
+  readonly events: number;
 }
 
 export interface RelayOptions {
@@ -47,9 +52,17 @@ export interface PipeOptions {
   readonly transform?: (chunk: Buffer) => Buffer | undefined;
   /** At the upstream's clean end: last bytes to write (what `transform` still held back). */
   readonly flush?: () => Buffer | undefined;
-  /** Bytes that end the client's response when the upstream fails; without, the response is cut. */
-  readonly errorTail?: (err: unknown) => Buffer | undefined;
+  /**
+   * Bytes that end the client's response when the upstream fails; without, the response is cut.
+   * `midLine`: the last bytes written did not end with a line break.
+   */
+  readonly errorTail?: (err: unknown, midEvent: boolean) => Buffer | undefined;
   readonly onEnd: (end: PipeEnd) => void;
+}
+
+function endsWithBlankLine(bytes: Buffer): boolean {
+  const n = bytes.length;
+  return n >= 2 && bytes[n - 1] === 0x0a && (bytes[n - 2] === 0x0a || (n >= 4 && bytes[n - 2] === 0x0d && bytes[n - 3] === 0x0a));
 }
 
 /**
@@ -61,11 +74,15 @@ export interface PipeOptions {
 export function pipeBody(upstream: Readable, sink: Writable, options: PipeOptions): void {
   let bytes = 0;
   let ended = false;
+  /** Whether everything written so far ends with a blank line (or nothing was written). */
+  let atEventBoundary = true;
   const finish = (error: unknown, clientGone: boolean): void => {
     ended = true;
     options.onEnd({ error, clientGone, bytes });
   };
   if (sink.destroyed) {
+    // Nobody listens to this body yet: without a listener, its abort error would be uncaught.
+    upstream.on('error', () => undefined);
     upstream.destroy();
     finish(undefined, true);
     return;
@@ -79,6 +96,7 @@ export function pipeBody(upstream: Readable, sink: Writable, options: PipeOption
     const out = transform ? transform(chunk) : chunk;
     if (out === undefined || out.length === 0) return;
     bytes += out.length;
+    atEventBoundary = endsWithBlankLine(out);
     if (!sink.write(out)) {
       upstream.pause();
       sink.once('drain', resume);
@@ -97,7 +115,7 @@ export function pipeBody(upstream: Readable, sink: Writable, options: PipeOption
   });
   upstream.once('error', (err) => {
     if (ended) return;
-    const tail = options.errorTail?.(err);
+    const tail = options.errorTail?.(err, !atEventBoundary);
     if (tail) {
       bytes += tail.length;
       sink.end(tail);
@@ -125,8 +143,10 @@ export function relaySse(upstream: Readable, sink: Writable, options: RelayOptio
   const { shape } = options;
   let usage: Usage | undefined;
   let completed = false;
+  let events = 0;
   let error: TollgateError | undefined;
   const decoder = new SseDecoder((event) => {
+    events++;
     if (!shape) return;
     usage = usageFromEvent(shape, event) ?? usage;
     if (isTerminalEvent(shape, event)) completed = true;
@@ -136,13 +156,14 @@ export function relaySse(upstream: Readable, sink: Writable, options: RelayOptio
     tap: (chunk) => decoder.push(chunk),
     transform: stripper && ((chunk) => stripper.push(chunk)),
     flush: stripper && (() => stripper.end()),
-    errorTail: (err) => {
+    errorTail: (err, midEvent) => {
       error = options.mapError(err);
-      return Buffer.from(streamErrorEvent(error));
+      // Close a half-sent event first, so the error event is parsed on its own.
+      return Buffer.from((midEvent ? '\n\n' : '') + streamErrorEvent(error));
     },
     onEnd: (end) => {
       if (!end.error && !end.clientGone) decoder.end();
-      options.onEnd({ completed, clientGone: end.clientGone, error, usage, bytes: end.bytes });
+      options.onEnd({ completed, clientGone: end.clientGone, error, usage, bytes: end.bytes, events });
     },
   });
 }

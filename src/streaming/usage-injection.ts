@@ -125,7 +125,7 @@ export class InjectedUsageStripper {
       lineStart = lf + 1;
       this.line = Line.Empty;
       if (blank) {
-        const tail = chunk.subarray(eventStart, lineStart);
+        const tail = eventStart === 0 && lineStart === chunk.length ? chunk : chunk.subarray(eventStart, lineStart);
         const event = this.pending.length === 0 ? tail : Buffer.concat([...this.pending, tail]);
         this.pending = [];
         this.rewrite(event, parts);
@@ -226,10 +226,11 @@ function inDataLine(event: Buffer, at: number): boolean {
   return bytesAt(event, DATA_FIELD, start);
 }
 
-/** Whether `buf` holds `needle` at `at` (false when it would run past the end). */
+/** Whether `buf` holds `needle` at `at` (false when it would run past the end). Needles are short. */
 function bytesAt(buf: Buffer, needle: Buffer, at: number): boolean {
-  const end = at + needle.length;
-  return end <= buf.length && buf.compare(needle, 0, needle.length, at, end) === 0;
+  if (at + needle.length > buf.length) return false;
+  for (let i = 0; i < needle.length; i++) if (buf[at + i] !== needle[i]) return false;
+  return true;
 }
 
 function skipSpace(buf: Buffer, at: number): number {

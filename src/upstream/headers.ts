@@ -55,7 +55,7 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** Headers for the client: the upstream's, cleaned. */
+/** Headers for the client: the upstream's, cleaned (tollgate sets the key's x-ratelimit-* itself). */
 export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>, keepContentLength: boolean): Record<string, string | string[]> {
   const named = connectionTokens(upstream.connection);
   const out: Record<string, string | string[]> = {};
@@ -63,6 +63,8 @@ export function clientResponseHeaders(upstream: Record<string, string | string[]
     const value = upstream[name];
     if (value === undefined || HOP_BY_HOP.has(name) || NOT_TO_CLIENT.has(name) || named?.has(name)) continue;
     if (name === 'content-length' && !keepContentLength) continue;
+    // The upstream's rate-limit headers describe the gateway's own organisation, not the key.
+    if (name.startsWith('x-ratelimit-')) continue;
     out[name] = value;
   }
   return out;

@@ -142,10 +142,14 @@ describe('clientResponseHeaders', () => {
       'x-request-id': 'req_upstream_1',
       'openai-processing-ms': '42',
       'openai-version': '2020-10-01',
-      'x-ratelimit-remaining-requests': '29999',
       'cf-ray': '8f00-AMS',
       'retry-after': '1',
     });
+  });
+
+  it("drops the upstream's x-ratelimit-* headers: they describe the gateway's organisation, not the key", () => {
+    const out = clientResponseHeaders(upstream(), true);
+    expect(Object.keys(out).filter((name) => name.startsWith('x-ratelimit-'))).toEqual([]);
   });
 
   it('keeps content-length only when asked (bodies relayed unchanged), drops it otherwise', () => {

@@ -145,7 +145,8 @@ describe('relaySse', () => {
     const out = await readAll(r.output);
     const tail = streamErrorEvent(error);
     expect(out.subarray(0, sent.length).equals(sent)).toBe(true);
-    expect(out.subarray(sent.length).toString('utf8')).toBe(tail);
+    // 200 bytes end inside an event: it is closed with a blank line so the error event stands alone
+    expect(out.subarray(sent.length).toString('utf8')).toBe('\n\n' + tail);
     expect(tail).toMatch(/^data: \{"error":\{.*\}\}\n\n$/);
     const parsed = JSON.parse(tail.slice('data: '.length)) as { error: Record<string, unknown> };
     expect(parsed.error).toEqual({ message: error.message, type: 'server_error', param: null, code: 'upstream_unreachable' });
@@ -157,6 +158,16 @@ describe('relaySse', () => {
     expect(outcome.error).toBe(error);
     expect(outcome).toMatchObject({ completed: false, clientGone: false, bytes: out.length });
     expect(upstream.destroyed).toBe(true);
+  });
+
+  it('upstream failing at an event boundary: the error event follows directly', async () => {
+    const boundary = CHAT_STREAM.indexOf('\n\n') + 2;
+    const sent = CHAT_STREAM.subarray(0, boundary);
+    const failure = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+    const error = new UpstreamUnreachableError();
+    const r = run(upstreamOf(pieces(sent, 50), failure), 'chat', error);
+    const out = await readAll(r.output);
+    expect(out.toString('utf8')).toBe(sent.toString('utf8') + streamErrorEvent(error));
   });
 
   it('client gone while the upstream keeps sending: upstream destroyed, clientGone, onEnd once', async () => {

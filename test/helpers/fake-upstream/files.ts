@@ -125,6 +125,38 @@ export function cancelBatch(ctx: Ctx): void {
   sendJson(ctx, 200, b);
 }
 
+const BATCH_STATUSES = ['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled'];
+/** Timestamp field set when a batch enters a status (the others stay as they were). */
+const STATUS_AT: Record<string, string> = {
+  in_progress: 'in_progress_at',
+  finalizing: 'finalizing_at',
+  completed: 'completed_at',
+  failed: 'failed_at',
+  expired: 'expired_at',
+  cancelling: 'cancelling_at',
+  cancelled: 'cancelled_at',
+};
+
+/**
+ * Test-only: `POST /v1/__fake/batches/{id}/status` with `{"status": "completed"}` moves a batch
+ * to that status, as OpenAI's batch runner would (tests call the fake directly, never through
+ * the gateway).
+ */
+export function setBatchStatus(ctx: Ctx): void {
+  const b = ctx.state.batches.get(ctx.params.id!);
+  if (!b) return noSuch(ctx, 'Batch', ctx.params.id!);
+  const body = readJsonWith(ctx, 'status');
+  if (!body) return;
+  const status = body.status;
+  if (typeof status !== 'string' || !BATCH_STATUSES.includes(status)) {
+    return sendError(ctx, 400, `Invalid batch status: ${String(status)}`, { param: 'status' });
+  }
+  b.status = status;
+  const at = STATUS_AT[status];
+  if (at) b[at] = CREATED + 60;
+  sendJson(ctx, 200, b);
+}
+
 // ---------------------------------------------------------------- fine-tuning
 
 export function createFtJob(ctx: Ctx): void {

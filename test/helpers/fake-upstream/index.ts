@@ -79,6 +79,7 @@ route('POST /batches', files.createBatch);
 route('GET /batches', files.listBatches);
 route('GET /batches/:id', files.getBatch);
 route('POST /batches/:id/cancel', files.cancelBatch);
+route('POST /__fake/batches/:id/status', files.setBatchStatus);
 route('POST /fine_tuning/jobs', files.createFtJob);
 route('GET /fine_tuning/jobs', files.listFtJobs);
 route('GET /fine_tuning/jobs/:id', files.getFtJob);
@@ -169,6 +170,22 @@ async function serve(ctx: Ctx, apiKey: string | undefined): Promise<void> {
   await r.handler(ctx);
 }
 
+/**
+ * The body ids are derived from, without `stream_options`: whether a stream reports usage must not
+ * change its ids (a gateway may ask for usage on the client's behalf; OpenAI's ids are random).
+ */
+function idSeed(body: Buffer): Buffer | string {
+  if (!body.includes('"stream_options"')) return body;
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return body;
+    const { stream_options: _ignored, ...rest } = parsed as Record<string, unknown>;
+    return JSON.stringify(rest);
+  } catch {
+    return body;
+  }
+}
+
 export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
   const host = options.host ?? '127.0.0.1';
   const record = options.record !== false;
@@ -201,7 +218,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       startedAt,
       closed: false,
       get hash() {
-        return (hash ??= shortHash(method, ' ', url, '\n', ctx.body));
+        return (hash ??= shortHash(method, ' ', url, '\n', idSeed(ctx.body)));
       },
       sleep: (ms) =>
         new Promise<boolean>((resolve) => {
