@@ -17,6 +17,7 @@ import {
 import { lazyChildLogger, loggerOptions } from './logging.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { trackConnections } from './lifecycle/connections.js';
+import { createGatewayBatchQueue } from './batch/index.js';
 import { createLimiter } from './limits/limiter.js';
 import { createMemoryStore } from './limits/memory-store.js';
 import { createRedisStore } from './limits/redis-store.js';
@@ -110,6 +111,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     organization: config.limits.organization,
   });
 
+  const identity = { apiKey: options.upstreamApiKey, organization: config.upstream.organization, project: config.upstream.project };
+  const batches = createGatewayBatchQueue({
+    config,
+    redis: app.redis,
+    limiter,
+    catalogue,
+    upstream,
+    identity,
+    checkIntervalMs: config.limits.batch_check_interval_ms,
+    onError: (err, during) => app.log.warn({ err: err instanceof Error ? { message: err.message } : undefined, during }, 'batch queue: store or upstream error'),
+    // Models outside the catalogue share one label: metric cardinality stays bounded.
+    onRefused: (keyId, model) => metrics.rateLimited.inc({ key: keyId, model: catalogue.resolve(model) ? model : 'other', limit: 'batch_queue' }),
+  });
+  app.addHook('onClose', () => batches.close());
+
   app.decorateRequest('tollgate', null as never);
   app.addHook('onRequest', (request, reply, done) => {
     const state = newRequestState(request.routeOptions.url ?? 'unmatched');
@@ -154,7 +170,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     upstream,
     limiter,
     onRefused: (keyId, model, limit) => metrics.rateLimited.inc({ key: keyId, model, limit }),
-    identity: { apiKey: options.upstreamApiKey, organization: config.upstream.organization, project: config.upstream.project },
+    identity,
+    batches,
   });
   return app;
 }

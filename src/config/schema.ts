@@ -139,6 +139,11 @@ export const configSchema = z.strictObject({
       redis_timeout_ms: positiveInt.default(250),
       /** When Redis fails: refuse with 503 (`fail_closed`) or limit locally (`fail_open`). */
       on_redis_error: z.enum(['fail_closed', 'fail_open']).default('fail_closed'),
+      /**
+       * How often one gateway instance asks the upstream about the batches still holding batch
+       * queue tokens (released when terminal); 0: only when clients retrieve or cancel them.
+       */
+      batch_check_interval_ms: nonNegativeInt.default(60_000),
       /** Fail-open divides every limit by this: the number of gateway instances sharing the keys. */
       instances: positiveInt.default(1),
       /**

@@ -29,6 +29,7 @@ import { ENDPOINTS, type Endpoint, type UsageShape } from './endpoints.js';
 import type { Limiter, Reservation } from '../limits/limiter.js';
 import { settleEstimated, settleReleased, settleWithUsage } from '../proxy/settle.js';
 import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
+import { BATCH_ANSWER_LIMIT_BYTES, readAnswer, type BatchQueue } from '../batch/index.js';
 
 export interface V1Deps {
   readonly config: Config;
@@ -39,6 +40,8 @@ export interface V1Deps {
   readonly keys: KeyStore;
   readonly upstream: Upstream;
   readonly identity: UpstreamIdentity;
+  /** The batch queue limit: counts batch uploads, reserves on batch creation, releases on terminal statuses. */
+  readonly batches: BatchQueue;
 }
 
 /** A JSON request body: the bytes as received (forwarded untouched) and their parsed value. */
@@ -55,15 +58,19 @@ function hasRequestBody(raw: IncomingMessage): boolean {
 }
 
 /** Count an upload's bytes on their way upstream and stop it at the limit. Nothing is buffered whole. */
-function limitUpload(source: IncomingMessage, limitBytes: number): Readable {
+function limitUpload(source: IncomingMessage, limitBytes: number, tap?: (chunk: Buffer) => void): Readable {
   const declared = Number(source.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) throw new BodyTooLargeError(limitBytes);
   let seen = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length;
-      if (seen > limitBytes) callback(new BodyTooLargeError(limitBytes));
-      else callback(null, chunk);
+      if (seen > limitBytes) {
+        callback(new BodyTooLargeError(limitBytes));
+        return;
+      }
+      tap?.(chunk);
+      callback(null, chunk);
     },
   });
   source.on('error', (err) => counter.destroy(err));
@@ -128,6 +135,15 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     const state = request.tollgate;
     const json = request.body instanceof JsonBody ? request.body : undefined;
     let payload: Buffer | Readable | undefined = json?.raw;
+    // Batch queue: uploads, batch creation (may refuse: 429 token_limit_exceeded), retrieval, cancellation.
+    const watching = deps.batches.begin({
+      method: request.method,
+      url: request.url,
+      caller: state.caller,
+      contentType: request.headers['content-type'],
+      body: json?.value,
+    });
+    const batch = watching && (await watching);
     let admission: Admission | undefined;
     let reservation: Reservation | undefined;
     let injectedUsage = false;
@@ -165,7 +181,7 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
         reply.headers(reservation.headers);
       }
     } else if (hasRequestBody(request.raw)) {
-      payload = limitUpload(request.raw, config.server.upload_limit_bytes);
+      payload = limitUpload(request.raw, config.server.upload_limit_bytes, batch?.observeUpload);
     }
     const inputTokens = admission?.inputTokens ?? 0;
 
@@ -185,13 +201,14 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
         path: request.url.slice('/v1'.length),
         headers: upstreamRequestHeaders(request.headers, identity, {
           contentLength: Buffer.isBuffer(payload) ? payload.length : undefined,
-          identityEncoding: endpoint.usage !== undefined,
+          identityEncoding: endpoint.usage !== undefined || batch !== undefined,
         }),
         body: payload,
         signal: abort,
       });
     } catch (err) {
       state.upstreamEnd = performance.now();
+      if (batch) await batch.answered(undefined);
       if (reservation) {
         if (state.clientGone) settleEstimated(reservation, inputTokens, 0);
         else settleReleased(reservation);
@@ -200,6 +217,29 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
       throw mapUpstreamError(err) ?? err;
     }
     state.upstreamStatus = response.status;
+    if (batch) {
+      // A watched batch call: its (small) answer is read whole and the queue brought up to date
+      // before the client sees it, so the client's next call finds the store current.
+      let answer: Buffer;
+      try {
+        answer = await readAnswer(response.body, BATCH_ANSWER_LIMIT_BYTES);
+      } catch (err) {
+        state.upstreamEnd = performance.now();
+        await batch.answered(undefined);
+        if (state.clientGone) throw new ClientGoneError();
+        throw mapUpstreamError(err) ?? err;
+      }
+      state.upstreamEnd = performance.now();
+      await batch.answered(response.status, answer);
+      reply.hijack();
+      reply.raw.writeHead(response.status, {
+        ...(reply.getHeaders() as Record<string, string | string[]>),
+        ...clientResponseHeaders(response.headers, false),
+        'content-length': String(answer.length),
+      });
+      reply.raw.end(answer);
+      return reply;
+    }
     const contentType = response.headers['content-type'];
     const isSse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
     // Answers bypass Fastify's reply pipeline and go straight into the socket; the head carries
