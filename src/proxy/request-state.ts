@@ -1,5 +1,4 @@
 import type { Caller } from '../auth/keys.js';
-import type { TollgateError } from '../errors/errors.js';
 import type { Usage } from '../usage/extract.js';
 
 /**
@@ -8,8 +7,6 @@ import type { Usage } from '../usage/extract.js';
  */
 export interface RequestState {
   caller: Caller | undefined;
-  /** Why authentication failed, held until the unauthenticated-traffic guard has counted it. */
-  authError: TollgateError | undefined;
   /** Route template, e.g. /v1/chat/completions; `unmatched` for 404s. */
   endpoint: string;
   /** The model as the client named it (logs only: unbounded). */
@@ -33,7 +30,6 @@ export interface RequestState {
 export function newRequestState(endpoint: string): RequestState {
   return {
     caller: undefined,
-    authError: undefined,
     endpoint,
     model: undefined,
     modelLabel: 'none',

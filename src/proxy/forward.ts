@@ -1,0 +1,160 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { BatchExchange, BatchQueue } from '../batch/index.js';
+import type { Catalogue } from '../config/catalogue.js';
+import type { Config } from '../config/schema.js';
+import { ClientGoneError, RateLimitError, RequestTooLargeError } from '../errors/errors.js';
+import { mapUpstreamError } from '../errors/upstream-errors.js';
+import type { Limiter, Reservation } from '../limits/limiter.js';
+import type { Endpoint } from '../routes/endpoints.js';
+import { canInjectUsage, injectUsageRequest } from '../streaming/usage-injection.js';
+import type { Upstream, UpstreamResponse } from '../upstream/client.js';
+import { upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
+import { admit, type Admission, type JsonObject } from './admission.js';
+import type { RequestState } from './request-state.js';
+import { respond } from './respond.js';
+import { settleEstimated, settleReleased } from './settle.js';
+import { hasRequestBody, limitUpload } from './upload.js';
+
+/** A JSON request body: the bytes as received (forwarded untouched) and their parsed value. */
+export class JsonBody {
+  constructor(
+    readonly raw: Buffer,
+    readonly value: unknown,
+  ) {}
+}
+
+export interface ForwardDeps {
+  readonly config: Config;
+  readonly catalogue: Catalogue;
+  readonly limiter: Limiter;
+  readonly upstream: Upstream;
+  readonly identity: UpstreamIdentity;
+  /** The batch queue limit: counts batch uploads, reserves on batch creation, releases on terminal statuses. */
+  readonly batches: BatchQueue;
+  /** Count a refusal by the limiter (429). */
+  readonly onRefused: (keyId: string, model: string, limit: string) => void;
+}
+
+/** The request side, prepared: what goes upstream and what the answer side must know. */
+interface Prepared {
+  readonly payload: Buffer | Readable | undefined;
+  readonly reservation: Reservation | undefined;
+  readonly inputTokens: number;
+  readonly injectedUsage: boolean;
+  readonly batch: BatchExchange | undefined;
+}
+
+export type Forward = (endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
+
+/**
+ * One request through the gateway: admission (catalogue checks, the limiter's atomic reserve,
+ * the batch queue), the upstream call, then the answer and its settlement (respond.ts).
+ */
+export function createForwarder(deps: ForwardDeps): Forward {
+  const { config, catalogue, limiter, upstream, identity } = deps;
+
+  async function prepare(endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): Promise<Prepared> {
+    const state = request.tollgate;
+    const json = request.body instanceof JsonBody ? request.body : undefined;
+    const watching = deps.batches.begin({
+      method: request.method,
+      url: request.url,
+      caller: state.caller,
+      contentType: request.headers['content-type'],
+      body: json?.value,
+    });
+    const batch = watching && (await watching);
+    if (!json) {
+      const payload = hasRequestBody(request.raw) ? limitUpload(request.raw, config.server.upload_limit_bytes, batch?.observeUpload) : undefined;
+      return { payload, reservation: undefined, inputTokens: 0, injectedUsage: false, batch };
+    }
+    const admitted = admit(endpoint, json.value, catalogue, config);
+    const admission = admitted instanceof Promise ? await admitted : admitted;
+    state.model = admission.requestedModel;
+    state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
+    state.stream = admission.stream;
+    const { payload, injectedUsage } = upstreamBody(endpoint, json, admission);
+    const reservation = await reserve(endpoint, state, admission);
+    if (reservation) reply.headers(reservation.headers);
+    return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch };
+  }
+
+  async function reserve(endpoint: Endpoint, state: RequestState, admission: Admission): Promise<Reservation | undefined> {
+    const caller = state.caller;
+    if (!(endpoint.limited ?? endpoint.checksModel) || admission.requestedModel === undefined || !caller) return undefined;
+    const outputCap = admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0);
+    try {
+      return await limiter.admit({
+        caller,
+        model: state.modelLabel,
+        tokens: admission.inputTokens + outputCap,
+        signal: { get aborted() { return state.clientGone; } },
+      });
+    } catch (err) {
+      if (err instanceof RateLimitError) deps.onRefused(caller.id, state.modelLabel, err.kind);
+      else if (err instanceof RequestTooLargeError) deps.onRefused(caller.id, state.modelLabel, 'tpm');
+      throw err;
+    }
+  }
+
+  async function send(request: FastifyRequest, endpoint: Endpoint, prepared: Prepared): Promise<UpstreamResponse> {
+    const state = request.tollgate;
+    const { payload, reservation, batch } = prepared;
+    // The client may have left while admission waited (tokenizer, Redis, max_wait_ms).
+    if (state.clientGone) {
+      if (reservation) settleEstimated(reservation, prepared.inputTokens, 0);
+      throw new ClientGoneError();
+    }
+    // undici accepts an EventEmitter as abort signal: cheaper than an AbortController per request.
+    const abort = new EventEmitter();
+    state.abortUpstream = () => abort.emit('abort');
+    state.upstreamStart = performance.now();
+    try {
+      return await upstream.send({
+        method: request.method as Dispatcher.HttpMethod,
+        path: request.url.slice('/v1'.length),
+        headers: upstreamRequestHeaders(request.headers, identity, {
+          contentLength: Buffer.isBuffer(payload) ? payload.length : undefined,
+          identityEncoding: endpoint.usage !== undefined || batch !== undefined,
+        }),
+        body: payload,
+        signal: abort,
+      });
+    } catch (err) {
+      state.upstreamEnd = performance.now();
+      if (batch) await batch.answered(undefined);
+      if (reservation) {
+        if (state.clientGone) settleEstimated(reservation, prepared.inputTokens, 0);
+        else settleReleased(reservation);
+      }
+      if (state.clientGone) throw new ClientGoneError();
+      throw mapUpstreamError(err) ?? err;
+    }
+  }
+
+  return async (endpoint, request, reply) => {
+    const prepared = await prepare(endpoint, request, reply);
+    const response = await send(request, endpoint, prepared);
+    await respond(reply, response, { endpoint, state: request.tollgate, ...prepared });
+    return reply;
+  };
+}
+
+/**
+ * The bytes to send upstream: the client's own, untouched, unless the catalogue maps the model
+ * elsewhere, or a chat / legacy-completions stream needs usage asked for (stripped again on the
+ * way back).
+ */
+function upstreamBody(endpoint: Endpoint, json: JsonBody, admission: Admission): { payload: Buffer; injectedUsage: boolean } {
+  const value = json.value as JsonObject;
+  const rewritten = admission.rewriteModelTo === undefined ? undefined : { ...value, model: admission.rewriteModelTo };
+  const injected =
+    canInjectUsage(endpoint.usage) && admission.stream ? injectUsageRequest(rewritten ?? value, rewritten ? undefined : json.raw) : undefined;
+  if (injected) return { payload: injected, injectedUsage: true };
+  if (rewritten) return { payload: Buffer.from(JSON.stringify(rewritten)), injectedUsage: false };
+  return { payload: json.raw, injectedUsage: false };
+}

@@ -1,0 +1,121 @@
+import type { FastifyReply } from 'fastify';
+import { performance } from 'node:perf_hooks';
+import type { BatchExchange } from '../batch/index.js';
+import { BATCH_ANSWER_LIMIT_BYTES, readAnswer } from '../batch/index.js';
+import { ClientGoneError, UpstreamInterruptedError, UpstreamTimeoutError } from '../errors/errors.js';
+import { mapUpstreamError } from '../errors/upstream-errors.js';
+import type { Reservation } from '../limits/limiter.js';
+import type { Endpoint, UsageShape } from '../routes/endpoints.js';
+import { pipeBody, relaySse, type StreamOutcome } from '../streaming/relay.js';
+import type { UpstreamResponse } from '../upstream/client.js';
+import { clientResponseHeaders } from '../upstream/headers.js';
+import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
+import type { RequestState } from './request-state.js';
+import { settleEstimated, settleReleased, settleWithUsage } from './settle.js';
+
+/** What the request side prepared, as the answer side needs it. */
+export interface Answering {
+  readonly endpoint: Endpoint;
+  readonly state: RequestState;
+  readonly reservation: Reservation | undefined;
+  readonly inputTokens: number;
+  /** Tollgate asked upstream for stream usage the client did not ask for: strip it again. */
+  readonly injectedUsage: boolean;
+  readonly batch: BatchExchange | undefined;
+}
+
+/**
+ * Send the upstream's answer to the client and settle the request. Answers bypass Fastify's
+ * reply pipeline and go straight into the socket; the head carries the headers set so far
+ * (x-request-id), the upstream's, and the key's rate-limit headers.
+ */
+export async function respond(reply: FastifyReply, response: UpstreamResponse, answering: Answering): Promise<void> {
+  const { state, reservation } = answering;
+  state.upstreamStatus = response.status;
+  if (answering.batch) return respondWhole(reply, response, answering.batch, state);
+  const contentType = response.headers['content-type'];
+  const isSse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
+  reply.hijack();
+  reply.raw.writeHead(response.status, {
+    ...(reply.getHeaders() as Record<string, string | string[]>),
+    ...clientResponseHeaders(response.headers, !isSse),
+    ...reservation?.headers,
+  });
+  const failed = response.status >= 400;
+  if (reservation && failed) settleReleased(reservation);
+  const settles = reservation && !failed ? reservation : undefined;
+  if (isSse) respondStream(reply, response, answering, settles);
+  else respondBody(reply, response, answering, settles);
+}
+
+/** JSON and binary answers, piped; usage read from the last bytes of a JSON answer. */
+function respondBody(reply: FastifyReply, response: UpstreamResponse, answering: Answering, settles: Reservation | undefined): void {
+  const { endpoint, state } = answering;
+  const shape = endpoint.usage;
+  const tail = settles && shape ? new TailBuffer() : undefined;
+  pipeBody(response.body, reply.raw, {
+    tap: tail && ((chunk) => tail.push(chunk)),
+    onEnd: (end) => {
+      state.upstreamEnd = performance.now();
+      if (end.error) state.streamEnd = 'upstream_error';
+      if (!settles) return;
+      const usage = tail && !end.error && !end.clientGone ? usageFromJsonTail(shape as UsageShape, tail.bytes()) : undefined;
+      state.usage = usage;
+      if (usage) settleWithUsage(settles, usage);
+      else settleEstimated(settles, answering.inputTokens, 0);
+    },
+  });
+}
+
+/** Server-sent events, relayed chunk by chunk; usage read on the side. */
+function respondStream(reply: FastifyReply, response: UpstreamResponse, answering: Answering, settles: Reservation | undefined): void {
+  const { endpoint, state } = answering;
+  state.stream = true;
+  relaySse(response.body, reply.raw, {
+    shape: endpoint.usage,
+    stripInjectedUsage: answering.injectedUsage,
+    mapError: (err) => {
+      const mapped = mapUpstreamError(err);
+      return mapped instanceof UpstreamTimeoutError ? mapped : new UpstreamInterruptedError();
+    },
+    onEnd: (outcome) => {
+      state.upstreamEnd = performance.now();
+      state.usage = outcome.usage;
+      state.streamEnd = streamEnd(outcome, endpoint);
+      if (!settles) return;
+      if (outcome.usage) settleWithUsage(settles, outcome.usage);
+      else settleEstimated(settles, answering.inputTokens, outcome.events);
+    },
+  });
+}
+
+function streamEnd(outcome: StreamOutcome, endpoint: Endpoint): string {
+  if (outcome.clientGone) return 'client_gone';
+  if (outcome.error) return 'upstream_error';
+  return outcome.completed || !endpoint.usage ? 'completed' : 'truncated';
+}
+
+/**
+ * A watched batch call: its (small) answer is read whole and the queue brought up to date before
+ * the client sees it, so the client's next call finds the store current.
+ */
+async function respondWhole(reply: FastifyReply, response: UpstreamResponse, batch: BatchExchange, state: RequestState): Promise<void> {
+  let answer: Buffer;
+  try {
+    answer = await readAnswer(response.body, BATCH_ANSWER_LIMIT_BYTES);
+  } catch (err) {
+    state.upstreamEnd = performance.now();
+    await batch.answered(undefined);
+    if (state.clientGone) throw new ClientGoneError();
+    throw mapUpstreamError(err) ?? err;
+  }
+  state.upstreamEnd = performance.now();
+  await batch.answered(response.status, answer);
+  reply.hijack();
+  reply.raw.writeHead(response.status, {
+    ...(reply.getHeaders() as Record<string, string | string[]>),
+    ...clientResponseHeaders(response.headers, false),
+    'content-length': String(answer.length),
+  });
+  reply.raw.end(answer);
+}
