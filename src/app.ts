@@ -128,7 +128,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.decorateRequest('tollgate', null as never);
   app.addHook('onRequest', (request, reply, done) => {
-    const state = newRequestState(request.routeOptions.url ?? 'unmatched');
+    const state = newRequestState();
     request.tollgate = state;
     reply.header('x-request-id', request.id);
     metrics.inflight.inc();
@@ -222,19 +222,22 @@ function sendError(error: TollgateError, cause: unknown, request: FastifyRequest
     request.log.error({ err: cause }, 'unexpected error');
   }
   if (reply.sent || reply.raw.headersSent) return;
+  const limits = request.tollgate?.rateLimitHeaders;
+  if (limits) reply.headers(limits);
   reply.code(error.status).headers(error.headers).send(error.toBody());
 }
 
 /** The one log line and the metrics of a finished request. */
 function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics, logger: FastifyBaseLogger): void {
   const state = request.tollgate;
+  const endpoint = state.endpoint ?? request.routeOptions.url ?? 'unmatched';
   const totalMs = reply.elapsedTime;
   const upstreamMs =
     state.upstreamStart !== undefined ? (state.upstreamEnd ?? performance.now()) - state.upstreamStart : undefined;
   // 499 (nginx's "client closed request") when the client left before an answer started;
   // a stream it left mid-way keeps its status and says so in stream_end.
   const status = reply.raw.headersSent ? reply.statusCode : 499;
-  metrics.recordRequest(state.caller?.id ?? 'anonymous', state.modelLabel, state.endpoint, status, totalMs, upstreamMs);
+  metrics.recordRequest(state.caller?.id ?? 'anonymous', state.modelLabel, endpoint, status, totalMs, upstreamMs);
   if (state.upstreamStatus !== undefined && state.upstreamStatus >= 500) metrics.upstreamErrors.inc({ status: String(state.upstreamStatus) });
   if (state.streamEnd === 'upstream_error') metrics.upstreamErrors.inc({ status: 'stream_cut' });
   // The root logger with the request id as a field: no per-request child logger is built.
@@ -243,7 +246,7 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics,
       reqId: request.id,
       key_id: state.caller?.id,
       method: request.method,
-      endpoint: state.endpoint,
+      endpoint,
       model: state.model,
       status,
       stream: state.stream || undefined,

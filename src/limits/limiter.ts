@@ -60,7 +60,16 @@ export function createLimiter(options: LimiterOptions): Limiter {
   const { store, catalogue, keyPrefix } = options;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
+  const figuresOf = new WeakMap<Caller, TierLimits>();
   const figures = (caller: Caller): TierLimits => {
+    let found = figuresOf.get(caller);
+    if (!found) {
+      found = ownFigures(caller);
+      figuresOf.set(caller, found);
+    }
+    return found;
+  };
+  const ownFigures = (caller: Caller): TierLimits => {
     const tier = catalogue.tierLimits(caller.tier);
     const own = caller.limits;
     if (!own) return tier;
@@ -72,15 +81,24 @@ export function createLimiter(options: LimiterOptions): Limiter {
     };
   };
 
+  // Bucket keys and figures per scope, built once (a scope's figures are fixed for its caller
+  // object); per request only the TPM cost changes.
+  const plans = new Map<string, { limits: TierLimits; buckets: PlannedBucket[] }>();
   const plan = (scope: string, limits: TierLimits, tokens: number): PlannedBucket[] => {
-    // One hash tag per scope and model: every bucket of one call lives on one Cluster slot.
-    const buckets: PlannedBucket[] = [];
-    for (const kind of KINDS) {
-      const limit = limits[kind];
-      if (limit === null || limit === undefined) continue;
-      buckets.push({ kind, key: `${keyPrefix}{${scope}}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: kind === 'tpm' ? tokens : 1 });
+    let planned = plans.get(scope);
+    if (!planned || planned.limits !== limits) {
+      const buckets: PlannedBucket[] = [];
+      for (const kind of KINDS) {
+        const limit = limits[kind];
+        if (limit === null || limit === undefined) continue;
+        // One hash tag per scope and model: every bucket of one call lives on one Cluster slot.
+        buckets.push({ kind, key: `${keyPrefix}{${scope}}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: 1 });
+      }
+      planned = { limits, buckets };
+      if (plans.size > 100_000) plans.clear();
+      plans.set(scope, planned);
     }
-    return buckets;
+    return planned.buckets.map((bucket) => (bucket.kind === 'tpm' ? { ...bucket, units: tokens } : bucket));
   };
   const organization = options.organization;
   const orgLimits = organization && catalogue.tierLimits(organization.tier);

@@ -57,8 +57,9 @@ export type Forward = (endpoint: Endpoint, request: FastifyRequest, reply: Fasti
 export function createForwarder(deps: ForwardDeps): Forward {
   const { config, catalogue, limiter, upstream, identity } = deps;
 
-  async function prepare(endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): Promise<Prepared> {
+  async function prepare(endpoint: Endpoint, request: FastifyRequest): Promise<Prepared> {
     const state = request.tollgate;
+    state.endpoint = endpoint.url;
     const json = request.body instanceof JsonBody ? request.body : undefined;
     const watching = deps.batches.begin({
       method: request.method,
@@ -79,7 +80,8 @@ export function createForwarder(deps: ForwardDeps): Forward {
     state.stream = admission.stream;
     const { payload, injectedUsage } = upstreamBody(endpoint, json, admission);
     const reservation = await reserve(endpoint, state, admission);
-    if (reservation) reply.headers(reservation.headers);
+    // Error answers made after this point carry the key's rate-limit headers too (app.ts).
+    if (reservation) state.rateLimitHeaders = reservation.headers;
     return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch };
   }
 
@@ -137,7 +139,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
   }
 
   return async (endpoint, request, reply) => {
-    const prepared = await prepare(endpoint, request, reply);
+    const prepared = await prepare(endpoint, request);
     const response = await send(request, endpoint, prepared);
     await respond(reply, response, { endpoint, state: request.tollgate, ...prepared });
     return reply;

@@ -7,8 +7,11 @@ import type { Usage } from '../usage/extract.js';
  */
 export interface RequestState {
   caller: Caller | undefined;
-  /** Route template, e.g. /v1/chat/completions; `unmatched` for 404s. */
-  endpoint: string;
+  /**
+   * Route template, e.g. /v1/chat/completions, set by the /v1 forwarder (reading Fastify's
+   * routeOptions costs an object per request); other routes are named when they are logged.
+   */
+  endpoint: string | undefined;
   /** The model as the client named it (logs only: unbounded). */
   model: string | undefined;
   /** Bounded metric label: the catalogue name, `other` for an unknown model, `none` without one. */
@@ -21,16 +24,18 @@ export interface RequestState {
   usage: Usage | undefined;
   /** How a stream ended: completed, client_gone, upstream_error, truncated. */
   streamEnd: string | undefined;
+  /** The key's x-ratelimit-* headers once the limiter admitted the request. */
+  rateLimitHeaders: Readonly<Record<string, string>> | undefined;
   /** The client closed the connection before the answer was complete. */
   clientGone: boolean;
   /** Set while an upstream request is open: cancels it when the client goes away. */
   abortUpstream: (() => void) | undefined;
 }
 
-export function newRequestState(endpoint: string): RequestState {
+export function newRequestState(): RequestState {
   return {
     caller: undefined,
-    endpoint,
+    endpoint: undefined,
     model: undefined,
     modelLabel: 'none',
     stream: false,
@@ -39,6 +44,7 @@ export function newRequestState(endpoint: string): RequestState {
     upstreamStatus: undefined,
     usage: undefined,
     streamEnd: undefined,
+    rateLimitHeaders: undefined,
     clientGone: false,
     abortUpstream: undefined,
   };

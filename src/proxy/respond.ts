@@ -36,16 +36,23 @@ export async function respond(reply: FastifyReply, response: UpstreamResponse, a
   const contentType = response.headers['content-type'];
   const isSse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
   reply.hijack();
-  reply.raw.writeHead(response.status, {
-    ...(reply.getHeaders() as Record<string, string | string[]>),
-    ...clientResponseHeaders(response.headers, !isSse),
-    ...reservation?.headers,
-  });
+  reply.raw.writeHead(response.status, answerHead(reply, response, !isSse, reservation));
   const failed = response.status >= 400;
   if (reservation && failed) settleReleased(reservation);
   const settles = reservation && !failed ? reservation : undefined;
   if (isSse) respondStream(reply, response, answering, settles);
   else respondBody(reply, response, answering, settles);
+}
+
+/**
+ * The answer's head: the upstream's headers (cleaned), its x-request-id or tollgate's own, and the
+ * key's rate-limit headers. Built as one object: this runs on every request.
+ */
+function answerHead(reply: FastifyReply, response: UpstreamResponse, keepLength: boolean, reservation: Reservation | undefined): Record<string, string | string[]> {
+  const head = clientResponseHeaders(response.headers, keepLength);
+  head['x-request-id'] ??= reply.request.id;
+  if (reservation) Object.assign(head, reservation.headers);
+  return head;
 }
 
 /** JSON and binary answers, piped; usage read from the last bytes of a JSON answer. */
@@ -112,10 +119,8 @@ async function respondWhole(reply: FastifyReply, response: UpstreamResponse, bat
   state.upstreamEnd = performance.now();
   await batch.answered(response.status, answer);
   reply.hijack();
-  reply.raw.writeHead(response.status, {
-    ...(reply.getHeaders() as Record<string, string | string[]>),
-    ...clientResponseHeaders(response.headers, false),
-    'content-length': String(answer.length),
-  });
+  const head = answerHead(reply, response, false, undefined);
+  head['content-length'] = String(answer.length);
+  reply.raw.writeHead(response.status, head);
   reply.raw.end(answer);
 }
