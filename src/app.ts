@@ -130,7 +130,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', (request, reply, done) => {
     const state = newRequestState();
     request.tollgate = state;
-    reply.header('x-request-id', request.id);
     metrics.inflight.inc();
     const socket = request.raw.socket;
     connections.requestStarted(socket);
@@ -159,7 +158,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, { isDraining: () => app.draining });
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', async (request, reply) => {
+    reply.header('x-request-id', request.id);
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
@@ -224,6 +224,7 @@ function sendError(error: TollgateError, cause: unknown, request: FastifyRequest
   if (reply.sent || reply.raw.headersSent) return;
   const limits = request.tollgate?.rateLimitHeaders;
   if (limits) reply.headers(limits);
+  reply.header('x-request-id', request.id);
   reply.code(error.status).headers(error.headers).send(error.toBody());
 }
 

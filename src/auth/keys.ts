@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import type { TierName } from '../config/defaults.js';
 import type { KeyEntry } from '../config/schema.js';
 import { InvalidApiKeyError, MissingApiKeyError } from '../errors/errors.js';
@@ -14,6 +14,11 @@ export interface Caller {
 
 export function sha256(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+/** SHA-256 in hex with the one-shot API (no Hash object per request). */
+function sha256Hex(secret: string): string {
+  return hash('sha256', secret, 'hex');
 }
 
 /**
@@ -46,9 +51,10 @@ export function createKeyStore(entries: readonly KeyEntry[]): KeyStore {
     authenticate(authorization) {
       const presented = bearerToken(authorization);
       if (presented === undefined) throw new MissingApiKeyError();
-      const digest = sha256(presented);
-      const found = byDigest.get(digest.toString('hex'));
-      if (!found || !timingSafeEqual(found.digest, digest)) throw new InvalidApiKeyError(presented);
+      const hex = sha256Hex(presented);
+      const found = byDigest.get(hex);
+      // The lookup is by digest; the confirming comparison runs in constant time.
+      if (!found || !timingSafeEqual(found.digest, Buffer.from(hex, 'hex'))) throw new InvalidApiKeyError(presented);
       return found.caller;
     },
   };

@@ -10,7 +10,8 @@ export interface Metrics {
   readonly requestDuration: Histogram<'endpoint'>;
   readonly upstreamDuration: Histogram<'endpoint'>;
   readonly overhead: Histogram<'endpoint'>;
-  readonly inflight: Gauge;
+  /** Requests being served now: a plain counter, read by the gauge only when scraped. */
+  readonly inflight: { inc(): void; dec(): void };
   readonly upstreamErrors: Counter<'status'>;
   readonly rateLimited: Counter<'key' | 'model' | 'limit'>;
   readonly redisErrors: Counter;
@@ -23,6 +24,15 @@ const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0
 
 export function createMetrics(registry: Registry = new Registry(), options: { defaultMetrics?: boolean } = {}): Metrics {
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tollgate_' });
+  let inflight = 0;
+  new Gauge({
+    name: 'tollgate_inflight_requests',
+    help: 'Requests being served now.',
+    registers: [registry],
+    collect() {
+      this.set(inflight);
+    },
+  });
   const metrics = {
     registry,
     requests: new Counter({
@@ -52,7 +62,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
       buckets: OVERHEAD_BUCKETS,
       registers: [registry],
     }),
-    inflight: new Gauge({ name: 'tollgate_inflight_requests', help: 'Requests being served now.', registers: [registry] }),
+    inflight: { inc: () => void inflight++, dec: () => void inflight-- },
     upstreamErrors: new Counter({
       name: 'tollgate_upstream_errors_total',
       help: 'Upstream failures: an upstream status >= 500, or `unreachable` / `timeout` / `stream_cut`.',

@@ -7,6 +7,9 @@ export interface HealthDeps {
 
 /** `/healthz`: the process is alive. `/readyz`: config loaded, Redis reachable when configured, not draining. */
 export async function healthRoutes(app: FastifyInstance, deps: HealthDeps): Promise<void> {
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (deps.isDraining()) return reply.code(503).send({ status: 'draining' });
