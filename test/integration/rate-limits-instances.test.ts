@@ -1,25 +1,28 @@
 // Exactness across instances (issue 3, acceptance): three real tollgate processes share one Redis
-// and one fake upstream; 40 concurrent clients offer five times a key's limit, spread over the
+// (then, the same suite, one real 3-master Redis Cluster) and one fake upstream; 40 concurrent clients offer five times a key's limit, spread over the
 // three. The atomic admission script hands out each slot once: the admitted count equals the
 // limit, never more, and after settlement the tokens really used never exceed the bucket.
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateTokens, promptChars } from '../../src/tokens/estimate.js';
 import { bucketKey, consumptions, readBucket, redisNowMs, WINDOW_MS } from '../helpers/buckets.js';
 import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
 import { uniquePrefix } from '../helpers/redis.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { startRedisCluster } from '../helpers/redis-cluster.js';
+import { startRedisServer } from '../helpers/redis-server.js';
 import { configDir, startTollgate, type TollgateProcess } from '../helpers/tollgate-process.js';
 
 const UPSTREAM_KEY = 'sk-upstream-instances-0123456789abcdef';
-const PREFIX = uniquePrefix('instances');
+let PREFIX = uniquePrefix('instances');
 const MODEL = 'gpt-4.1-nano';
 const INSTANCES = 3;
 const CLIENTS = 40;
 const secret = (id: string) => `tg-instances-${id}-0123456789`;
 
 const TPM = 3000;
-const CONFIG = `
+const CONFIG = (clusterNodes: readonly string[]) => `
+redis:
+  cluster_nodes: [${clusterNodes.map((n) => `"${n}"`).join(', ')}]
 limits:
   key_prefix: "${PREFIX}"
   # Generous: a loaded test machine must not turn slow Redis replies into fail-closed 503s.
@@ -31,26 +34,39 @@ keys:
 `;
 
 let upstream: FakeUpstream;
-let redisServer: RedisServer;
 let redis: Redis;
+let stopRedis: () => Promise<void>;
 const configs = configDir();
 const procs: TollgateProcess[] = [];
 
-beforeAll(async () => {
+/** One backend's setup: a fresh Redis (or Cluster), three tollgate processes, one fake upstream. */
+async function setUp(backend: 'redis' | 'cluster'): Promise<void> {
+  PREFIX = uniquePrefix(`instances-${backend}`);
   upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY, record: true });
-  redisServer = await startRedisServer();
-  redis = new Redis(redisServer.url);
-  const path = configs.write('instances.yaml', CONFIG);
-  const env = { TOLLGATE_CONFIG: path, TOLLGATE_UPSTREAM_URL: upstream.url, OPENAI_API_KEY: UPSTREAM_KEY, REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
+  const env: Record<string, string> = { TOLLGATE_UPSTREAM_URL: upstream.url, OPENAI_API_KEY: UPSTREAM_KEY, LOG_LEVEL: 'warn' };
+  if (backend === 'cluster') {
+    const cluster = await startRedisCluster(3);
+    stopRedis = cluster.stop;
+    // The bucket helpers speak single-node commands (HGET, TIME): a Cluster client routes them.
+    redis = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) }))) as unknown as Redis;
+    env.TOLLGATE_CONFIG = configs.write(`instances-${backend}.yaml`, CONFIG(cluster.nodes));
+  } else {
+    const server = await startRedisServer();
+    stopRedis = server.stop;
+    redis = new Redis(server.url);
+    env.TOLLGATE_CONFIG = configs.write(`instances-${backend}.yaml`, CONFIG([]));
+    env.REDIS_URL = server.url;
+  }
   procs.push(...(await Promise.all(Array.from({ length: INSTANCES }, () => startTollgate(env)))));
-}, 60_000);
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill()));
+}
+
+async function tearDown(): Promise<void> {
+  await Promise.all(procs.splice(0).map((p) => p.kill()));
   await redis?.quit();
-  await redisServer?.stop();
+  await stopRedis?.();
   await upstream?.close();
-  configs.cleanup();
-});
+}
+afterAll(() => configs.cleanup());
 
 interface Answer {
   readonly instance: number;
@@ -88,7 +104,10 @@ function statusCounts(answers: readonly Answer[]): Record<number, number> {
 const chat = { model: MODEL, messages: [{ role: 'user', content: 'count me' }] };
 const forwarded = (id: string) => upstream.requests.filter((r) => r.headers['x-test-case'] === id).length;
 
-describe('three instances, one Redis', () => {
+describe.each(['redis', 'cluster'] as const)('three instances, one %s', (backend) => {
+  beforeAll(() => setUp(backend), 90_000);
+  afterAll(tearDown);
+
   it('RPD 30, 150 offered: exactly 30 admitted, each remaining value 29…0 handed out once', async () => {
     const answers = await burst('day', 150, () => ({ body: chat }));
     expect(statusCounts(answers)).toEqual({ 200: 30, 429: 120 });
