@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { streamErrorEvent, type TollgateError } from '../errors/errors.js';
 import type { UsageShape } from '../routes/endpoints.js';
-import { isTerminalEvent, usageFromEvent, type Usage } from '../usage/extract.js';
+import { isTerminalEvent, readUsage, usageFromEvent, type Usage } from '../usage/extract.js';
 import { SseDecoder } from './sse.js';
 import { InjectedUsageStripper } from './usage-injection.js';
 
@@ -145,15 +145,23 @@ export function relaySse(upstream: Readable, sink: Writable, options: RelayOptio
   let completed = false;
   let events = 0;
   let error: TollgateError | undefined;
-  const decoder = new SseDecoder((event) => {
-    events++;
-    if (!shape) return;
-    usage = usageFromEvent(shape, event) ?? usage;
-    if (isTerminalEvent(shape, event)) completed = true;
-  });
-  const stripper = options.stripInjectedUsage ? new InjectedUsageStripper() : undefined;
+  // When tollgate injected include_usage, the stripper already walks every event: it reports the
+  // usage chunk, counts events and sees [DONE], so no second decoder reads the stream.
+  const stripper = options.stripInjectedUsage
+    ? new InjectedUsageStripper((found) => {
+        if (shape) usage = readUsage(shape, found);
+      })
+    : undefined;
+  const decoder = stripper
+    ? undefined
+    : new SseDecoder((event) => {
+        events++;
+        if (!shape) return;
+        usage = usageFromEvent(shape, event) ?? usage;
+        if (isTerminalEvent(shape, event)) completed = true;
+      });
   pipeBody(upstream, sink, {
-    tap: (chunk) => decoder.push(chunk),
+    tap: decoder && ((chunk) => decoder.push(chunk)),
     transform: stripper && ((chunk) => stripper.push(chunk)),
     flush: stripper && (() => stripper.end()),
     errorTail: (err, midEvent) => {
@@ -162,7 +170,11 @@ export function relaySse(upstream: Readable, sink: Writable, options: RelayOptio
       return Buffer.from((midEvent ? '\n\n' : '') + streamErrorEvent(error));
     },
     onEnd: (end) => {
-      if (!end.error && !end.clientGone) decoder.end();
+      if (!end.error && !end.clientGone) decoder?.end();
+      if (stripper) {
+        events = stripper.events;
+        completed = stripper.done;
+      }
       options.onEnd({ completed, clientGone: end.clientGone, error, usage, bytes: end.bytes, events });
     },
   });

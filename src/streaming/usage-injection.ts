@@ -22,6 +22,9 @@ const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 
 const USAGE_KEY = Buffer.from('"usage"');
+const DONE = Buffer.from('data: [DONE]');
+/** `data: [DONE]` with its framing is short; longer events are never the terminal one. */
+const DONE_EVENT_MAX = 24;
 const NULL = Buffer.from('null');
 const DATA_FIELD = Buffer.from('data:');
 const EMPTY = Buffer.alloc(0);
@@ -159,8 +162,15 @@ export class InjectedUsageStripper {
     return parts.length === 0 ? EMPTY : Buffer.concat(parts);
   }
 
+  /** Events seen (the usage chunk included): the relay's estimate of output relayed so far. */
+  events = 0;
+  /** The stream's terminal `data: [DONE]` was seen. */
+  done = false;
+
   /** Append the client's version of one event (its raw bytes, framing included) to `parts`. */
   private rewrite(event: Buffer, parts: Buffer[]): void {
+    this.events++;
+    if (event.length <= DONE_EVENT_MAX && event.includes(DONE)) this.done = true;
     let key = event.lastIndexOf(USAGE_KEY);
     while (key !== -1) {
       if (inDataLine(event, key)) {
