@@ -1,3 +1,4 @@
+import { isJsonObject, type JsonObject } from '../proxy/admission.js';
 import type { UsageShape } from '../routes/endpoints.js';
 import { SseDecoder, type SseEvent } from './sse.js';
 
@@ -30,12 +31,6 @@ const DATA_FIELD = Buffer.from('data:');
 const EMPTY = Buffer.alloc(0);
 const INCLUDE_USAGE_MEMBER = Buffer.from(',"stream_options":{"include_usage":true}');
 
-type JsonObject = Record<string, unknown>;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** The endpoints whose streams take `stream_options.include_usage` (chat and legacy completions). */
 export function canInjectUsage(shape: UsageShape | undefined): boolean {
   return shape === 'chat' || shape === 'completions';
@@ -54,12 +49,12 @@ export function canInjectUsage(shape: UsageShape | undefined): boolean {
 export function injectUsageRequest(body: JsonObject, raw?: Buffer): Buffer | undefined {
   if (body.stream !== true) return undefined;
   const options = body.stream_options;
-  if (isObject(options) && options.include_usage === true) return undefined;
+  if (isJsonObject(options) && options.include_usage === true) return undefined;
   if (raw !== undefined && options === undefined) {
     const spliced = spliceMember(raw);
     if (spliced) return spliced;
   }
-  const existing = isObject(options) ? options : {};
+  const existing = isJsonObject(options) ? options : {};
   return Buffer.from(JSON.stringify({ ...body, stream_options: { ...existing, include_usage: true } }));
 }
 
@@ -207,7 +202,7 @@ export class InjectedUsageStripper {
     } catch {
       return false;
     }
-    if (!isObject(parsed) || !Array.isArray(parsed.choices) || parsed.choices.length > 0 || !isObject(parsed.usage)) return false;
+    if (!isJsonObject(parsed) || !Array.isArray(parsed.choices) || parsed.choices.length > 0 || !isJsonObject(parsed.usage)) return false;
     this.onUsage?.(parsed.usage);
     return true;
   }
