@@ -1,0 +1,56 @@
+import type { ModelPricesNano } from '../config/catalogue.js';
+import type { Usage } from './extract.js';
+
+/**
+ * What a request cost, in integer nano-dollars, split by token type. Used by metrics, logs and
+ * (later) budgets, so every figure of spend comes from this one function.
+ */
+export interface Cost {
+  /** Uncached input tokens (prompt − cached) at the input price. */
+  readonly input: number;
+  /** Cached input tokens at the cached-input price (0 for batch: no separate cached price). */
+  readonly cachedInput: number;
+  readonly output: number;
+  readonly total: number;
+}
+
+export const ZERO_COST: Cost = { input: 0, cachedInput: 0, output: 0, total: 0 };
+
+/**
+ * tokens × (nano-dollars per 1M tokens) / 1M, rounded to the nearest nano-dollar. With the
+ * catalogue's default prices every token costs a whole number of nano-dollars, so nothing is
+ * rounded; an operator's price with more than nine decimals per 1M tokens is rounded per request.
+ */
+function nano(tokens: number, pricePerMillion: number): number {
+  if (tokens === 0 || pricePerMillion === 0) return 0;
+  const product = tokens * pricePerMillion;
+  if (Number.isSafeInteger(product)) return Math.round(product / 1_000_000);
+  // Beyond 2^53 the double product is inexact: do it in integers.
+  return Number((BigInt(tokens) * BigInt(pricePerMillion) + 500_000n) / 1_000_000n);
+}
+
+/**
+ * The cost of one answer's usage. `prompt_tokens` includes `cached_tokens`: the uncached part is
+ * billed at the input price, the cached part at the cached-input price. Batch results are billed
+ * at the Batch prices, which have no separate cached price. `undefined` prices: the model has no
+ * price (callers count it as unpriced, at 0).
+ */
+export function costOf(prices: ModelPricesNano | undefined, usage: Usage, batch = false): Cost {
+  if (!prices) return ZERO_COST;
+  const cached = Math.min(usage.cachedTokens, usage.inputTokens);
+  const uncached = usage.inputTokens - cached;
+  if (batch) {
+    const input = nano(usage.inputTokens, prices.batchInput);
+    const output = nano(usage.outputTokens, prices.batchOutput);
+    return { input, cachedInput: 0, output, total: input + output };
+  }
+  const input = nano(uncached, prices.input);
+  const cachedInput = nano(cached, prices.cachedInput);
+  const output = nano(usage.outputTokens, prices.output);
+  return { input, cachedInput, output, total: input + cachedInput + output };
+}
+
+/** Nano-dollars as US dollars, for display (logs, the admin API). Exact sums stay in nano-dollars. */
+export function nanoToUsd(nanoDollars: number): number {
+  return nanoDollars / 1e9;
+}
