@@ -157,6 +157,11 @@ interface TargetDef {
   start(ctx: Context): Promise<RunningTarget>;
 }
 
+/** BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=.bench/prof": extra node flags for bare and tollgate (profiling). */
+function nodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 /** node + tsx loader in-process (no tsx CLI wrapper process). */
 function tsxCommand(script: string): { command: string; args: string[] } {
   return { command: process.execPath, args: ['--import', 'tsx', script] };
@@ -194,7 +199,8 @@ const TARGETS: TargetDef[] = [
       const port = await getFreePort();
       const child = await startChild({
         name: 'bare-forwarder',
-        ...tsxCommand(path.join(ROOT, 'bench/bare-forwarder.ts')),
+        command: process.execPath,
+        args: [...nodeArgs(), '--import', 'tsx', path.join(ROOT, 'bench/bare-forwarder.ts')],
         cwd: ROOT,
         env: { PORT: String(port), HOST: '127.0.0.1', UPSTREAM_URL: requireUpstream(ctx) },
         ready: { line: /bare-forwarder listening on (http:\/\/\S+)/ },
@@ -236,7 +242,7 @@ async function startTollgate(ctx: Context, name: string, extraEnv: Record<string
   const child = await startChild({
     name,
     command: process.execPath,
-    args: [server],
+    args: [...nodeArgs(), server],
     cwd: ROOT,
     env: {
       PORT: String(port),

@@ -1,7 +1,7 @@
 import type { AdmitOutcome, BucketCall, LimiterStore } from './store.js';
 
 /**
- * The limiter in process memory: the same arithmetic as lua/admit.lua and lua/settle.lua, for a
+ * The limiter in process memory: the same arithmetic as lua/limits.lua, for a
  * single gateway instance (no REDIS_URL) and as the local fallback when Redis fails. Buckets
  * that are full again are forgotten, so memory stays bounded by the active keys.
  */

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { LIMITER_COMMAND } from '../limits/redis-store.js';
 
 /** A single Redis or a Redis Cluster: every script tollgate runs keeps its keys on one slot. */
 export type RedisClient = Redis | Cluster;
@@ -35,10 +36,14 @@ export const redisPlugin = fp<RedisPluginOptions>(
       // While disconnected, fail at once (the limiter's failure policy decides) instead of queueing.
       enableOfflineQueue: false,
     };
+    // Auto-pipelining for every command but the limiter's script: the limiter already sends one
+    // call per key and model per event-loop turn (limits/redis-store.ts), a pipeline around it
+    // would only cost.
+    const pipelining = { enableAutoPipelining: true, autoPipeliningIgnoredCommands: [LIMITER_COMMAND] };
     const redis: RedisClient =
       clusterNodes.length > 0
-        ? new Cluster(clusterNodes.map(seedNode), { enableAutoPipelining: true, enableOfflineQueue: false, redisOptions: common })
-        : new Redis(options.url as string, { ...common, enableAutoPipelining: true, lazyConnect: false });
+        ? new Cluster(clusterNodes.map(seedNode), { ...pipelining, enableOfflineQueue: false, redisOptions: common })
+        : new Redis(options.url as string, { ...common, ...pipelining, lazyConnect: false });
     redis.on('error', (err: Error) => app.log.warn({ err: { message: err.message } }, 'redis connection error'));
     app.decorate<RedisClient>('redis', redis);
     // Commands fail fast while disconnected (no offline queue), so give the first connection a

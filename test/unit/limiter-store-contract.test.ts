@@ -1,5 +1,5 @@
 // One contract for the limiter's storage (issue 3, point 7): the in-memory store and the Redis
-// store (lua/admit.lua, lua/settle.lua against a real redis-server) must behave alike. Levels are
+// store (lua/limits.lua against a real redis-server) must behave alike. Levels are
 // in unit-milliseconds (units × window), so every figure below is an exact integer.
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -203,6 +203,28 @@ function storeContract(name: string, prefix: string, factory: () => LimiterStore
       const remaining = admitted.map((o) => units(o.levels[0] as number, DAY)).sort((a, b) => a - b);
       expect(remaining).toEqual(Array.from({ length: 20 }, (_, i) => i));
     });
+
+    it('one turn of mixed admissions: each all or nothing, in arrival order', async () => {
+      const t = tag();
+      const rpm = bucket(`${t}:rpm`, 10, MINUTE, 1);
+      const tpm = (cost: number) => bucket(`${t}:tpm`, 100, MINUTE, cost);
+      // Issued together (one event-loop turn): 60 fits, 50 does not (40 left), 30 fits, 20 does not.
+      const outcomes = await Promise.all([60, 50, 30, 20].map((cost) => store.admit([rpm, tpm(cost)])));
+      expect(outcomes.map((o) => o.allowed)).toEqual([true, false, true, false]);
+      expect(outcomes.map((o) => units(o.levels[1] as number, MINUTE))).toEqual([40, 40, 10, 10]);
+      // The refused ones took no request either.
+      expect(outcomes.map((o) => units(o.levels[0] as number, MINUTE))).toEqual([9, 9, 8, 8]);
+      expect(outcomes[1]?.refusing).toBe(1);
+    });
+
+    it('a settlement made in the same turn as admissions is applied before them', async () => {
+      const call = bucket(`${tag()}:tpm`, 100, MINUTE, 80);
+      expect((await store.admit([call])).allowed).toBe(true);
+      // 20 left; the settlement returns 50 (reserved 80, used 30), so the 60 that follows fits.
+      const [, admitted] = await Promise.all([store.settle([{ ...call, units: 50 }]), store.admit([{ ...call, units: 60 }])]);
+      expect(admitted.allowed).toBe(true);
+      expect(units(admitted.levels[0] as number, MINUTE)).toBe(10);
+    });
   });
 }
 
@@ -216,6 +238,46 @@ storeContract('redis', redisPrefix, () => createRedisStore(redis), async () => {
 });
 
 describe('redis store specifics', () => {
+  it('batches one turn of calls on one hash tag into one script call', async () => {
+    const probe = new Redis(inject('redisUrl'));
+    const monitor = await probe.duplicate().monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase().startsWith('eval') && args.some((a) => a.includes(redisPrefix))) seen.push(args.join(' '));
+    });
+    try {
+      const store = createRedisStore(probe);
+      const call = { key: `${redisPrefix}{batch|gpt-4.1-nano}:rpm`, limit: 1000, windowMs: MINUTE, units: 1 };
+      const other = { ...call, key: `${redisPrefix}{batch-other|gpt-4.1-nano}:rpm` };
+      const outcomes = await Promise.all([...Array.from({ length: 10 }, () => store.admit([call])), store.admit([other])]);
+      expect(outcomes.every((o) => o.allowed)).toBe(true);
+      // Ten admissions on one tag: one call; the other tag: its own call.
+      await sleep(50);
+      expect(seen).toHaveLength(2);
+      // A later turn makes a new call.
+      await store.admit([call]);
+      await sleep(50);
+      expect(seen).toHaveLength(3);
+    } finally {
+      monitor.disconnect();
+      await probe.quit();
+    }
+  });
+
+  it('a bucket whose figures change within one turn is handled in a later call, not mixed up', async () => {
+    const probe = new Redis(inject('redisUrl'));
+    try {
+      const store = createRedisStore(probe);
+      const key = `${redisPrefix}{figures|gpt-4.1-nano}:rpd`;
+      const [a, b] = await Promise.all([store.admit([{ key, limit: 5, windowMs: DAY, units: 1 }]), store.admit([{ key, limit: 10, windowMs: DAY, units: 1 }])]);
+      expect(units(a.levels[0] as number, DAY)).toBe(4);
+      // Under its own figures: capacity 10, level 4 × DAY carried over, minus 1.
+      expect(units(b.levels[0] as number, DAY)).toBe(3);
+    } finally {
+      await probe.quit();
+    }
+  });
+
   it('stores a bucket as a hash {l, t} with a TTL that ends when the bucket would be full again', async () => {
     const probe = new Redis(inject('redisUrl'));
     try {
