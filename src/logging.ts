@@ -40,26 +40,43 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 /**
  * Fastify makes a child logger (with the request id) for every request; pino's child creation is
  * a measurable share of a proxy's per-request cost. This one is made on first use only, and a
- * request that logs once through its own methods never builds it at all.
+ * request that logs once through its own methods never builds it at all. Its methods live on the
+ * prototype: creating one per request is one small object.
  */
-export function lazyChildLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
-  let child: FastifyBaseLogger | undefined;
-  const real = (): FastifyBaseLogger => (child ??= logger.child(bindings, options));
-  const lazy = {
-    get level() {
-      return child ? child.level : logger.level;
-    },
-    set level(value: string) {
-      real().level = value;
-    },
-    child: (more: Bindings, moreOptions?: ChildLoggerOptions) => real().child(more, moreOptions),
-    silent: () => undefined,
-  } as unknown as Record<string, unknown>;
-  for (const level of LEVELS) {
-    lazy[level] = (...args: unknown[]) => {
-      if (!(logger as Logger).isLevelEnabled(level)) return;
-      (real()[level] as (...a: unknown[]) => void)(...args);
-    };
+class LazyLogger {
+  #child: FastifyBaseLogger | undefined;
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Bindings,
+    private readonly options: ChildLoggerOptions,
+  ) {}
+
+  private real(): FastifyBaseLogger {
+    return (this.#child ??= this.parent.child(this.bindings, this.options));
   }
-  return lazy as unknown as FastifyBaseLogger;
+  get level(): string {
+    return this.#child ? this.#child.level : this.parent.level;
+  }
+  set level(value: string) {
+    this.real().level = value;
+  }
+  child(more: Bindings, moreOptions?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.real().child(more, moreOptions);
+  }
+  silent(): void {}
+}
+
+for (const level of LEVELS) {
+  Object.defineProperty(LazyLogger.prototype, level, {
+    value(this: LazyLogger, ...args: unknown[]) {
+      const parent = (this as unknown as { parent: Logger }).parent;
+      if (!parent.isLevelEnabled(level)) return;
+      const real = (this as unknown as { real(): Record<string, (...a: unknown[]) => void> }).real();
+      (real[level] as (...a: unknown[]) => void)(...args);
+    },
+  });
+}
+
+export function lazyChildLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+  return new LazyLogger(logger, bindings, options) as unknown as FastifyBaseLogger;
 }

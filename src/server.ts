@@ -2,18 +2,20 @@
  * Process entry: the only reader of process.env. Loads and validates the config, builds the app,
  * listens, and drains gracefully on SIGTERM / SIGINT.
  */
-import { destination } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
+import { createLogSink } from './lifecycle/log-sink.js';
 
 async function main(): Promise<void> {
   const env = process.env;
   const configPath = env.TOLLGATE_CONFIG ?? 'config/tollgate.yaml';
   const config = await loadConfigFile(configPath, env);
-  // Log lines are written asynchronously in batches of 4 KiB (one write per line would cost a
+  // Log lines are written asynchronously in batches of 64 KiB (one write per line would cost a
   // system call per request), flushed at least every 250 ms and before the process exits.
-  const logs = destination({ sync: false, minLength: 4096 });
+  const logs = createLogSink({ fd: 1 });
   setInterval(() => logs.flush(), 250).unref();
+  // Any exit, a crash included: what waits is written synchronously.
+  process.once('exit', () => logs.flushSync());
   const app = await buildApp({
     config,
     upstreamUrl: env.TOLLGATE_UPSTREAM_URL ?? 'https://api.openai.com/v1',
@@ -45,8 +47,7 @@ async function main(): Promise<void> {
       .then(() => {
         clearTimeout(deadline);
         app.log.info('stopped');
-        logs.flushSync();
-        process.exit(0);
+        logs.end(() => process.exit(0));
       })
       .catch((err: unknown) => {
         app.log.error({ err }, 'error while stopping');

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { BodySource } from '../upstream/call.js';
 import type { Upstream } from '../upstream/client.js';
 import { upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
 import type { BatchLookup } from './queue.js';
@@ -11,7 +11,7 @@ export class AnswerTooLargeError extends Error {
 }
 
 /** Read a (small) upstream answer whole. Rejects when the body fails or outgrows `limitBytes`. */
-export function readAnswer(body: Readable, limitBytes: number): Promise<Buffer> {
+export function readAnswer(body: BodySource, limitBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

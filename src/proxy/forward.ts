@@ -1,5 +1,4 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -111,21 +110,21 @@ export function createForwarder(deps: ForwardDeps): Forward {
       if (reservation) settleEstimated(reservation, prepared.inputTokens, 0);
       throw new ClientGoneError();
     }
-    // undici accepts an EventEmitter as abort signal: cheaper than an AbortController per request.
-    const abort = new EventEmitter();
-    state.abortUpstream = () => abort.emit('abort');
     state.upstreamStart = performance.now();
     try {
-      return await upstream.send({
-        method: request.method as Dispatcher.HttpMethod,
-        path: request.url.slice('/v1'.length),
-        headers: upstreamRequestHeaders(request.headers, identity, {
-          contentLength: Buffer.isBuffer(payload) ? payload.length : undefined,
-          identityEncoding: endpoint.usage !== undefined || batch !== undefined,
-        }),
-        body: payload,
-        signal: abort,
-      });
+      // The upstream call hands `state` its abort: a client that goes away cancels it.
+      return await upstream.send(
+        {
+          method: request.method as Dispatcher.HttpMethod,
+          path: request.url.slice('/v1'.length),
+          headers: upstreamRequestHeaders(request.headers, identity, {
+            contentLength: Buffer.isBuffer(payload) ? payload.length : undefined,
+            identityEncoding: endpoint.usage !== undefined || batch !== undefined,
+          }),
+          body: payload,
+        },
+        state,
+      );
     } catch (err) {
       state.upstreamEnd = performance.now();
       if (batch) await batch.answered(undefined);

@@ -1,5 +1,6 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { streamErrorEvent, type TollgateError } from '../errors/errors.js';
+import type { BodySource } from '../upstream/call.js';
 import type { UsageShape } from '../routes/endpoints.js';
 import { isTerminalEvent, readUsage, usageFromEvent, type Usage } from '../usage/extract.js';
 import { SseDecoder } from './sse.js';
@@ -71,7 +72,7 @@ function endsWithBlankLine(bytes: Buffer): boolean {
  * away, the upstream body is destroyed at once, even while it is silent. `onEnd` runs exactly
  * once. The sink's head must already be set (the first write sends it).
  */
-export function pipeBody(upstream: Readable, sink: Writable, options: PipeOptions): void {
+export function pipeBody(upstream: BodySource, sink: Writable, options: PipeOptions): void {
   let bytes = 0;
   let ended = false;
   /** Whether everything written so far ends with a blank line (or nothing was written). */
@@ -139,7 +140,7 @@ export function pipeBody(upstream: Readable, sink: Writable, options: PipeOption
  * asked for; an event the upstream left unfinished when it failed is not sent, so the error event
  * starts on a fresh line.
  */
-export function relaySse(upstream: Readable, sink: Writable, options: RelayOptions): void {
+export function relaySse(upstream: BodySource, sink: Writable, options: RelayOptions): void {
   const { shape } = options;
   let usage: Usage | undefined;
   let completed = false;

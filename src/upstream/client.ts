@@ -1,6 +1,6 @@
-import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
+import { UpstreamCall, type BodySource, type HeaderMap } from './call.js';
 
 /**
  * The upstream API behind one undici Pool. Knows nothing of Fastify: it maps a client path onto
@@ -22,18 +22,23 @@ export interface UpstreamRequest {
   readonly path: string;
   readonly headers: Record<string, string | string[]>;
   readonly body: Buffer | Readable | undefined;
-  /** Emits `abort` (or is an AbortSignal) when the client has gone. */
-  readonly signal: AbortSignal | EventEmitter;
+  /** Aborts the request when it fires (e.g. `AbortSignal.timeout`). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface UpstreamResponse {
   readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: Readable;
+  readonly headers: HeaderMap;
+  readonly body: BodySource;
+}
+
+/** Receives the means to cancel the request while it is open (the client went away). */
+export interface Cancellable {
+  abortUpstream: (() => void) | undefined;
 }
 
 export interface Upstream {
-  send(request: UpstreamRequest): Promise<UpstreamResponse>;
+  send(request: UpstreamRequest, cancellable?: Cancellable): Promise<UpstreamResponse>;
   close(): Promise<void>;
 }
 
@@ -49,15 +54,20 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     bodyTimeout: options.bodyTimeoutMs,
   });
   return {
-    async send(request) {
-      const response = await pool.request({
-        method: request.method,
-        path: basePath + request.path,
-        headers: request.headers,
-        body: request.body ?? null,
-        signal: request.signal,
+    send(request, cancellable) {
+      return new Promise<UpstreamResponse>((resolve, reject) => {
+        const call: UpstreamCall = new UpstreamCall(
+          (head) => resolve({ status: head.status, headers: head.headers, body: call }),
+          reject,
+        );
+        if (cancellable) cancellable.abortUpstream = () => call.destroy();
+        const signal = request.signal;
+        if (signal) {
+          if (signal.aborted) call.destroy(signal.reason as Error);
+          else signal.addEventListener('abort', () => call.destroy(signal.reason as Error), { once: true });
+        }
+        pool.dispatch({ method: request.method, path: basePath + request.path, headers: request.headers, body: request.body ?? null }, call);
       });
-      return { status: response.statusCode, headers: response.headers, body: response.body };
     },
     close: () => pool.close(),
   };

@@ -22,7 +22,8 @@ const NOT_TO_UPSTREAM = new Set(['authorization', 'api-key', 'x-api-key', 'opena
 const NOT_TO_CLIENT = new Set(['set-cookie']);
 
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // The usual values name no other header: nothing to build.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return undefined;
   const text = Array.isArray(value) ? value.join(',') : value;
   return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
 }

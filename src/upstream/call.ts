@@ -1,0 +1,183 @@
+import { EventEmitter } from 'node:events';
+import type { Dispatcher } from 'undici';
+
+/**
+ * What the answer side reads an upstream body through: the part of a Readable that relaying
+ * needs. A Readable satisfies it (tests and uploads use them); the upstream's own bodies are
+ * `UpstreamCall`s, which skip the stream machinery.
+ */
+export interface BodySource {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  once(event: 'end', listener: () => void): unknown;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  destroy(error?: Error): unknown;
+}
+
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** The response head, handed over when the upstream's headers arrive. */
+export interface CallHead {
+  readonly status: number;
+  readonly headers: HeaderMap;
+}
+
+/** Upstream header names and values, as undici's own parser reads them (names lower-cased, values latin1). */
+function headerMap(raw: readonly Buffer[]): HeaderMap {
+  const out: HeaderMap = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    const found = out[name];
+    if (found === undefined || !Object.hasOwn(out, name)) {
+      if (name === '__proto__') continue;
+      out[name] = value;
+    } else if (typeof found === 'string') out[name] = [found, value];
+    else found.push(value);
+  }
+  return out;
+}
+
+export class UpstreamAbortedError extends Error {
+  override readonly name = 'AbortError';
+  readonly code = 'UND_ERR_ABORTED';
+  constructor() {
+    super('The upstream request was aborted');
+  }
+}
+
+/**
+ * One upstream request, driven by undici's dispatcher directly: it is the dispatch handler and,
+ * once the head has arrived, the response body as a `BodySource`. Chunks are handed on as undici
+ * parses them, without a Readable in between; backpressure pauses the socket through undici.
+ * Bytes that arrive before a consumer attaches are held (the whole of a small answer often
+ * arrives with its head) and handed over, in order, once it has.
+ */
+export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher.DispatchHandler {
+  #abort: ((reason: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #onHead: ((head: CallHead) => void) | undefined;
+  #onFail: ((error: Error) => void) | undefined;
+  #held: Buffer[] | undefined;
+  #flowing = false;
+  #paused = false;
+  /** 0 open, 1 ended, 2 failed, 3 destroyed. */
+  #state = 0;
+  #error: Error | undefined;
+  #endHeld = false;
+
+  constructor(onHead: (head: CallHead) => void, onFail: (error: Error) => void) {
+    super();
+    this.#onHead = onHead;
+    this.#onFail = onFail;
+  }
+
+  // ---- undici's dispatch handler -------------------------------------------------------------
+
+  onConnect(abort: (reason?: Error) => void): void {
+    if (this.#state === 3) abort(this.#error ?? new UpstreamAbortedError());
+    else this.#abort = abort;
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx informational answers (100 Continue, 103 Early Hints) are not the response.
+    if (status < 200) return true;
+    this.#resume = resume;
+    const onHead = this.#onHead;
+    this.#onHead = this.#onFail = undefined;
+    onHead?.({ status, headers: headerMap(rawHeaders) });
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#state !== 0) return false;
+    if (!this.#flowing || this.#held) {
+      (this.#held ??= []).push(chunk);
+      // Before a consumer attaches, hold what comes; while held bytes wait on a paused consumer,
+      // pause the socket too.
+      return !this.#flowing || !this.#paused;
+    }
+    this.emit('data', chunk);
+    return !this.#paused;
+  }
+
+  onComplete(): void {
+    if (this.#state !== 0) return;
+    this.#state = 1;
+    if (!this.#flowing || this.#held) this.#endHeld = true;
+    else this.emit('end');
+  }
+
+  onError(error: Error): void {
+    if (this.#onFail) {
+      const onFail = this.#onFail;
+      this.#onHead = this.#onFail = undefined;
+      this.#state = 2;
+      onFail(error);
+      return;
+    }
+    if (this.#state !== 0) return;
+    this.#state = 2;
+    this.#error = error;
+    if (this.#flowing && !this.#held) this.emit('error', error);
+  }
+
+  // ---- the body, as a BodySource -------------------------------------------------------------
+
+  override on(event: string | symbol, listener: (...args: never[]) => void): this {
+    super.on(event, listener as (...args: unknown[]) => void);
+    if (event === 'data' && !this.#flowing) {
+      this.#flowing = true;
+      // The consumer attaches its other listeners in the same synchronous step: hand over what
+      // is held once it has.
+      if (this.#held || this.#state !== 0) queueMicrotask(() => this.#drain());
+    }
+    return this;
+  }
+
+  #drain(): void {
+    const held = this.#held;
+    if (held) {
+      while (held.length > 0 && this.#state !== 3) {
+        if (this.#paused) return;
+        this.emit('data', held.shift() as Buffer);
+      }
+      this.#held = undefined;
+    }
+    if (this.#state === 3) return;
+    if (this.#endHeld) {
+      this.#endHeld = false;
+      this.emit('end');
+    } else if (this.#state === 2 && this.#error) {
+      this.emit('error', this.#error);
+    }
+  }
+
+  pause(): this {
+    this.#paused = true;
+    return this;
+  }
+
+  resume(): this {
+    if (!this.#paused) return this;
+    this.#paused = false;
+    if (this.#held || this.#endHeld || (this.#state === 2 && this.#error)) this.#drain();
+    if (this.#state === 0) this.#resume?.();
+    return this;
+  }
+
+  /** Stop reading: the upstream request is aborted (if still open) and nothing more is emitted. */
+  destroy(error?: Error): this {
+    if (this.#state === 3) return this;
+    const open = this.#state === 0;
+    this.#state = 3;
+    this.#error = error;
+    this.#held = undefined;
+    this.#endHeld = false;
+    if (open) this.#abort?.(error ?? new UpstreamAbortedError());
+    if (error && this.listenerCount('error') > 0) this.emit('error', error);
+    return this;
+  }
+}
