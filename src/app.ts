@@ -14,7 +14,7 @@ import {
   InvalidUrlError,
   TollgateError,
 } from './errors/errors.js';
-import { lazyChildLogger, loggerOptions } from './logging.js';
+import { lazyChildLogger, loggerOptions, requestLine, type RequestLine } from './logging.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { trackConnections } from './lifecycle/connections.js';
 import { createGatewayBatchQueue } from './batch/index.js';
@@ -63,7 +63,13 @@ function requestIds(): () => string {
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
-  const logger: FastifyBaseLogger = pino(loggerOptions(options.logLevel ?? 'info'), options.logStream ?? destination({ sync: false }));
+  const logStream = options.logStream ?? destination({ sync: false });
+  const rootLogger = pino(loggerOptions(options.logLevel ?? 'info'), logStream);
+  const logger: FastifyBaseLogger = rootLogger;
+  // The request line goes straight to the stream (logging.ts: requestLine), when info is on.
+  const writeRequestLine = (line: RequestLine): void => {
+    if (rootLogger.isLevelEnabled('info')) logStream.write(requestLine(line));
+  };
   const app = Fastify({
     loggerInstance: logger,
     childLoggerFactory: lazyChildLogger,
@@ -140,13 +146,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       metrics.inflight.dec();
       connections.requestEnded(socket);
       if (reply.raw.writableFinished) {
-        observe(request, reply, metrics, logger);
+        observe(request, reply, metrics, writeRequestLine);
         return;
       }
       state.clientGone = true;
       state.abortUpstream?.();
       // Let the body stream see the close first, so it records how it ended.
-      setImmediate(observe, request, reply, metrics, logger);
+      setImmediate(observe, request, reply, metrics, writeRequestLine);
     });
     done();
   });
@@ -229,7 +235,7 @@ function sendError(error: TollgateError, cause: unknown, request: FastifyRequest
 }
 
 /** The one log line and the metrics of a finished request. */
-function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics, logger: FastifyBaseLogger): void {
+function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics, log: (line: RequestLine) => void): void {
   const state = request.tollgate;
   const endpoint = state.endpoint ?? request.routeOptions.url ?? 'unmatched';
   const totalMs = reply.elapsedTime;
@@ -241,24 +247,20 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics,
   metrics.recordRequest(state.caller?.id ?? 'anonymous', state.modelLabel, endpoint, status, totalMs, upstreamMs);
   if (state.upstreamStatus !== undefined && state.upstreamStatus >= 500) metrics.upstreamErrors.inc({ status: String(state.upstreamStatus) });
   if (state.streamEnd === 'upstream_error') metrics.upstreamErrors.inc({ status: 'stream_cut' });
-  // The root logger with the request id as a field: no per-request child logger is built.
-  logger.info(
-    {
-      reqId: request.id,
-      key_id: state.caller?.id,
-      method: request.method,
-      endpoint,
-      model: state.model,
-      status,
-      stream: state.stream || undefined,
-      stream_end: state.streamEnd,
-      upstream_status: state.upstreamStatus,
-      upstream_ms: upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
-      total_ms: Math.round(totalMs * 100) / 100,
-      input_tokens: state.usage?.inputTokens,
-      cached_tokens: state.usage?.cachedTokens,
-      output_tokens: state.usage?.outputTokens,
-    },
-    'request',
-  );
+  log({
+    reqId: request.id,
+    key_id: state.caller?.id,
+    method: request.method,
+    endpoint,
+    model: state.model,
+    status,
+    stream: state.stream || undefined,
+    stream_end: state.streamEnd,
+    upstream_status: state.upstreamStatus,
+    upstream_ms: upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
+    total_ms: Math.round(totalMs * 100) / 100,
+    input_tokens: state.usage?.inputTokens,
+    cached_tokens: state.usage?.cachedTokens,
+    output_tokens: state.usage?.outputTokens,
+  });
 }

@@ -30,12 +30,15 @@ export interface Reservation {
   readonly headers: Readonly<Record<string, string>>;
   readonly reservedTokens: number;
   /** Correct the token reservation to what was really used. Only the first call counts. */
-  settle(actualTokens: number): Promise<void>;
+  settle(actualTokens: number): void | Promise<void>;
 }
 
 export interface Limiter {
-  /** Reserve, or throw RateLimitError / RequestTooLargeError. */
-  admit(request: LimitRequest): Promise<Reservation>;
+  /**
+   * Reserve, or throw RateLimitError / RequestTooLargeError (synchronously when the store answers
+   * at once, otherwise as a rejected promise).
+   */
+  admit(request: LimitRequest): Reservation | Promise<Reservation>;
   /** The figures that apply to a caller (tier, then the key's overrides). */
   figures(caller: Caller): TierLimits;
 }
@@ -54,7 +57,7 @@ interface PlannedBucket extends BucketCall {
   readonly kind: LimitKind;
 }
 
-const NO_RESERVATION: Reservation = { headers: {}, reservedTokens: 0, settle: async () => {} };
+const NO_RESERVATION: Reservation = { headers: {}, reservedTokens: 0, settle: () => {} };
 
 export function createLimiter(options: LimiterOptions): Limiter {
   const { store, catalogue, keyPrefix } = options;
@@ -109,42 +112,70 @@ export function createLimiter(options: LimiterOptions): Limiter {
     else await store.settle(buckets);
   };
 
+  /** The waiting loop: refusals within the key's max_wait_ms, a store that answers later, the organisation ceiling. */
+  const admitWaiting = async (
+    request: LimitRequest,
+    buckets: readonly PlannedBucket[],
+    orgBuckets: readonly PlannedBucket[],
+    first: AdmitOutcome | Promise<AdmitOutcome> | undefined,
+  ): Promise<Reservation> => {
+    const deadline = Date.now() + (request.caller.maxWaitMs ?? 0);
+    let pending = first;
+    for (;;) {
+      let refused: RateLimitError | undefined;
+      let waitMs = 0;
+      let orgOutcome: AdmitOutcome | undefined;
+      if (orgBuckets.length > 0) {
+        orgOutcome = await store.admit(orgBuckets);
+        if (!orgOutcome.allowed) {
+          refused = refusal(request.model, organization?.name ?? '', orgBuckets, orgOutcome);
+          waitMs = orgOutcome.waitMs;
+        }
+      }
+      if (!refused) {
+        const outcome = await (pending ?? store.admit(buckets));
+        pending = undefined;
+        if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome);
+        if (orgOutcome) await release(orgBuckets, orgOutcome);
+        refused = refusal(request.model, request.caller.id, buckets, outcome);
+        waitMs = outcome.waitMs;
+      }
+      if (Date.now() + waitMs > deadline || request.signal?.aborted) throw refused;
+      await sleep(waitMs);
+      if (request.signal?.aborted) throw refused;
+    }
+  };
+
   return {
     figures,
-    async admit(request) {
+    admit(request) {
       const buckets = plan(`${request.caller.id}|${request.model}`, figures(request.caller), request.tokens);
       // The organisation ceiling: one bucket set per model for the sum of all keys.
-      const orgBuckets = orgLimits ? plan(`org|${request.model}`, orgLimits, request.tokens) : [];
+      const orgBuckets = orgLimits ? plan(`org|${request.model}`, orgLimits, request.tokens) : NO_BUCKETS;
       if (buckets.length === 0 && orgBuckets.length === 0) return NO_RESERVATION;
-      for (const [set, owner] of [[buckets, request.caller.id], [orgBuckets, organization?.name ?? '']] as const) {
-        const tpm = set.find((b) => b.kind === 'tpm');
-        if (tpm && request.tokens > tpm.limit) throw new RequestTooLargeError(request.model, owner, tpm.limit, request.tokens, {});
+      tooLarge(request, buckets, request.caller.id);
+      if (orgBuckets.length > 0) {
+        tooLarge(request, orgBuckets, organization?.name ?? '');
+        return admitWaiting(request, buckets, orgBuckets, undefined);
       }
-      const deadline = Date.now() + (request.caller.maxWaitMs ?? 0);
-      for (;;) {
-        let refused: RateLimitError | undefined;
-        let waitMs = 0;
-        let orgOutcome: AdmitOutcome | undefined;
-        if (orgBuckets.length > 0) {
-          orgOutcome = await store.admit(orgBuckets);
-          if (!orgOutcome.allowed) {
-            refused = refusal(request.model, organization?.name ?? '', orgBuckets, orgOutcome);
-            waitMs = orgOutcome.waitMs;
-          }
-        }
-        if (!refused) {
-          const outcome = await store.admit(buckets);
-          if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome);
-          if (orgOutcome) await release(orgBuckets, orgOutcome);
-          refused = refusal(request.model, request.caller.id, buckets, outcome);
-          waitMs = outcome.waitMs;
-        }
-        if (Date.now() + waitMs > deadline || request.signal?.aborted) throw refused;
-        await sleep(waitMs);
-        if (request.signal?.aborted) throw refused;
+      const outcome = store.admit(buckets);
+      // The common case, answered at once by process memory: no promise at all.
+      if (!(outcome instanceof Promise)) {
+        if (outcome.allowed) return reservation(store, buckets, outcome, NO_BUCKETS, undefined);
+        if (!request.caller.maxWaitMs) throw refusal(request.model, request.caller.id, buckets, outcome);
       }
+      return admitWaiting(request, buckets, NO_BUCKETS, outcome);
     },
   };
+}
+
+const NO_BUCKETS: readonly PlannedBucket[] = [];
+
+/** A request larger than a TPM bucket's whole capacity can never be admitted: OpenAI's "Request too large". */
+function tooLarge(request: LimitRequest, buckets: readonly PlannedBucket[], owner: string): void {
+  for (const bucket of buckets) {
+    if (bucket.kind === 'tpm' && request.tokens > bucket.limit) throw new RequestTooLargeError(request.model, owner, bucket.limit, request.tokens, {});
+  }
 }
 
 function reservation(
@@ -158,21 +189,23 @@ function reservation(
   const tpm = buckets.find((b) => b.kind === 'tpm');
   const orgTpm = orgBuckets.find((b) => b.kind === 'tpm');
   const reserved = tpm?.units ?? orgTpm?.units ?? 0;
-  const correct = async (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number): Promise<void> => {
+  const correct = (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number): void | Promise<unknown> => {
     if (!bucket || !via) return;
     const calls = [{ ...bucket, units: delta }];
-    if (via.settleVia) await via.settleVia(calls);
-    else await store.settle(calls);
+    const settled = via.settleVia ? via.settleVia(calls) : store.settle(calls);
+    return settled instanceof Promise ? settled : undefined;
   };
   return {
     headers: rateLimitHeaders(buckets, outcome),
     reservedTokens: reserved,
-    async settle(actualTokens) {
+    settle(actualTokens) {
       if (settled) return;
       settled = true;
       const delta = reserved - Math.max(0, Math.round(actualTokens));
       if (delta === 0) return;
-      await Promise.all([correct(tpm, outcome, delta), correct(orgTpm, orgOutcome, delta)]);
+      const key = correct(tpm, outcome, delta);
+      const org = correct(orgTpm, orgOutcome, delta);
+      if (key instanceof Promise || org instanceof Promise) return Promise.all([key, org]).then(() => undefined);
     },
   };
 }

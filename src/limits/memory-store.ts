@@ -32,7 +32,7 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
   sweep.unref();
 
   return {
-    async admit(calls) {
+    admit(calls) {
       const now = clock();
       const levels = calls.map((call) => levelNow(call, now));
       let refusing = -1;
@@ -56,7 +56,7 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
       });
       return { allowed: true, refusing: -1, waitMs: 0, levels: after };
     },
-    async settle(calls) {
+    settle(calls) {
       const now = clock();
       return calls.map((call) => {
         const level = Math.min(call.limit * call.windowMs, levelNow(call, now) + call.units * call.windowMs);

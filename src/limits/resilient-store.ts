@@ -56,7 +56,9 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
     return {
       ...outcome,
       limits: localCalls.map((call) => call.limit),
-      settleVia: (settle) => fallback.settle(local(settle)).then(() => undefined),
+      settleVia: async (settle) => {
+        await fallback.settle(local(settle));
+      },
     };
   };
 

@@ -25,12 +25,16 @@ export interface AdmitOutcome {
   /** The limits the store applied, when they differ from the ones asked for (fail-open divides them). */
   readonly limits?: readonly number[];
   /** Where this admission's settlement must go when it was not the store called (fallback). */
-  readonly settleVia?: (calls: readonly BucketCall[]) => Promise<void>;
+  readonly settleVia?: (calls: readonly BucketCall[]) => void | Promise<void>;
 }
 
+/**
+ * A store answers at once when it can (process memory) and with a promise when it must ask
+ * (Redis): the limiter keeps the synchronous path free of promises.
+ */
 export interface LimiterStore {
-  admit(buckets: readonly BucketCall[]): Promise<AdmitOutcome>;
+  admit(buckets: readonly BucketCall[]): AdmitOutcome | Promise<AdmitOutcome>;
   /** Returns the levels after settlement. */
-  settle(buckets: readonly BucketCall[]): Promise<readonly number[]>;
+  settle(buckets: readonly BucketCall[]): readonly number[] | Promise<readonly number[]>;
   close(): Promise<void>;
 }

@@ -78,27 +78,33 @@ export function createForwarder(deps: ForwardDeps): Forward {
     state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
     state.stream = admission.stream;
     const { payload, injectedUsage } = upstreamBody(endpoint, json, admission);
-    const reservation = await reserve(endpoint, state, admission);
+    const reserved = reserve(endpoint, state, admission);
+    const reservation = reserved instanceof Promise ? await reserved : reserved;
     // Error answers made after this point carry the key's rate-limit headers too (app.ts).
     if (reservation) state.rateLimitHeaders = reservation.headers;
     return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch };
   }
 
-  async function reserve(endpoint: Endpoint, state: RequestState, admission: Admission): Promise<Reservation | undefined> {
+  /** The limiter's reservation: synchronous with the in-memory store, a promise with Redis. */
+  function reserve(endpoint: Endpoint, state: RequestState, admission: Admission): Reservation | undefined | Promise<Reservation> {
     const caller = state.caller;
     if (!(endpoint.limited ?? endpoint.checksModel) || admission.requestedModel === undefined || !caller) return undefined;
     const outputCap = admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0);
+    const counted = (err: unknown): never => {
+      if (err instanceof RateLimitError) deps.onRefused(caller.id, state.modelLabel, err.kind);
+      else if (err instanceof RequestTooLargeError) deps.onRefused(caller.id, state.modelLabel, 'tpm');
+      throw err;
+    };
     try {
-      return await limiter.admit({
+      const reserved = limiter.admit({
         caller,
         model: state.modelLabel,
         tokens: admission.inputTokens + outputCap,
         signal: { get aborted() { return state.clientGone; } },
       });
+      return reserved instanceof Promise ? reserved.catch(counted) : reserved;
     } catch (err) {
-      if (err instanceof RateLimitError) deps.onRefused(caller.id, state.modelLabel, err.kind);
-      else if (err instanceof RequestTooLargeError) deps.onRefused(caller.id, state.modelLabel, 'tpm');
-      throw err;
+      return counted(err);
     }
   }
 

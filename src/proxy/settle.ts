@@ -10,13 +10,19 @@ import type { Usage } from '../usage/extract.js';
  * - a client gone, or a stream cut without usage: the input estimate + the output relayed so far.
  */
 export function settleWithUsage(reservation: Reservation, usage: Usage): void {
-  void reservation.settle(usage.inputTokens + usage.outputTokens).catch(() => undefined);
+  settle(reservation, usage.inputTokens + usage.outputTokens);
 }
 
 export function settleReleased(reservation: Reservation): void {
-  void reservation.settle(0).catch(() => undefined);
+  settle(reservation, 0);
 }
 
 export function settleEstimated(reservation: Reservation, inputTokens: number, outputTokensRelayed: number): void {
-  void reservation.settle(inputTokens + outputTokensRelayed).catch(() => undefined);
+  settle(reservation, inputTokens + outputTokensRelayed);
+}
+
+/** A store failure while settling is the store's to count (resilient-store.ts); nothing waits on it. */
+function settle(reservation: Reservation, tokens: number): void {
+  const pending = reservation.settle(tokens);
+  if (pending) pending.catch(() => undefined);
 }

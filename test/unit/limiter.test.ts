@@ -37,7 +37,7 @@ function manualLimiter(start = 1_700_000_000_000): { limiter: Limiter; advance(m
 }
 
 async function refusal(limiter: Limiter, request: LimitRequest): Promise<RateLimitError> {
-  const error = await limiter.admit(request).then(
+  const error = await Promise.resolve().then(() => limiter.admit(request)).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -142,7 +142,7 @@ describe('tier figures and OpenAI 429s', () => {
   it('one request larger than the whole TPM bucket: "Request too large", x-should-retry false, nothing taken', async () => {
     const { limiter } = manualLimiter();
     const who = caller('big', 'tier-1', { tpm: 1000 });
-    const error = await limiter.admit({ caller: who, model: MODEL, tokens: 1001 }).catch((e: unknown) => e);
+    const error = await Promise.resolve().then(() => limiter.admit({ caller: who, model: MODEL, tokens: 1001 })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RequestTooLargeError);
     const tooLarge = error as RequestTooLargeError;
     expect(tooLarge.message).toBe(
@@ -203,7 +203,7 @@ describe('per-key overrides', () => {
       return; // rejected at start: fine
     }
     const { limiter } = manualLimiter();
-    const error = await limiter.admit({ caller: caller('zero', 'tier-1', config.keys[0]?.limits), model: MODEL, tokens: 1 }).catch((e: unknown) => e);
+    const error = await Promise.resolve().then(() => limiter.admit({ caller: caller('zero', 'tier-1', config.keys[0]?.limits), model: MODEL, tokens: 1 })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Error);
     const { message, headers } = error as RateLimitError;
     expect(message).not.toMatch(/NaN|Infinity/);
@@ -296,7 +296,7 @@ describe('max_wait_ms', () => {
     const quick = caller('real-wait', 'tier-1', { rpm: 120, rpd: null, tpm: null });
     let admitted = 0;
     for (;;) {
-      const outcome = await limiter.admit({ caller: quick, model: MODEL, tokens: 1 }).then(
+      const outcome = await Promise.resolve().then(() => limiter.admit({ caller: quick, model: MODEL, tokens: 1 })).then(
         () => true,
         () => false,
       );
