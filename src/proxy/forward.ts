@@ -146,7 +146,8 @@ export function createForwarder(deps: ForwardDeps): Forward {
   return async (endpoint, request, reply) => {
     const prepared = await prepare(endpoint, request);
     const response = await send(request, endpoint, prepared);
-    await respond(reply, response, { endpoint, state: request.tollgate, ...prepared });
+    const responding = respond(reply, response, { endpoint, state: request.tollgate, ...prepared });
+    if (responding) await responding;
     return reply;
   };
 }

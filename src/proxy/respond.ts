@@ -8,7 +8,7 @@ import type { Reservation } from '../limits/limiter.js';
 import type { Endpoint, UsageShape } from '../routes/endpoints.js';
 import { pipeBody, relaySse, type StreamOutcome } from '../streaming/relay.js';
 import type { UpstreamResponse } from '../upstream/client.js';
-import { clientResponseHeaders } from '../upstream/headers.js';
+import { clientHead, type ClientHead } from '../upstream/headers.js';
 import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
 import type { RequestState } from './request-state.js';
 import { settleEstimated, settleReleased, settleWithUsage } from './settle.js';
@@ -29,14 +29,14 @@ export interface Answering {
  * reply pipeline and go straight into the socket; the head carries the headers set so far
  * (x-request-id), the upstream's, and the key's rate-limit headers.
  */
-export async function respond(reply: FastifyReply, response: UpstreamResponse, answering: Answering): Promise<void> {
+export function respond(reply: FastifyReply, response: UpstreamResponse, answering: Answering): void | Promise<void> {
   const { state, reservation } = answering;
   state.upstreamStatus = response.status;
-  if (answering.batch) return respondWhole(reply, response, answering.batch, state);
-  const contentType = response.headers['content-type'];
-  const isSse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
+  const upstreamHead = clientHead(response.rawHeaders);
+  if (answering.batch) return respondWhole(reply, response, upstreamHead, answering.batch, state);
+  const isSse = upstreamHead.contentType?.startsWith('text/event-stream') === true;
   reply.hijack();
-  reply.raw.writeHead(response.status, answerHead(reply, response, !isSse, reservation));
+  reply.raw.writeHead(response.status, answerHead(reply, upstreamHead, isSse ? undefined : upstreamHead.contentLength, reservation));
   const failed = response.status >= 400;
   if (reservation && failed) settleReleased(reservation);
   const settles = reservation && !failed ? reservation : undefined;
@@ -45,13 +45,17 @@ export async function respond(reply: FastifyReply, response: UpstreamResponse, a
 }
 
 /**
- * The answer's head: the upstream's headers (cleaned), its x-request-id or tollgate's own, and the
- * key's rate-limit headers. Built as one object: this runs on every request.
+ * The answer's head: the upstream's headers (cleaned), its content-length when the body is relayed
+ * unchanged, its x-request-id or tollgate's own, and the key's rate-limit headers.
  */
-function answerHead(reply: FastifyReply, response: UpstreamResponse, keepLength: boolean, reservation: Reservation | undefined): Record<string, string | string[]> {
-  const head = clientResponseHeaders(response.headers, keepLength);
-  head['x-request-id'] ??= reply.request.id;
-  if (reservation) Object.assign(head, reservation.headers);
+function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: string | undefined, reservation: Reservation | undefined): string[] {
+  const head = upstream.headers;
+  if (contentLength !== undefined) head.push('content-length', contentLength);
+  if (!upstream.hasRequestId) head.push('x-request-id', reply.request.id);
+  if (reservation) {
+    const limits = reservation.headers;
+    for (const name in limits) head.push(name, limits[name] as string);
+  }
   return head;
 }
 
@@ -106,7 +110,7 @@ function streamEnd(outcome: StreamOutcome, endpoint: Endpoint): string {
  * A watched batch call: its (small) answer is read whole and the queue brought up to date before
  * the client sees it, so the client's next call finds the store current.
  */
-async function respondWhole(reply: FastifyReply, response: UpstreamResponse, batch: BatchExchange, state: RequestState): Promise<void> {
+async function respondWhole(reply: FastifyReply, response: UpstreamResponse, upstreamHead: ClientHead, batch: BatchExchange, state: RequestState): Promise<void> {
   let answer: Buffer;
   try {
     answer = await readAnswer(response.body, BATCH_ANSWER_LIMIT_BYTES);
@@ -119,8 +123,6 @@ async function respondWhole(reply: FastifyReply, response: UpstreamResponse, bat
   state.upstreamEnd = performance.now();
   await batch.answered(response.status, answer);
   reply.hijack();
-  const head = answerHead(reply, response, false, undefined);
-  head['content-length'] = String(answer.length);
-  reply.raw.writeHead(response.status, head);
+  reply.raw.writeHead(response.status, answerHead(reply, upstreamHead, String(answer.length), undefined));
   reply.raw.end(answer);
 }

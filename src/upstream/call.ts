@@ -16,28 +16,11 @@ export interface BodySource {
   destroy(error?: Error): unknown;
 }
 
-export type HeaderMap = Record<string, string | string[] | undefined>;
-
 /** The response head, handed over when the upstream's headers arrive. */
 export interface CallHead {
   readonly status: number;
-  readonly headers: HeaderMap;
-}
-
-/** Upstream header names and values, as undici's own parser reads them (names lower-cased, values latin1). */
-function headerMap(raw: readonly Buffer[]): HeaderMap {
-  const out: HeaderMap = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
-    const value = (raw[i + 1] as Buffer).toString('latin1');
-    const found = out[name];
-    if (found === undefined || !Object.hasOwn(out, name)) {
-      if (name === '__proto__') continue;
-      out[name] = value;
-    } else if (typeof found === 'string') out[name] = [found, value];
-    else found.push(value);
-  }
-  return out;
+  /** undici's raw list: `[name, value, …]` as received (see upstream/headers.ts: clientHead). */
+  readonly rawHeaders: Buffer[];
 }
 
 export class UpstreamAbortedError extends Error {
@@ -87,7 +70,7 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
     this.#resume = resume;
     const onHead = this.#onHead;
     this.#onHead = this.#onFail = undefined;
-    onHead?.({ status, headers: headerMap(rawHeaders) });
+    onHead?.({ status, rawHeaders });
     return true;
   }
 

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
-import { UpstreamCall, type BodySource, type HeaderMap } from './call.js';
+import { UpstreamCall, type BodySource } from './call.js';
 
 /**
  * The upstream API behind one undici Pool. Knows nothing of Fastify: it maps a client path onto
@@ -28,7 +28,8 @@ export interface UpstreamRequest {
 
 export interface UpstreamResponse {
   readonly status: number;
-  readonly headers: HeaderMap;
+  /** undici's raw header list (upstream/headers.ts: clientHead reads it). */
+  readonly rawHeaders: Buffer[];
   readonly body: BodySource;
 }
 
@@ -57,7 +58,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     send(request, cancellable) {
       return new Promise<UpstreamResponse>((resolve, reject) => {
         const call: UpstreamCall = new UpstreamCall(
-          (head) => resolve({ status: head.status, headers: head.headers, body: call }),
+          (head) => resolve({ status: head.status, rawHeaders: head.rawHeaders, body: call }),
           reject,
         );
         if (cancellable) cancellable.abortUpstream = () => call.destroy();

@@ -56,17 +56,51 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** Headers for the client: the upstream's, cleaned (tollgate sets the key's x-ratelimit-* itself). */
-export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>, keepContentLength: boolean): Record<string, string | string[]> {
-  const named = connectionTokens(upstream.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const name in upstream) {
-    const value = upstream[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || NOT_TO_CLIENT.has(name) || named?.has(name)) continue;
-    if (name === 'content-length' && !keepContentLength) continue;
-    // The upstream's rate-limit headers describe the gateway's own organisation, not the key.
-    if (name.startsWith('x-ratelimit-')) continue;
-    out[name] = value;
+/** The upstream's response head as the client gets it, read in one pass over undici's raw list. */
+export interface ClientHead {
+  /** `[name, value, …]` for `writeHead`: the upstream's headers, cleaned, without content-length. */
+  readonly headers: string[];
+  /** The upstream's content-length, for answers relayed byte for byte. */
+  readonly contentLength: string | undefined;
+  readonly contentType: string | undefined;
+  readonly hasRequestId: boolean;
+}
+
+/**
+ * Headers for the client: the upstream's, cleaned (tollgate sets the key's x-ratelimit-* itself;
+ * the upstream's describe the gateway's own organisation). Values of dropped headers are never
+ * decoded: this runs on every answer.
+ */
+export function clientHead(raw: readonly Buffer[]): ClientHead {
+  const headers: string[] = [];
+  let contentLength: string | undefined;
+  let contentType: string | undefined;
+  let hasRequestId = false;
+  let connection: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    if (HOP_BY_HOP.has(name) || NOT_TO_CLIENT.has(name) || name.startsWith('x-ratelimit-')) {
+      if (name === 'connection') connection = connection === undefined ? (raw[i + 1] as Buffer).toString('latin1') : `${connection},${(raw[i + 1] as Buffer).toString('latin1')}`;
+      continue;
+    }
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    if (name === 'content-length') {
+      contentLength = value;
+      continue;
+    }
+    if (name === 'content-type') contentType ??= value;
+    else if (name === 'x-request-id') hasRequestId = true;
+    headers.push(name, value);
   }
-  return out;
+  const named = connectionTokens(connection);
+  if (named) {
+    // Rare: the upstream's Connection header names further hop-by-hop headers.
+    const kept: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) if (!named.has(headers[i] as string)) kept.push(headers[i] as string, headers[i + 1] as string);
+    if (named.has('content-length')) contentLength = undefined;
+    if (named.has('content-type')) contentType = undefined;
+    if (named.has('x-request-id')) hasRequestId = kept.includes('x-request-id');
+    return { headers: kept, contentLength, contentType, hasRequestId };
+  }
+  return { headers, contentLength, contentType, hasRequestId };
 }

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamIdentity } from '../../src/upstream/headers.js';
+import { clientHead, upstreamRequestHeaders, type UpstreamIdentity } from '../../src/upstream/headers.js';
 
 const UPSTREAM_KEY = 'sk-upstream-0123456789abcdef';
 const CLIENT_KEY = 'tg-client-key-abcdef0123456789';
@@ -108,7 +108,24 @@ describe('upstreamRequestHeaders', () => {
   });
 });
 
-describe('clientResponseHeaders', () => {
+describe('clientHead', () => {
+  /** undici's raw list: [name, value, …] as Buffers, repeated names for list values. */
+  const raw = (headers: Record<string, string | string[] | undefined>): Buffer[] => {
+    const out: Buffer[] = [];
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) out.push(Buffer.from(name, 'latin1'), Buffer.from(v, 'latin1'));
+    }
+    return out;
+  };
+  /** The client head as an object (content-length back in, as written for relayed bodies). */
+  const clientResponseHeaders = (headers: Record<string, string | string[] | undefined>, keepContentLength: boolean): Record<string, string> => {
+    const head = clientHead(raw(headers));
+    const out: Record<string, string> = {};
+    for (let i = 0; i < head.headers.length; i += 2) out[head.headers[i] as string] = head.headers[i + 1] as string;
+    if (keepContentLength && head.contentLength !== undefined) out['content-length'] = head.contentLength;
+    return out;
+  };
   const upstream = (): Record<string, string | string[] | undefined> => ({
     connection: 'keep-alive, x-upstream-hop',
     'keep-alive': 'timeout=65',
@@ -136,7 +153,7 @@ describe('clientResponseHeaders', () => {
     }
   });
 
-  it('passes OpenAI headers through', () => {
+  it('passes OpenAI headers through, and tells content type and whether a request id came', () => {
     expect(clientResponseHeaders(upstream(), true)).toMatchObject({
       'content-type': 'application/json',
       'x-request-id': 'req_upstream_1',
@@ -145,6 +162,14 @@ describe('clientResponseHeaders', () => {
       'cf-ray': '8f00-AMS',
       'retry-after': '1',
     });
+    const head = clientHead(raw(upstream()));
+    expect(head).toMatchObject({ contentType: 'application/json', contentLength: '512', hasRequestId: true });
+    expect(clientHead(raw({ 'content-type': 'text/plain' })).hasRequestId).toBe(false);
+  });
+
+  it('keeps repeated headers as repeated entries', () => {
+    const head = clientHead(raw({ vary: ['origin', 'accept-encoding'] }));
+    expect(head.headers).toEqual(['vary', 'origin', 'vary', 'accept-encoding']);
   });
 
   it("drops the upstream's x-ratelimit-* headers: they describe the gateway's organisation, not the key", () => {
@@ -152,13 +177,13 @@ describe('clientResponseHeaders', () => {
     expect(Object.keys(out).filter((name) => name.startsWith('x-ratelimit-'))).toEqual([]);
   });
 
-  it('keeps content-length only when asked (bodies relayed unchanged), drops it otherwise', () => {
+  it('hands content-length apart, for answers relayed unchanged only', () => {
     expect(clientResponseHeaders(upstream(), true)['content-length']).toBe('512');
     expect(Object.keys(clientResponseHeaders(upstream(), false))).not.toContain('content-length');
   });
 
-  it('Connection tokens are matched case-insensitively', () => {
-    const out = clientResponseHeaders({ connection: 'X-Upstream-Hop ,  close', 'x-upstream-hop': 'v', 'x-keep': 'k' }, true);
+  it('header names are matched case-insensitively, Connection tokens too', () => {
+    const out = clientResponseHeaders({ Connection: 'X-Upstream-Hop ,  close', 'X-Upstream-Hop': 'v', 'x-keep': 'k', 'Set-Cookie': 'a=b', 'Keep-Alive': 't=5' }, true);
     expect(out).toEqual({ 'x-keep': 'k' });
   });
 });
