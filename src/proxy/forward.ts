@@ -56,33 +56,49 @@ export type Forward = (endpoint: Endpoint, request: FastifyRequest, reply: Fasti
 export function createForwarder(deps: ForwardDeps): Forward {
   const { config, catalogue, limiter, upstream, identity } = deps;
 
-  async function prepare(endpoint: Endpoint, request: FastifyRequest): Promise<Prepared> {
+  /**
+   * The request side. Synchronous on the common path (in-memory limiter, no tokenizer, no batch
+   * call); a promise only where a step has to wait.
+   */
+  function prepare(endpoint: Endpoint, request: FastifyRequest): Prepared | Promise<Prepared> {
     const state = request.tollgate;
     state.endpoint = endpoint.url;
     const json = request.body instanceof JsonBody ? request.body : undefined;
-    const watching = deps.batches.begin({
-      method: request.method,
-      url: request.url,
-      caller: state.caller,
-      contentType: request.headers['content-type'],
-      body: json?.value,
-    });
-    const batch = watching && (await watching);
+    const watching = endpoint.batchQueue
+      ? deps.batches.begin({
+          method: request.method,
+          url: request.url,
+          caller: state.caller,
+          contentType: request.headers['content-type'],
+          body: json?.value,
+        })
+      : undefined;
+    if (watching) return watching.then((batch) => prepareBody(endpoint, request, json, batch));
+    return prepareBody(endpoint, request, json, undefined);
+  }
+
+  function prepareBody(endpoint: Endpoint, request: FastifyRequest, json: JsonBody | undefined, batch: BatchExchange | undefined): Prepared | Promise<Prepared> {
     if (!json) {
       const payload = hasRequestBody(request.raw) ? limitUpload(request.raw, config.server.upload_limit_bytes, batch?.observeUpload) : undefined;
       return { payload, reservation: undefined, inputTokens: 0, injectedUsage: false, batch };
     }
     const admitted = admit(endpoint, json.value, catalogue, config);
-    const admission = admitted instanceof Promise ? await admitted : admitted;
+    if (admitted instanceof Promise) return admitted.then((admission) => prepareAdmitted(endpoint, request.tollgate, json, admission, batch));
+    return prepareAdmitted(endpoint, request.tollgate, json, admitted, batch);
+  }
+
+  function prepareAdmitted(endpoint: Endpoint, state: RequestState, json: JsonBody, admission: Admission, batch: BatchExchange | undefined): Prepared | Promise<Prepared> {
     state.model = admission.requestedModel;
     state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
     state.stream = admission.stream;
     const { payload, injectedUsage } = upstreamBody(endpoint, json, admission);
+    const prepared = (reservation: Reservation | undefined): Prepared => {
+      // Error answers made after this point carry the key's rate-limit headers too (app.ts).
+      if (reservation) state.rateLimitHeaders = reservation.headers;
+      return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch };
+    };
     const reserved = reserve(endpoint, state, admission);
-    const reservation = reserved instanceof Promise ? await reserved : reserved;
-    // Error answers made after this point carry the key's rate-limit headers too (app.ts).
-    if (reservation) state.rateLimitHeaders = reservation.headers;
-    return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch };
+    return reserved instanceof Promise ? reserved.then(prepared) : prepared(reserved);
   }
 
   /** The limiter's reservation: synchronous with the in-memory store, a promise with Redis. */
@@ -108,7 +124,8 @@ export function createForwarder(deps: ForwardDeps): Forward {
     }
   }
 
-  async function send(request: FastifyRequest, endpoint: Endpoint, prepared: Prepared): Promise<UpstreamResponse> {
+  /** The upstream call, then the answer (respond.ts). */
+  async function exchange(endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply, prepared: Prepared): Promise<FastifyReply> {
     const state = request.tollgate;
     const { payload, reservation, batch } = prepared;
     // The client may have left while admission waited (tokenizer, Redis, max_wait_ms).
@@ -117,9 +134,10 @@ export function createForwarder(deps: ForwardDeps): Forward {
       throw new ClientGoneError();
     }
     state.upstreamStart = performance.now();
+    let response: UpstreamResponse;
     try {
       // The upstream call hands `state` its abort: a client that goes away cancels it.
-      return await upstream.send(
+      response = await upstream.send(
         {
           method: request.method as Dispatcher.HttpMethod,
           path: request.url.slice('/v1'.length),
@@ -141,14 +159,15 @@ export function createForwarder(deps: ForwardDeps): Forward {
       if (state.clientGone) throw new ClientGoneError();
       throw mapUpstreamError(err) ?? err;
     }
-  }
-
-  return async (endpoint, request, reply) => {
-    const prepared = await prepare(endpoint, request);
-    const response = await send(request, endpoint, prepared);
-    const responding = respond(reply, response, { endpoint, state: request.tollgate, ...prepared });
+    const responding = respond(reply, response, { endpoint, state, ...prepared });
     if (responding) await responding;
     return reply;
+  }
+
+  return (endpoint, request, reply) => {
+    const prepared = prepare(endpoint, request);
+    if (prepared instanceof Promise) return prepared.then((ready) => exchange(endpoint, request, reply, ready));
+    return exchange(endpoint, request, reply, prepared);
   };
 }
 

@@ -25,6 +25,8 @@ export interface Endpoint {
   readonly usage?: UsageShape;
   /** Counts toward the key's rate limits (default: when the body names a model). */
   readonly limited?: boolean;
+  /** The batch queue watches calls here (batch file uploads, batch creation and status). */
+  readonly batchQueue?: boolean;
 }
 
 const CHAT: ModelCall = { promptParam: 'messages', outputCapParams: ['max_completion_tokens', 'max_tokens'] };
@@ -51,12 +53,12 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { url: '/v1/audio/speech', methods: POST, checksModel: true },
   { url: '/v1/audio/transcriptions', methods: POST },
   { url: '/v1/audio/translations', methods: POST },
-  { url: '/v1/files', methods: ['GET', 'POST'] },
+  { url: '/v1/files', methods: ['GET', 'POST'], batchQueue: true },
   { url: '/v1/files/*', methods: ANY },
   { url: '/v1/uploads', methods: POST },
   { url: '/v1/uploads/*', methods: POST },
-  { url: '/v1/batches', methods: ['GET', 'POST'] },
-  { url: '/v1/batches/*', methods: ['GET', 'POST'] },
+  { url: '/v1/batches', methods: ['GET', 'POST'], batchQueue: true },
+  { url: '/v1/batches/*', methods: ['GET', 'POST'], batchQueue: true },
   { url: '/v1/fine_tuning/*', methods: ANY },
   { url: '/v1/assistants', methods: ['GET', 'POST'] },
   { url: '/v1/assistants/*', methods: ANY },
