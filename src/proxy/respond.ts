@@ -8,7 +8,7 @@ import type { Reservation } from '../limits/limiter.js';
 import type { Endpoint, UsageShape } from '../routes/endpoints.js';
 import { pipeBody, relaySse, type StreamOutcome } from '../streaming/relay.js';
 import type { UpstreamResponse } from '../upstream/client.js';
-import { clientHead, type ClientHead } from '../upstream/headers.js';
+import type { ClientHead } from '../upstream/headers.js';
 import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
 import type { RequestState } from './request-state.js';
 import { settleEstimated, settleReleased, settleWithUsage } from './settle.js';
@@ -32,7 +32,7 @@ export interface Answering {
 export function respond(reply: FastifyReply, response: UpstreamResponse, answering: Answering): void | Promise<void> {
   const { state, reservation } = answering;
   state.upstreamStatus = response.status;
-  const upstreamHead = clientHead(response.rawHeaders);
+  const upstreamHead = response.head;
   if (answering.batch) return respondWhole(reply, response, upstreamHead, answering.batch, state);
   const isSse = upstreamHead.contentType?.startsWith('text/event-stream') === true;
   reply.hijack();

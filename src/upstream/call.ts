@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Dispatcher } from 'undici';
+import { clientHead, type ClientHead } from './headers.js';
 
 /**
  * What the answer side reads an upstream body through: the part of a Readable that relaying
@@ -19,8 +20,8 @@ export interface BodySource {
 /** The response head, handed over when the upstream's headers arrive. */
 export interface CallHead {
   readonly status: number;
-  /** undici's raw list: `[name, value, …]` as received (see upstream/headers.ts: clientHead). */
-  readonly rawHeaders: Buffer[];
+  /** The headers as the client gets them, read at once from undici's raw list. */
+  readonly head: ClientHead;
 }
 
 export class UpstreamAbortedError extends Error {
@@ -70,7 +71,8 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
     this.#resume = resume;
     const onHead = this.#onHead;
     this.#onHead = this.#onFail = undefined;
-    onHead?.({ status, rawHeaders });
+    // The raw list views undici's socket buffer: read it now and let it go.
+    onHead?.({ status, head: clientHead(rawHeaders) });
     return true;
   }
 
@@ -89,8 +91,22 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
   onComplete(): void {
     if (this.#state !== 0) return;
     this.#state = 1;
+    this.#abort = this.#resume = undefined;
     if (!this.#flowing || this.#held) this.#endHeld = true;
-    else this.emit('end');
+    else this.#finish('end');
+  }
+
+  /**
+   * The last event: emitted, then every reference let go. undici may keep its handler (this
+   * object) a while after the response; it must not keep the consumer's closures, and through
+   * them the client's response and the buffered bytes, alive with it.
+   */
+  #finish(event: 'end' | 'error', error?: Error): void {
+    if (event === 'end') this.emit('end');
+    else this.emit('error', error);
+    this.removeAllListeners();
+    this.#held = undefined;
+    this.#abort = this.#resume = undefined;
   }
 
   onError(error: Error): void {
@@ -104,7 +120,8 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
     if (this.#state !== 0) return;
     this.#state = 2;
     this.#error = error;
-    if (this.#flowing && !this.#held) this.emit('error', error);
+    this.#abort = this.#resume = undefined;
+    if (this.#flowing && !this.#held) this.#finish('error', error);
   }
 
   // ---- the body, as a BodySource -------------------------------------------------------------
@@ -132,9 +149,11 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
     if (this.#state === 3) return;
     if (this.#endHeld) {
       this.#endHeld = false;
-      this.emit('end');
+      this.#finish('end');
     } else if (this.#state === 2 && this.#error) {
-      this.emit('error', this.#error);
+      const error = this.#error;
+      this.#error = undefined;
+      this.#finish('error', error);
     }
   }
 
@@ -159,8 +178,11 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
     this.#error = error;
     this.#held = undefined;
     this.#endHeld = false;
-    if (open) this.#abort?.(error ?? new UpstreamAbortedError());
+    const abort = this.#abort;
+    this.#abort = this.#resume = undefined;
+    if (open) abort?.(error ?? new UpstreamAbortedError());
     if (error && this.listenerCount('error') > 0) this.emit('error', error);
+    this.removeAllListeners();
     return this;
   }
 }

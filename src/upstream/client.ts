@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { UpstreamCall, type BodySource } from './call.js';
+import type { ClientHead } from './headers.js';
 
 /**
  * The upstream API behind one undici Pool. Knows nothing of Fastify: it maps a client path onto
@@ -28,8 +29,8 @@ export interface UpstreamRequest {
 
 export interface UpstreamResponse {
   readonly status: number;
-  /** undici's raw header list (upstream/headers.ts: clientHead reads it). */
-  readonly rawHeaders: Buffer[];
+  /** The upstream's headers as the client gets them (upstream/headers.ts: clientHead). */
+  readonly head: ClientHead;
   readonly body: BodySource;
 }
 
@@ -58,7 +59,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     send(request, cancellable) {
       return new Promise<UpstreamResponse>((resolve, reject) => {
         const call: UpstreamCall = new UpstreamCall(
-          (head) => resolve({ status: head.status, rawHeaders: head.rawHeaders, body: call }),
+          (answer) => resolve({ status: answer.status, head: answer.head, body: call }),
           reject,
         );
         if (cancellable) cancellable.abortUpstream = () => call.destroy();
