@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { streamErrorEvent, type TollgateError } from '../errors/errors.js';
 import type { UsageShape } from '../routes/endpoints.js';
@@ -16,6 +17,8 @@ export interface StreamOutcome {
   readonly usage: Usage | undefined;
   /** Bytes relayed to the client (after any rewriting). */
   readonly bytes: number;
+  /** When the upstream's first body chunk arrived (performance.now()); undefined if none did. */
+  readonly firstByteAt: number | undefined;
   /**
    * Events the upstream sent. OpenAI streams about one token per delta event, so for a stream
    * cut without usage this is the estimate of the output relayed so far.
@@ -43,6 +46,8 @@ export interface PipeEnd {
   readonly clientGone: boolean;
   /** Bytes written to the client. */
   readonly bytes: number;
+  /** When the upstream's first body chunk arrived (performance.now()); undefined if none did. */
+  readonly firstByteAt: number | undefined;
 }
 
 export interface PipeOptions {
@@ -73,12 +78,13 @@ function endsWithBlankLine(bytes: Buffer): boolean {
  */
 export function pipeBody(upstream: Readable, sink: Writable, options: PipeOptions): void {
   let bytes = 0;
+  let firstByteAt: number | undefined;
   let ended = false;
   /** Whether everything written so far ends with a blank line (or nothing was written). */
   let atEventBoundary = true;
   const finish = (error: unknown, clientGone: boolean): void => {
     ended = true;
-    options.onEnd({ error, clientGone, bytes });
+    options.onEnd({ error, clientGone, bytes, firstByteAt });
   };
   if (sink.destroyed) {
     // Nobody listens to this body yet: without a listener, its abort error would be uncaught.
@@ -92,6 +98,7 @@ export function pipeBody(upstream: Readable, sink: Writable, options: PipeOption
     upstream.resume();
   };
   upstream.on('data', (chunk: Buffer) => {
+    firstByteAt ??= performance.now();
     tap?.(chunk);
     const out = transform ? transform(chunk) : chunk;
     if (out === undefined || out.length === 0) return;
@@ -175,7 +182,7 @@ export function relaySse(upstream: Readable, sink: Writable, options: RelayOptio
         events = stripper.events;
         completed = stripper.done;
       }
-      options.onEnd({ completed, clientGone: end.clientGone, error, usage, bytes: end.bytes, events });
+      options.onEnd({ completed, clientGone: end.clientGone, error, usage, bytes: end.bytes, firstByteAt: end.firstByteAt, events });
     },
   });
 }
