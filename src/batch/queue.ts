@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Caller } from '../auth/keys.js';
 import { LimiterUnavailableError } from '../limits/resilient-store.js';
+import { readUsage, type Usage } from '../usage/extract.js';
 import { BatchQueueLimitError } from './errors.js';
 import { HOLD_PREFIX, type BatchStore } from './store.js';
 import { createUploadCounter, type UploadCount } from './upload-counter.js';
@@ -31,6 +32,13 @@ import { createUploadCounter, type UploadCount } from './upload-counter.js';
  *    an object `body` naming a `model`: OpenAI fails such a batch at validation), or a file with
  *    no tokens. Nor when the key has no queue limit.
  *
+ * 6. Usage at the Batch prices: when tollgate sees a batch `completed` with a `usage` object (in
+ *    any of the places of point 3), `onUsage` reports it once per batch id, whichever instance
+ *    sees it first and however often it is seen (the store's `markCounted`, a SET NX in Redis).
+ *    The right is kept `USAGE_MARK_TTL_MS`; a batch completed longer than `USAGE_WINDOW_MS` ago
+ *    is not counted (its mark may be gone). Charged to the key that created it through tollgate,
+ *    else the key that retrieved it.
+ *
  * Redis failures: at reservation time the limiter's policy applies (fail_closed: 503;
  * fail_open: the batch goes through unreserved). Recording and releasing never fail a client's
  * call: errors are reported to `onError`, and the periodic check repairs what was missed.
@@ -59,6 +67,15 @@ export interface BatchExchange {
    * never rejects. Call exactly once per exchange.
    */
   answered(status: number | undefined, body?: Buffer): Promise<void>;
+}
+
+/** A completed batch's usage, reported once. */
+export interface BatchUsage {
+  readonly batchId: string;
+  readonly keyId: string;
+  /** The batch object's `model`, else the one model its input file names (as counted), else undefined. */
+  readonly model: string | undefined;
+  readonly usage: Usage;
 }
 
 /** Asks the upstream `GET /batches/{id}` (the periodic check). */
@@ -95,6 +112,8 @@ export interface BatchQueueOptions {
   readonly onError?: (error: unknown, during: string) => void;
   /** A batch refused for the queue limit (count it). */
   readonly onRefused?: (keyId: string, model: string) => void;
+  /** A completed batch's usage, once per batch (count it at the Batch prices). */
+  readonly onUsage?: (usage: BatchUsage) => void;
   readonly clock?: () => number;
 }
 
@@ -116,6 +135,8 @@ export interface BatchQueue {
 }
 
 const DAY_MS = 86_400_000;
+const USAGE_WINDOW_MS = 30 * DAY_MS;
+const USAGE_MARK_TTL_MS = USAGE_WINDOW_MS + 5 * DAY_MS;
 const MAX_ID_LENGTH = 256;
 const BATCH_ITEM = /^\/v1\/batches\/[^/]+(\/cancel)?$/;
 
@@ -129,12 +150,32 @@ function parseObject(body: Buffer | undefined): Record<string, unknown> | undefi
   }
 }
 
-/** A batch object's id and status, or undefined when the answer is not one. */
-function readBatch(body: Buffer | undefined): { id: string; status: string } | undefined {
+/** What the queue reads of a batch object. */
+interface BatchObject {
+  readonly id: string;
+  readonly status: string;
+  readonly model: string | undefined;
+  readonly inputFileId: string | undefined;
+  /** `completed_at`, in seconds. */
+  readonly completedAt: number | undefined;
+  readonly usage: unknown;
+}
+
+const optionalString = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value : undefined);
+
+/** A batch object's id and status (and what usage accounting needs), or undefined when the answer is not one. */
+function readBatch(body: Buffer | undefined): BatchObject | undefined {
   const value = parseObject(body);
   if (!value || typeof value.id !== 'string' || typeof value.status !== 'string') return undefined;
   if (value.id.length === 0 || value.id.length > MAX_ID_LENGTH) return undefined;
-  return { id: value.id, status: value.status };
+  return {
+    id: value.id,
+    status: value.status,
+    model: optionalString(value.model),
+    inputFileId: optionalString(value.input_file_id),
+    completedAt: typeof value.completed_at === 'number' ? value.completed_at : undefined,
+    usage: value.usage,
+  };
 }
 
 export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
@@ -160,10 +201,33 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     return released;
   };
 
-  const releaseBatch = async (batchId: string, fallbackKeyId?: string): Promise<boolean> => {
+  /** Release a batch's reservation; a terminal batch object seen on the way has its usage counted first. */
+  const releaseBatch = async (batchId: string, fallbackKeyId?: string, seen?: BatchObject): Promise<boolean> => {
     const owner = await store.getOwner(batchId);
+    const keyId = owner ?? fallbackKeyId;
+    if (seen && keyId !== undefined) await countUsage(keyId, seen);
     if (owner !== undefined) return releaseHeld(owner, batchId);
     return fallbackKeyId === undefined ? false : store.release(fallbackKeyId, batchId);
+  };
+
+  /** Report a completed batch's usage, once per batch id. Never throws: a failure is reported and the batch stays uncounted. */
+  const countUsage = async (keyId: string, batch: BatchObject): Promise<void> => {
+    if (!options.onUsage || batch.status !== 'completed') return;
+    const usage = readUsage('responses', batch.usage);
+    if (!usage) return;
+    if (batch.completedAt !== undefined && clock() - batch.completedAt * 1000 > USAGE_WINDOW_MS) return;
+    try {
+      if (!(await store.markCounted(batch.id, USAGE_MARK_TTL_MS))) return;
+      const model = batch.model ?? (await onlyModelOf(batch.inputFileId));
+      options.onUsage({ batchId: batch.id, keyId, model, usage });
+    } catch (error) {
+      onError(error, 'batch-usage');
+    }
+  };
+
+  const onlyModelOf = async (fileId: string | undefined): Promise<string | undefined> => {
+    const models = fileId === undefined ? undefined : (await store.getFile(fileId))?.models;
+    return models?.length === 1 ? models[0]?.model : undefined;
   };
 
   const upload = (call: BatchCall): Promise<BatchExchange> | undefined => {
@@ -226,7 +290,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
           const committed = await store.commit(caller.id, holdId, batch.id);
           if (committed !== 'committed') return;
           await store.setOwner(batch.id, caller.id, ownerTtlMs);
-          if (TERMINAL_STATUSES.has(batch.status)) await releaseHeld(caller.id, batch.id);
+          if (TERMINAL_STATUSES.has(batch.status)) await releaseBatch(batch.id, caller.id, batch);
         } catch (error) {
           // The periodic check releases the provisional hold after holdTtlMs.
           onError(error, 'batch-commit');
@@ -243,7 +307,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
         const batch = readBatch(body);
         if (!batch || !TERMINAL_STATUSES.has(batch.status)) return;
         try {
-          await releaseBatch(batch.id, caller.id);
+          await releaseBatch(batch.id, caller.id, batch);
         } catch (error) {
           onError(error, 'batch-release');
         }
@@ -259,19 +323,22 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
         for (const record of await store.held(keyId)) {
           const age = clock() - record.createdMs;
           let done = false;
+          let seen: BatchObject | undefined;
           if (record.id.startsWith(HOLD_PREFIX)) done = age > holdTtlMs;
           else if (age > maxAgeMs) done = true;
           else if (options.lookup) {
             asked++;
             try {
               const answer = await options.lookup(record.id);
-              if (answer.status === 404) done = true;
-              else if (answer.status === 200) done = TERMINAL_STATUSES.has(readBatch(answer.body)?.status ?? '');
+              seen = answer.status === 200 ? readBatch(answer.body) : undefined;
+              done = answer.status === 404 || TERMINAL_STATUSES.has(seen?.status ?? '');
             } catch (error) {
               onError(error, 'batch-check-lookup');
             }
           }
-          if (done && (await releaseHeld(keyId, record.id))) released++;
+          if (!done) continue;
+          if (seen) await countUsage(keyId, seen);
+          if (await releaseHeld(keyId, record.id)) released++;
         }
       } catch (error) {
         onError(error, 'batch-check');
