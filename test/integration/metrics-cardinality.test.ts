@@ -19,7 +19,8 @@ beforeAll(async () => {
   upstream = await startFakeUpstream({ record: false });
   gateway = await startGateway({
     upstreamUrl: upstream.url,
-    config: { keys: [{ id: 'card', key: KEY, tier: 'tier-5', limits: { rpm: null, tpm: null } }] },
+    // Models outside the catalogue go upstream (and through limits and usage) under the label `other`.
+    config: { models: { unknown: 'pass_through' }, keys: [{ id: 'card', key: KEY, tier: 'tier-5', limits: { rpm: null, tpm: null } }] },
   });
   pool = new Pool(gateway.origin, { connections: CONCURRENCY });
 });
