@@ -1,8 +1,9 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Caller } from '../auth/keys.js';
 import type { ModelPricesNano } from '../config/catalogue.js';
 import type { RequestState } from '../proxy/request-state.js';
 import type { Cost } from '../usage/cost.js';
+import { FastHistogram, type Observer } from './histogram.js';
 import { createRemainingGauge, type RemainingGauge, type RequestsLimit } from './ratelimit-gauge.js';
 import { Tally, type Cell } from './tally.js';
 import { createUsageMetrics, type UsageMetrics } from './usage-metrics.js';
@@ -44,10 +45,6 @@ export interface MetricsOptions {
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
-
-interface Observer {
-  observe(value: number): void;
-}
 
 interface EndpointObservers {
   readonly total: Observer;
@@ -167,8 +164,7 @@ function inflightGauge(registry: Registry): Metrics['inflight'] {
 
 /** The four latency histograms by endpoint; returns the observers of one endpoint. */
 function durationHistograms(registry: Registry): (endpoint: string) => EndpointObservers {
-  const histogram = (name: string, help: string, buckets: number[]) =>
-    new Histogram({ name, help, labelNames: ['endpoint'], buckets, registers: [registry] });
+  const histogram = (name: string, help: string, buckets: number[]) => new FastHistogram({ name, help, labelNames: ['endpoint'], buckets, registry });
   const total = histogram('tollgate_request_duration_seconds', 'Time from request arrival to the last byte of the response (streams included).', LATENCY_BUCKETS);
   const upstream = histogram('tollgate_upstream_duration_seconds', 'Time from sending the upstream request to the end of its response body.', LATENCY_BUCKETS);
   const overhead = histogram('tollgate_overhead_seconds', "The gateway's own share of a request: total time minus upstream time.", OVERHEAD_BUCKETS);
@@ -178,9 +174,9 @@ function durationHistograms(registry: Registry): (endpoint: string) => EndpointO
     LATENCY_BUCKETS,
   );
   return (endpoint) => ({
-    total: total.labels({ endpoint }),
-    upstream: upstream.labels({ endpoint }),
-    overhead: overhead.labels({ endpoint }),
-    firstByte: firstByte.labels({ endpoint }),
+    total: total.child({ endpoint }),
+    upstream: upstream.child({ endpoint }),
+    overhead: overhead.child({ endpoint }),
+    firstByte: firstByte.child({ endpoint }),
   });
 }

@@ -1,8 +1,9 @@
-import { Registry } from 'prom-client';
+import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../src/auth/keys.js';
 import { buildCatalogue } from '../../src/config/catalogue.js';
 import { configFromObject } from '../../src/config/load.js';
+import { FastHistogram } from '../../src/metrics/histogram.js';
 import { createRemainingGauge } from '../../src/metrics/ratelimit-gauge.js';
 import { Tally } from '../../src/metrics/tally.js';
 import { createUsageMetrics } from '../../src/metrics/usage-metrics.js';
@@ -123,5 +124,27 @@ describe('remaining gauge', () => {
     expect(samples.find((s) => s.labels.limit === 'rpd')?.value).toBe(3);
     expect(samples.find((s) => s.labels.limit === 'tpm')?.value).toBeGreaterThanOrEqual(100_000);
     expect(samples.find((s) => s.labels.limit === 'tpm')?.value).toBeLessThan(150_000);
+  });
+});
+
+describe('FastHistogram', () => {
+  it('exposes exactly what prom-client’s Histogram exposes for the same observations', async () => {
+    const ours = new Registry();
+    const theirs = new Registry();
+    const buckets = [0.0001, 0.005, 0.1, 1, 2.5];
+    const fast = new FastHistogram({ name: 'tollgate_h_seconds', help: 'h', labelNames: ['endpoint'], buckets, registry: ours });
+    const reference = new Histogram({ name: 'tollgate_h_seconds', help: 'h', labelNames: ['endpoint'], buckets, registers: [theirs] });
+    const a = fast.child({ endpoint: '/a' });
+    const b = fast.child({ endpoint: '/b' });
+    for (const value of [0, 0.0001, 0.00011, 0.005, 0.3, 1, 2.5, 2.6, 400]) {
+      a.observe(value);
+      reference.observe({ endpoint: '/a' }, value);
+    }
+    b.observe(0.05);
+    reference.observe({ endpoint: '/b' }, 0.05);
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    fast.reset();
+    reference.reset();
+    expect(sumOf(parseSamples(await ours.metrics()), 'tollgate_h_seconds_count')).toBe(0);
   });
 });
