@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Caller } from '../auth/keys.js';
 import { LimiterUnavailableError } from '../limits/resilient-store.js';
-import { readUsage, type Usage } from '../usage/extract.js';
 import { BatchQueueLimitError } from './errors.js';
 import { HOLD_PREFIX, type BatchStore } from './store.js';
+import { createUsageCounter, MAX_ID_LENGTH, parseObject, readBatch, type BatchObject, type BatchUsage } from './usage.js';
 import { createUploadCounter, type UploadCount } from './upload-counter.js';
 
 /**
@@ -33,11 +33,8 @@ import { createUploadCounter, type UploadCount } from './upload-counter.js';
  *    no tokens. Nor when the key has no queue limit.
  *
  * 6. Usage at the Batch prices: when tollgate sees a batch `completed` with a `usage` object (in
- *    any of the places of point 3), `onUsage` reports it once per batch id, whichever instance
- *    sees it first and however often it is seen (the store's `markCounted`, a SET NX in Redis).
- *    The right is kept `USAGE_MARK_TTL_MS`; a batch completed longer than `USAGE_WINDOW_MS` ago
- *    is not counted (its mark may be gone). Charged to the key that created it through tollgate,
- *    else the key that retrieved it.
+ *    any of the places of point 3), `onUsage` reports it once per batch id (usage.ts), charged
+ *    to the key that created it through tollgate, else the key that retrieved it.
  *
  * Redis failures: at reservation time the limiter's policy applies (fail_closed: 503;
  * fail_open: the batch goes through unreserved). Recording and releasing never fail a client's
@@ -69,15 +66,6 @@ export interface BatchExchange {
   answered(status: number | undefined, body?: Buffer): Promise<void>;
 }
 
-/** A completed batch's usage, reported once. */
-export interface BatchUsage {
-  readonly batchId: string;
-  readonly keyId: string;
-  /** The batch object's `model`, else the one model its input file names (as counted), else undefined. */
-  readonly model: string | undefined;
-  readonly usage: Usage;
-}
-
 /** Asks the upstream `GET /batches/{id}` (the periodic check). */
 export type BatchLookup = (batchId: string) => Promise<{ readonly status: number; readonly body: Buffer }>;
 
@@ -86,6 +74,8 @@ export interface CheckReport {
   readonly asked: number;
   readonly released: number;
 }
+
+export type { BatchUsage } from './usage.js';
 
 export interface BatchQueueOptions {
   readonly store: BatchStore;
@@ -135,48 +125,7 @@ export interface BatchQueue {
 }
 
 const DAY_MS = 86_400_000;
-const USAGE_WINDOW_MS = 30 * DAY_MS;
-const USAGE_MARK_TTL_MS = USAGE_WINDOW_MS + 5 * DAY_MS;
-const MAX_ID_LENGTH = 256;
 const BATCH_ITEM = /^\/v1\/batches\/[^/]+(\/cancel)?$/;
-
-function parseObject(body: Buffer | undefined): Record<string, unknown> | undefined {
-  if (body === undefined || body.length === 0) return undefined;
-  try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** What the queue reads of a batch object. */
-interface BatchObject {
-  readonly id: string;
-  readonly status: string;
-  readonly model: string | undefined;
-  readonly inputFileId: string | undefined;
-  /** `completed_at`, in seconds. */
-  readonly completedAt: number | undefined;
-  readonly usage: unknown;
-}
-
-const optionalString = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value : undefined);
-
-/** A batch object's id and status (and what usage accounting needs), or undefined when the answer is not one. */
-function readBatch(body: Buffer | undefined): BatchObject | undefined {
-  const value = parseObject(body);
-  if (!value || typeof value.id !== 'string' || typeof value.status !== 'string') return undefined;
-  if (value.id.length === 0 || value.id.length > MAX_ID_LENGTH) return undefined;
-  return {
-    id: value.id,
-    status: value.status,
-    model: optionalString(value.model),
-    inputFileId: optionalString(value.input_file_id),
-    completedAt: typeof value.completed_at === 'number' ? value.completed_at : undefined,
-    usage: value.usage,
-  };
-}
 
 export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   const { store, charsPerToken } = options;
@@ -210,25 +159,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     return fallbackKeyId === undefined ? false : store.release(fallbackKeyId, batchId);
   };
 
-  /** Report a completed batch's usage, once per batch id. Never throws: a failure is reported and the batch stays uncounted. */
-  const countUsage = async (keyId: string, batch: BatchObject): Promise<void> => {
-    if (!options.onUsage || batch.status !== 'completed') return;
-    const usage = readUsage('responses', batch.usage);
-    if (!usage) return;
-    if (batch.completedAt !== undefined && clock() - batch.completedAt * 1000 > USAGE_WINDOW_MS) return;
-    try {
-      if (!(await store.markCounted(batch.id, USAGE_MARK_TTL_MS))) return;
-      const model = batch.model ?? (await onlyModelOf(batch.inputFileId));
-      options.onUsage({ batchId: batch.id, keyId, model, usage });
-    } catch (error) {
-      onError(error, 'batch-usage');
-    }
-  };
-
-  const onlyModelOf = async (fileId: string | undefined): Promise<string | undefined> => {
-    const models = fileId === undefined ? undefined : (await store.getFile(fileId))?.models;
-    return models?.length === 1 ? models[0]?.model : undefined;
-  };
+  const countUsage = options.onUsage ? createUsageCounter({ store, onUsage: options.onUsage, onError, clock }) : async () => {};
 
   const upload = (call: BatchCall): Promise<BatchExchange> | undefined => {
     const counter = createUploadCounter(call.contentType, counterOptions);
