@@ -3,9 +3,9 @@
 // TOLLGATE_TEST_PROMETHEUS_BIN. A missing binary fails the test that needs it: it is never skipped.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './redis-server.js';
 
 export interface PromSample {
   readonly metric: Readonly<Record<string, string>>;
@@ -28,17 +28,6 @@ export interface StartPrometheusOptions {
   /** Scrape targets, `host:port` of each job. */
   readonly jobs: Readonly<Record<string, string>>;
   readonly scrapeIntervalS?: number;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
