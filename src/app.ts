@@ -84,6 +84,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = createMetrics(options.registry, {
     perKeyLabels: config.metrics.per_key_labels,
     pricesOf: (model) => catalogue.resolve(model)?.prices,
+    // Read per request, after the limiter below exists.
     requestsLimitOf: (caller) => (limiter.figures(caller).rpm === null ? 'rpd' : 'rpm'),
   });
   app.decorate('metrics', metrics);
