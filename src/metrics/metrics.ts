@@ -128,7 +128,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       if (failure !== undefined) countUpstreamError(failure);
       if (state.caller && state.rateLimitHeaders) remaining.admitted(state.caller, state.modelLabel, state.rateLimitHeaders);
       if (!state.usage || !state.usageSource) return undefined;
-      return usage.count(key, state.modelLabel, { usage: state.usage, source: state.usageSource });
+      return usage.count(key, state.modelLabel, state.usage, state.usageSource);
     },
   };
 }

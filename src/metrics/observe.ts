@@ -22,7 +22,7 @@ export function modelLabel(catalogue: Catalogue, model: string | undefined): str
 /** A batch the queue saw completed: its usage at the Batch prices, counted once, and one log line. */
 export function observeBatch(batch: BatchUsage, metrics: Metrics, catalogue: Catalogue, logger: FastifyBaseLogger): void {
   const model = modelLabel(catalogue, batch.model);
-  const cost = metrics.usage.count(metrics.keyLabel(batch.keyId), model, { usage: batch.usage, source: 'reported', batch: true });
+  const cost = metrics.usage.count(metrics.keyLabel(batch.keyId), model, batch.usage, 'reported', true);
   logger.info(
     {
       batch_id: batch.batchId,

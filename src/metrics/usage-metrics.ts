@@ -7,22 +7,17 @@ import { Tally, type Cell } from './tally.js';
 /** `reported`: the upstream's usage object; `estimated`: the settlement estimate (client gone, stream cut). */
 export type UsageSource = 'reported' | 'estimated';
 
-/** What one request or batch used, as the limiter settled it. */
-export interface AccountedUsage {
-  readonly usage: Usage;
-  readonly source: UsageSource;
-  /** Billed at the Batch prices. */
-  readonly batch?: boolean;
-}
-
 /**
  * Tokens, cost, prompt-cache savings and unpriced tokens per key and model. Every figure is an
  * integer (tokens, nano-dollars) added to a cell; dollars are exposed as nano-dollars / 1e9, so a
  * sum over any series is exact to the nano-dollar.
  */
 export interface UsageMetrics {
-  /** Count one request's (or batch's) usage; returns its cost, which the log line shows. */
-  count(key: string, model: string, accounted: AccountedUsage): Cost;
+  /**
+   * Count one request's (or batch's) usage, at the Batch prices when `batch`; returns its cost,
+   * which the log line shows. Positional arguments: this runs on every request.
+   */
+  count(key: string, model: string, usage: Usage, source: UsageSource, batch?: boolean): Cost;
 }
 
 /** Token type label: `input` is uncached input (prompt − cached), so the three types add up to the total. */
@@ -105,7 +100,7 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
   };
 
   return {
-    count(key, model, { usage, source, batch = false }) {
+    count(key, model, usage, source, batch = false) {
       const entry = entryOf(key, model);
       const cached = Math.min(usage.cachedTokens, usage.inputTokens);
       const uncached = usage.inputTokens - cached;

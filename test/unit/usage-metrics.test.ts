@@ -38,7 +38,7 @@ describe('usage metrics', () => {
     const registry = new Registry();
     const usage = createUsageMetrics({ registry, pricesOf });
     // 1,000 prompt tokens of which 600 cached, 50 output: 400×100 + 600×25 + 50×400 nano-dollars.
-    const cost = usage.count('k1', 'gpt-4.1-nano', { usage: { inputTokens: 1000, cachedTokens: 600, outputTokens: 50 }, source: 'reported' });
+    const cost = usage.count('k1', 'gpt-4.1-nano', { inputTokens: 1000, cachedTokens: 600, outputTokens: 50 }, 'reported');
     expect(cost).toEqual({ input: 40_000, cachedInput: 15_000, output: 20_000, total: 75_000 });
     const samples = await scrape(registry);
     const labels = { key: 'k1', model: 'gpt-4.1-nano' };
@@ -55,8 +55,8 @@ describe('usage metrics', () => {
   it('keeps estimated tokens apart from reported ones, and prices them', async () => {
     const registry = new Registry();
     const usage = createUsageMetrics({ registry, pricesOf });
-    usage.count('k1', 'gpt-4.1-nano', { usage: { inputTokens: 10, cachedTokens: 0, outputTokens: 3 }, source: 'reported' });
-    usage.count('k1', 'gpt-4.1-nano', { usage: { inputTokens: 20, cachedTokens: 0, outputTokens: 5 }, source: 'estimated' });
+    usage.count('k1', 'gpt-4.1-nano', { inputTokens: 10, cachedTokens: 0, outputTokens: 3 }, 'reported');
+    usage.count('k1', 'gpt-4.1-nano', { inputTokens: 20, cachedTokens: 0, outputTokens: 5 }, 'estimated');
     const samples = await scrape(registry);
     expect(sumOf(samples, 'tollgate_tokens_total', { source: 'estimated', type: 'input' })).toBe(20);
     expect(sumOf(samples, 'tollgate_tokens_total', { source: 'reported', type: 'input' })).toBe(10);
@@ -66,7 +66,7 @@ describe('usage metrics', () => {
   it('bills batches at the Batch prices, with no cache saving', async () => {
     const registry = new Registry();
     const usage = createUsageMetrics({ registry, pricesOf });
-    const cost = usage.count('k1', 'gpt-4.1-nano', { usage: { inputTokens: 1000, cachedTokens: 600, outputTokens: 50 }, source: 'reported', batch: true });
+    const cost = usage.count('k1', 'gpt-4.1-nano', { inputTokens: 1000, cachedTokens: 600, outputTokens: 50 }, 'reported', true);
     expect(cost.total).toBe(1000 * 50 + 50 * 200);
     const samples = await scrape(registry);
     expect(nanoOf(samples, 'tollgate_cost_usd_total')).toBe(60_000);
@@ -77,8 +77,8 @@ describe('usage metrics', () => {
   it('counts a model without a price at 0 and as unpriced', async () => {
     const registry = new Registry();
     const usage = createUsageMetrics({ registry, pricesOf });
-    expect(usage.count('k1', 'house-model', { usage: { inputTokens: 7, cachedTokens: 2, outputTokens: 4 }, source: 'reported' }).total).toBe(0);
-    expect(usage.count('k1', 'other', { usage: { inputTokens: 1, cachedTokens: 0, outputTokens: 1 }, source: 'reported' }).total).toBe(0);
+    expect(usage.count('k1', 'house-model', { inputTokens: 7, cachedTokens: 2, outputTokens: 4 }, 'reported').total).toBe(0);
+    expect(usage.count('k1', 'other', { inputTokens: 1, cachedTokens: 0, outputTokens: 1 }, 'reported').total).toBe(0);
     const samples = await scrape(registry);
     expect(sumOf(samples, 'tollgate_unpriced_tokens_total', { model: 'house-model' })).toBe(11);
     expect(sumOf(samples, 'tollgate_unpriced_tokens_total', { model: 'house-model', type: 'cached_input' })).toBe(2);
