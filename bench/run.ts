@@ -59,7 +59,8 @@ interface Config {
 const HELP = `usage: tsx bench/run.ts [options]
 
 options (env var in brackets):
-  --targets LIST       comma list of upstream,bare,tollgate,tollgate-redis   [BENCH_TARGETS] (default: all)
+  --targets LIST       comma list of upstream,bare,tollgate,tollgate-redis,tollgate-nometrics
+                                                              [BENCH_TARGETS] (default: all but tollgate-nometrics)
   --scenarios LIST     comma list of ${SCENARIOS.map((s) => s.id).join(',')}   [BENCH_SCENARIOS] (default: all)
   --modes LIST         comma list of throughput,fixed-rate    [BENCH_MODES] (default: both)
   --duration S         measured seconds per scenario×mode×target, split over the rounds
@@ -108,7 +109,7 @@ function parseConfig(argv: string[]): Config {
     return n;
   };
 
-  const targets = list(values.targets ?? env.BENCH_TARGETS, TARGETS.map((t) => t.name));
+  const targets = list(values.targets ?? env.BENCH_TARGETS, TARGETS.filter((t) => !t.optional).map((t) => t.name));
   for (const t of targets) if (!TARGETS.some((d) => d.name === t)) throw new Error(`unknown target: ${t}`);
   const scenarios = list(values.scenarios ?? env.BENCH_SCENARIOS, SCENARIOS.map((s) => s.id));
   for (const s of scenarios) if (!SCENARIOS.some((d) => d.id === s)) throw new Error(`unknown scenario: ${s}`);
@@ -154,6 +155,8 @@ interface RunningTarget {
 
 interface TargetDef {
   name: string;
+  /** Only when named in --targets. */
+  optional?: boolean;
   start(ctx: Context): Promise<RunningTarget>;
 }
 
@@ -211,6 +214,12 @@ const TARGETS: TargetDef[] = [
   {
     name: 'tollgate',
     start: (ctx) => startTollgate(ctx, 'tollgate', {}),
+  },
+  {
+    // The same tollgate with metrics off (config metrics.enabled: false): what counting costs.
+    name: 'tollgate-nometrics',
+    optional: true,
+    start: (ctx) => startTollgate(ctx, 'tollgate-nometrics', { BENCH_METRICS: 'false' }),
   },
   {
     // The same tollgate with its limiter in Redis (a local redis-server started for the run).
@@ -450,6 +459,7 @@ function compare(summaries: Summary[], cfg: Config): Comparisons {
   if (has('tollgate') && has('bare')) pairs.push(['tollgate', 'bare']);
   if (has('tollgate-redis') && has('bare')) pairs.push(['tollgate-redis', 'bare']);
   if (has('tollgate') && has('upstream')) pairs.push(['tollgate', 'upstream']);
+  if (has('tollgate') && has('tollgate-nometrics')) pairs.push(['tollgate', 'tollgate-nometrics']);
   if (has('bare') && has('upstream')) pairs.push(['bare', 'upstream']);
   const res: Comparisons = { throughputRatios: [], addedLatency: [] };
   for (const sid of cfg.scenarios) {
@@ -471,6 +481,7 @@ function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measure
     bare: 'bare forwarder',
     tollgate: 'tollgate',
     'tollgate-redis': 'tollgate (Redis limiter)',
+    'tollgate-nometrics': 'tollgate (metrics off)',
   };
   const name = (sid: string): string => SCENARIOS.find((s) => s.id === sid)?.name ?? sid;
   const rows: string[][] = [

@@ -16,6 +16,8 @@ import {
 } from './errors/errors.js';
 import { lazyChildLogger, loggerOptions, requestLine, type RequestLine } from './logging.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { costOnly, modelLabel, observeBatch, type Observed } from './metrics/observe.js';
+import { nanoToUsd } from './usage/cost.js';
 import { trackConnections } from './lifecycle/connections.js';
 import { createGatewayBatchQueue } from './batch/index.js';
 import { createLimiter } from './limits/limiter.js';
@@ -84,7 +86,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestTimeout: 0,
   });
 
-  const metrics = createMetrics(options.registry);
+  const catalogue = buildCatalogue(config);
+  const metrics = createMetrics(options.registry, {
+    perKeyLabels: config.metrics.per_key_labels,
+    pricesOf: (model) => catalogue.resolve(model)?.prices,
+    // Read per request, after the limiter below exists.
+    requestsLimitOf: (caller) => (limiter.figures(caller).rpm === null ? 'rpd' : 'rpm'),
+  });
   app.decorate('metrics', metrics);
   app.decorate('draining', false);
   const connections = trackConnections(app.server);
@@ -94,7 +102,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done();
   });
 
-  const catalogue = buildCatalogue(config);
   const keys = createKeyStore(config.keys);
   const upstream = createUpstream({
     baseUrl: config.upstream.url ?? options.upstreamUrl,
@@ -128,10 +135,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     checkIntervalMs: config.limits.batch_check_interval_ms,
     onError: (err, during) => app.log.warn({ err: err instanceof Error ? { message: err.message } : undefined, during }, 'batch queue: store or upstream error'),
     // Models outside the catalogue share one label: metric cardinality stays bounded.
-    onRefused: (keyId, model) => metrics.rateLimited.inc({ key: keyId, model: catalogue.resolve(model) ? model : 'other', limit: 'batch_queue' }),
+    onRefused: (keyId, model) => metrics.countRateLimited(keyId, modelLabel(catalogue, model), 'batch_queue'),
+    onUsage: (batch) => observeBatch(batch, metrics, catalogue, logger),
   });
   app.addHook('onClose', () => batches.close());
 
+  // With metrics off, requests are not counted; the log line still shows their cost.
+  const observed: Observed = config.metrics.enabled ? metrics : costOnly(catalogue);
   app.decorateRequest('tollgate', null as never);
   app.addHook('onRequest', (request, reply, done) => {
     const state = newRequestState();
@@ -146,13 +156,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       metrics.inflight.dec();
       connections.requestEnded(socket);
       if (reply.raw.writableFinished) {
-        observe(request, reply, metrics, writeRequestLine);
+        observe(request, reply, observed, writeRequestLine);
         return;
       }
       state.clientGone = true;
       state.abortUpstream?.();
       // Let the body stream see the close first, so it records how it ended.
-      setImmediate(observe, request, reply, metrics, writeRequestLine);
+      setImmediate(observe, request, reply, observed, writeRequestLine);
     });
     done();
   });
@@ -164,18 +174,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, { isDraining: () => app.draining });
-  app.get('/metrics', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  if (config.metrics.enabled) {
+    app.get('/metrics', async (request, reply) => {
+      reply.header('x-request-id', request.id);
+      reply.header('content-type', metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+  }
   await app.register(v1Routes, {
     config,
     catalogue,
     keys,
     upstream,
     limiter,
-    onRefused: (keyId, model, limit) => metrics.rateLimited.inc({ key: keyId, model, limit }),
+    onRefused: (keyId, model, limit) => metrics.countRateLimited(keyId, model, limit),
     identity,
     batches,
   });
@@ -235,7 +247,7 @@ function sendError(error: TollgateError, cause: unknown, request: FastifyRequest
 }
 
 /** The one log line and the metrics of a finished request. */
-function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics, log: (line: RequestLine) => void): void {
+function observe(request: FastifyRequest, reply: FastifyReply, metrics: Observed, log: (line: RequestLine) => void): void {
   const state = request.tollgate;
   const endpoint = state.endpoint ?? request.routeOptions.url ?? 'unmatched';
   const totalMs = reply.elapsedTime;
@@ -244,9 +256,7 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics,
   // 499 (nginx's "client closed request") when the client left before an answer started;
   // a stream it left mid-way keeps its status and says so in stream_end.
   const status = reply.raw.headersSent ? reply.statusCode : 499;
-  metrics.recordRequest(state.caller?.id ?? 'anonymous', state.modelLabel, endpoint, status, totalMs, upstreamMs);
-  if (state.upstreamStatus !== undefined && state.upstreamStatus >= 500) metrics.upstreamErrors.inc({ status: String(state.upstreamStatus) });
-  if (state.streamEnd === 'upstream_error') metrics.upstreamErrors.inc({ status: 'stream_cut' });
+  const cost = metrics.recordRequest(state, endpoint, status, totalMs, upstreamMs);
   log({
     reqId: request.id,
     key_id: state.caller?.id,
@@ -262,5 +272,8 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Metrics,
     input_tokens: state.usage?.inputTokens,
     cached_tokens: state.usage?.cachedTokens,
     output_tokens: state.usage?.outputTokens,
+    tokens_source: state.usageSource,
+    cost_usd: cost && nanoToUsd(cost.total),
+    cost_nano: cost?.total,
   });
 }

@@ -97,6 +97,9 @@ export interface RequestLine {
   readonly input_tokens: number | undefined;
   readonly cached_tokens: number | undefined;
   readonly output_tokens: number | undefined;
+  readonly tokens_source: string | undefined;
+  readonly cost_usd: number | undefined;
+  readonly cost_nano: number | undefined;
 }
 
 const str = (name: string, value: string | undefined): string => (value === undefined ? '' : `,"${name}":${JSON.stringify(value)}`);
@@ -125,6 +128,9 @@ export function requestLine(line: RequestLine): string {
     num('input_tokens', line.input_tokens) +
     num('cached_tokens', line.cached_tokens) +
     num('output_tokens', line.output_tokens) +
+    str('tokens_source', line.tokens_source) +
+    num('cost_usd', line.cost_usd) +
+    num('cost_nano', line.cost_nano) +
     `,"msg":"request"}\n`
   );
 }

@@ -4,13 +4,21 @@ import type { Config } from '../config/schema.js';
 import type { Limiter } from '../limits/limiter.js';
 import type { Upstream } from '../upstream/client.js';
 import type { UpstreamIdentity } from '../upstream/headers.js';
-import { createBatchQueue, type BatchQueue } from './queue.js';
+import { createBatchQueue, type BatchQueue, type BatchUsage } from './queue.js';
 import { createRedisBatchStore } from './redis-store.js';
 import { createMemoryBatchStore } from './store.js';
 import { upstreamBatchLookup } from './upstream.js';
 
 export { BatchQueueLimitError } from './errors.js';
-export { createBatchQueue, TERMINAL_STATUSES, type BatchCall, type BatchExchange, type BatchQueue, type BatchQueueOptions } from './queue.js';
+export {
+  createBatchQueue,
+  TERMINAL_STATUSES,
+  type BatchCall,
+  type BatchExchange,
+  type BatchQueue,
+  type BatchQueueOptions,
+  type BatchUsage,
+} from './queue.js';
 export { readAnswer } from './upstream.js';
 
 /** Largest upstream answer read whole for a watched batch call (file and batch objects are a few KB). */
@@ -28,6 +36,7 @@ export interface GatewayBatchQueueDeps {
   readonly checkIntervalMs: number;
   readonly onError: (error: unknown, during: string) => void;
   readonly onRefused: (keyId: string, model: string) => void;
+  readonly onUsage: (usage: BatchUsage) => void;
 }
 
 /** The batch queue as the gateway runs it: Redis under the limiter's key prefix, or memory. */
@@ -48,5 +57,6 @@ export function createGatewayBatchQueue(deps: GatewayBatchQueueDeps): BatchQueue
     holdTtlMs: config.upstream.headers_timeout_ms + config.upstream.body_timeout_ms + 60_000,
     onError: deps.onError,
     onRefused: deps.onRefused,
+    onUsage: deps.onUsage,
   });
 }

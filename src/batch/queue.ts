@@ -3,6 +3,7 @@ import type { Caller } from '../auth/keys.js';
 import { LimiterUnavailableError } from '../limits/resilient-store.js';
 import { BatchQueueLimitError } from './errors.js';
 import { HOLD_PREFIX, type BatchStore } from './store.js';
+import { createUsageCounter, MAX_ID_LENGTH, parseObject, readBatch, type BatchObject, type BatchUsage } from './usage.js';
 import { createUploadCounter, type UploadCount } from './upload-counter.js';
 
 /**
@@ -30,6 +31,10 @@ import { createUploadCounter, type UploadCount } from './upload-counter.js';
  *    expired), purpose other than `batch`, not a valid batch file (any line not a JSON object with
  *    an object `body` naming a `model`: OpenAI fails such a batch at validation), or a file with
  *    no tokens. Nor when the key has no queue limit.
+ *
+ * 6. Usage at the Batch prices: when tollgate sees a batch `completed` with a `usage` object (in
+ *    any of the places of point 3), `onUsage` reports it once per batch id (usage.ts), charged
+ *    to the key that created it through tollgate, else the key that retrieved it.
  *
  * Redis failures: at reservation time the limiter's policy applies (fail_closed: 503;
  * fail_open: the batch goes through unreserved). Recording and releasing never fail a client's
@@ -70,6 +75,8 @@ export interface CheckReport {
   readonly released: number;
 }
 
+export type { BatchUsage } from './usage.js';
+
 export interface BatchQueueOptions {
   readonly store: BatchStore;
   /** The key's queue limit (`limiter.figures`); null = no limit. */
@@ -95,6 +102,8 @@ export interface BatchQueueOptions {
   readonly onError?: (error: unknown, during: string) => void;
   /** A batch refused for the queue limit (count it). */
   readonly onRefused?: (keyId: string, model: string) => void;
+  /** A completed batch's usage, once per batch (count it at the Batch prices). */
+  readonly onUsage?: (usage: BatchUsage) => void;
   readonly clock?: () => number;
 }
 
@@ -116,26 +125,7 @@ export interface BatchQueue {
 }
 
 const DAY_MS = 86_400_000;
-const MAX_ID_LENGTH = 256;
 const BATCH_ITEM = /^\/v1\/batches\/[^/]+(\/cancel)?$/;
-
-function parseObject(body: Buffer | undefined): Record<string, unknown> | undefined {
-  if (body === undefined || body.length === 0) return undefined;
-  try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A batch object's id and status, or undefined when the answer is not one. */
-function readBatch(body: Buffer | undefined): { id: string; status: string } | undefined {
-  const value = parseObject(body);
-  if (!value || typeof value.id !== 'string' || typeof value.status !== 'string') return undefined;
-  if (value.id.length === 0 || value.id.length > MAX_ID_LENGTH) return undefined;
-  return { id: value.id, status: value.status };
-}
 
 export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   const { store, charsPerToken } = options;
@@ -160,11 +150,16 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     return released;
   };
 
-  const releaseBatch = async (batchId: string, fallbackKeyId?: string): Promise<boolean> => {
+  /** Release a batch's reservation; a terminal batch object seen on the way has its usage counted first. */
+  const releaseBatch = async (batchId: string, fallbackKeyId?: string, seen?: BatchObject): Promise<boolean> => {
     const owner = await store.getOwner(batchId);
+    const keyId = owner ?? fallbackKeyId;
+    if (seen && keyId !== undefined) await countUsage(keyId, seen);
     if (owner !== undefined) return releaseHeld(owner, batchId);
     return fallbackKeyId === undefined ? false : store.release(fallbackKeyId, batchId);
   };
+
+  const countUsage = options.onUsage ? createUsageCounter({ store, onUsage: options.onUsage, onError, clock }) : async () => {};
 
   const upload = (call: BatchCall): Promise<BatchExchange> | undefined => {
     const counter = createUploadCounter(call.contentType, counterOptions);
@@ -226,7 +221,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
           const committed = await store.commit(caller.id, holdId, batch.id);
           if (committed !== 'committed') return;
           await store.setOwner(batch.id, caller.id, ownerTtlMs);
-          if (TERMINAL_STATUSES.has(batch.status)) await releaseHeld(caller.id, batch.id);
+          if (TERMINAL_STATUSES.has(batch.status)) await releaseBatch(batch.id, caller.id, batch);
         } catch (error) {
           // The periodic check releases the provisional hold after holdTtlMs.
           onError(error, 'batch-commit');
@@ -243,7 +238,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
         const batch = readBatch(body);
         if (!batch || !TERMINAL_STATUSES.has(batch.status)) return;
         try {
-          await releaseBatch(batch.id, caller.id);
+          await releaseBatch(batch.id, caller.id, batch);
         } catch (error) {
           onError(error, 'batch-release');
         }
@@ -259,19 +254,22 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
         for (const record of await store.held(keyId)) {
           const age = clock() - record.createdMs;
           let done = false;
+          let seen: BatchObject | undefined;
           if (record.id.startsWith(HOLD_PREFIX)) done = age > holdTtlMs;
           else if (age > maxAgeMs) done = true;
           else if (options.lookup) {
             asked++;
             try {
               const answer = await options.lookup(record.id);
-              if (answer.status === 404) done = true;
-              else if (answer.status === 200) done = TERMINAL_STATUSES.has(readBatch(answer.body)?.status ?? '');
+              seen = answer.status === 200 ? readBatch(answer.body) : undefined;
+              done = answer.status === 404 || TERMINAL_STATUSES.has(seen?.status ?? '');
             } catch (error) {
               onError(error, 'batch-check-lookup');
             }
           }
-          if (done && (await releaseHeld(keyId, record.id))) released++;
+          if (!done) continue;
+          if (seen) await countUsage(keyId, seen);
+          if (await releaseHeld(keyId, record.id)) released++;
         }
       } catch (error) {
         onError(error, 'batch-check');

@@ -9,6 +9,7 @@ import type { BatchStore, FileRecord, HeldRecord, ModelTokens } from './store.js
  * - `{prefix}{batchq|<key id>}:held`   hash reservation/batch id → record JSON
  * - `{prefix}batchq:file:<file id>`    what an uploaded batch file holds (TTL)
  * - `{prefix}batchq:owner:<batch id>`  which key holds a batch (TTL)
+ * - `{prefix}batchq:usage:<batch id>`  a completed batch's usage was counted (SET NX, TTL)
  * - `{prefix}batchq:turn:<name>`       the periodic check's turn (SET NX PX)
  * The three scripts (src/limits/lua/batch-*.lua) touch only the two hashes of one key.
  */
@@ -111,6 +112,9 @@ export function createRedisBatchStore(redis: Redis | Cluster, options: RedisBatc
     },
     async deleteOwner(batchId) {
       await redis.del(ownerKey(batchId));
+    },
+    async markCounted(batchId, ttlMs) {
+      return (await redis.set(`${prefix}batchq:usage:${batchId}`, '1', 'PX', Math.max(1, ttlMs), 'NX')) === 'OK';
     },
     async claim(name, ttlMs) {
       return (await redis.set(`${prefix}batchq:turn:${name}`, '1', 'PX', Math.max(1, ttlMs), 'NX')) === 'OK';

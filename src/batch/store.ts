@@ -75,6 +75,11 @@ export interface BatchStore {
   setOwner(batchId: string, keyId: string, ttlMs: number): Promise<void>;
   getOwner(batchId: string): Promise<string | undefined>;
   deleteOwner(batchId: string): Promise<void>;
+  /**
+   * The one right to count a completed batch's usage: true for the first call per batch id (in
+   * `ttlMs`), false for every later one, on any instance.
+   */
+  markCounted(batchId: string, ttlMs: number): Promise<boolean>;
   /** Take a named turn for `ttlMs` (one instance runs the periodic check per interval). */
   claim(name: string, ttlMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -89,6 +94,7 @@ interface Expiring<T> {
 export function createMemoryBatchStore(clock: () => number = Date.now): BatchStore {
   const files = new Map<string, Expiring<FileRecord>>();
   const owners = new Map<string, Expiring<string>>();
+  const counted = new Map<string, Expiring<true>>();
   const queues = new Map<string, Map<string, number>>();
   const helds = new Map<string, Map<string, HeldRecord>>();
 
@@ -122,7 +128,7 @@ export function createMemoryBatchStore(clock: () => number = Date.now): BatchSto
 
   const sweep = setInterval(() => {
     const now = clock();
-    for (const map of [files, owners] as Map<string, Expiring<unknown>>[]) for (const [key, entry] of map) if (entry.until <= now) map.delete(key);
+    for (const map of [files, owners, counted] as Map<string, Expiring<unknown>>[]) for (const [key, entry] of map) if (entry.until <= now) map.delete(key);
   }, 3_600_000);
   sweep.unref();
 
@@ -177,6 +183,11 @@ export function createMemoryBatchStore(clock: () => number = Date.now): BatchSto
     },
     async deleteOwner(batchId) {
       owners.delete(batchId);
+    },
+    async markCounted(batchId, ttlMs) {
+      if (live(counted, batchId)) return false;
+      counted.set(batchId, { value: true, until: clock() + ttlMs });
+      return true;
     },
     async claim() {
       return true;

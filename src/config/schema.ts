@@ -153,6 +153,14 @@ export const configSchema = z.strictObject({
       organization: z.strictObject({ tier: z.enum(TIER_NAMES), name: z.string().min(1).default('gateway') }).optional(),
     })
     .prefault({}),
+  metrics: z
+    .strictObject({
+      /** false: requests are neither counted nor timed (the log line stays), and /metrics answers 404. */
+      enabled: boolean.default(true),
+      /** false: every key is labelled `all`, for deployments with very many keys (bounded series). */
+      per_key_labels: boolean.default(true),
+    })
+    .prefault({}),
   keys: z.array(keyEntry).default([]),
 });
 

@@ -129,8 +129,9 @@ export function createForwarder(deps: ForwardDeps): Forward {
     const state = request.tollgate;
     const { payload, reservation, batch } = prepared;
     // The client may have left while admission waited (tokenizer, Redis, max_wait_ms).
+    // The upstream never sees it: nothing was used.
     if (state.clientGone) {
-      if (reservation) settleEstimated(reservation, prepared.inputTokens, 0);
+      settleReleased(reservation);
       throw new ClientGoneError();
     }
     state.upstreamStart = performance.now();
@@ -152,10 +153,8 @@ export function createForwarder(deps: ForwardDeps): Forward {
     } catch (err) {
       state.upstreamEnd = performance.now();
       if (batch) await batch.answered(undefined);
-      if (reservation) {
-        if (state.clientGone) settleEstimated(reservation, prepared.inputTokens, 0);
-        else settleReleased(reservation);
-      }
+      if (state.clientGone) settleEstimated(state, reservation, prepared.inputTokens, 0);
+      else settleReleased(reservation);
       if (state.clientGone) throw new ClientGoneError();
       throw mapUpstreamError(err) ?? err;
     }

@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import type { Caller } from '../auth/keys.js';
+import type { UsageSource } from '../metrics/usage-metrics.js';
 import type { Usage } from '../usage/extract.js';
 
 /**
@@ -17,11 +19,22 @@ export interface RequestState {
   /** Bounded metric label: the catalogue name, `other` for an unknown model, `none` without one. */
   modelLabel: string;
   stream: boolean;
+  /** Response cache outcome, a bounded metric label: `none` until the cache exists. */
+  cache: string;
+  /** When the request arrived (performance.now()): the origin of time to first token. */
+  readonly arrivedAt: number;
   /** When the upstream request was sent / its body ended (performance.now()). */
   upstreamStart: number | undefined;
   upstreamEnd: number | undefined;
+  /** When the first byte of the upstream's body arrived (performance.now()). */
+  upstreamFirstByte: number | undefined;
   upstreamStatus: number | undefined;
+  /**
+   * What the request used, decided once by settlement (proxy/settle.ts): the limiter is settled
+   * to it, and metrics and the log line read it. Undefined: nothing to count.
+   */
   usage: Usage | undefined;
+  usageSource: UsageSource | undefined;
   /** How a stream ended: completed, client_gone, upstream_error, truncated. */
   streamEnd: string | undefined;
   /** The key's x-ratelimit-* headers once the limiter admitted the request. */
@@ -39,10 +52,14 @@ export function newRequestState(): RequestState {
     model: undefined,
     modelLabel: 'none',
     stream: false,
+    cache: 'none',
+    arrivedAt: performance.now(),
     upstreamStart: undefined,
     upstreamEnd: undefined,
+    upstreamFirstByte: undefined,
     upstreamStatus: undefined,
     usage: undefined,
+    usageSource: undefined,
     streamEnd: undefined,
     rateLimitHeaders: undefined,
     clientGone: false,

@@ -11,7 +11,7 @@ import type { UpstreamResponse } from '../upstream/client.js';
 import type { ClientHead } from '../upstream/headers.js';
 import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
 import type { RequestState } from './request-state.js';
-import { settleEstimated, settleReleased, settleWithUsage } from './settle.js';
+import { settleAnswer, settleReleased } from './settle.js';
 
 /** What the request side prepared, as the answer side needs it. */
 export interface Answering {
@@ -38,10 +38,9 @@ export function respond(reply: FastifyReply, response: UpstreamResponse, answeri
   reply.hijack();
   reply.raw.writeHead(response.status, answerHead(reply, upstreamHead, isSse ? undefined : upstreamHead.contentLength, reservation));
   const failed = response.status >= 400;
-  if (reservation && failed) settleReleased(reservation);
-  const settles = reservation && !failed ? reservation : undefined;
-  if (isSse) respondStream(reply, response, answering, settles);
-  else respondBody(reply, response, answering, settles);
+  if (failed) settleReleased(reservation);
+  if (isSse) respondStream(reply, response, answering, failed);
+  else respondBody(reply, response, answering, failed);
 }
 
 /**
@@ -60,26 +59,25 @@ function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: st
 }
 
 /** JSON and binary answers, piped; usage read from the last bytes of a JSON answer. */
-function respondBody(reply: FastifyReply, response: UpstreamResponse, answering: Answering, settles: Reservation | undefined): void {
+function respondBody(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean): void {
   const { endpoint, state } = answering;
   const shape = endpoint.usage;
-  const tail = settles && shape ? new TailBuffer() : undefined;
+  const tail = !failed && shape ? new TailBuffer() : undefined;
   pipeBody(response.body, reply.raw, {
     tap: tail && ((chunk) => tail.push(chunk)),
     onEnd: (end) => {
       state.upstreamEnd = performance.now();
+      state.upstreamFirstByte = end.firstByteAt;
       if (end.error) state.streamEnd = 'upstream_error';
-      if (!settles) return;
+      if (failed) return;
       const usage = tail && !end.error && !end.clientGone ? usageFromJsonTail(shape as UsageShape, tail.bytes()) : undefined;
-      state.usage = usage;
-      if (usage) settleWithUsage(settles, usage);
-      else settleEstimated(settles, answering.inputTokens, 0);
+      settleAnswer(state, answering.reservation, shape, usage, answering.inputTokens, 0);
     },
   });
 }
 
 /** Server-sent events, relayed chunk by chunk; usage read on the side. */
-function respondStream(reply: FastifyReply, response: UpstreamResponse, answering: Answering, settles: Reservation | undefined): void {
+function respondStream(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean): void {
   const { endpoint, state } = answering;
   state.stream = true;
   relaySse(response.body, reply.raw, {
@@ -91,11 +89,10 @@ function respondStream(reply: FastifyReply, response: UpstreamResponse, answerin
     },
     onEnd: (outcome) => {
       state.upstreamEnd = performance.now();
-      state.usage = outcome.usage;
+      state.upstreamFirstByte = outcome.firstByteAt;
       state.streamEnd = streamEnd(outcome, endpoint);
-      if (!settles) return;
-      if (outcome.usage) settleWithUsage(settles, outcome.usage);
-      else settleEstimated(settles, answering.inputTokens, outcome.events);
+      if (failed) return;
+      settleAnswer(state, answering.reservation, endpoint.usage, outcome.usage, answering.inputTokens, outcome.events);
     },
   });
 }

@@ -1,24 +1,49 @@
 import type { Reservation } from '../limits/limiter.js';
+import type { UsageShape } from '../routes/endpoints.js';
 import type { Usage } from '../usage/extract.js';
+import type { RequestState } from './request-state.js';
 
 /**
- * The settlement rules, in one place. Each request's reservation is settled exactly once (the
- * Reservation ignores later calls) with the tokens that really counted:
+ * The settlement rules, in one place. They decide once what a request used: the limiter's
+ * reservation is settled to it (the Reservation ignores later calls), and metrics and the log
+ * line read the same figures from the request state (`usage`, `usageSource`).
  * - an answer with usage: input (cached included) + output, as reported;
- * - an upstream error status, or no answer at all (unreachable, timeout): the tokens are released,
- *   the request itself still counts toward RPM/RPD, as at OpenAI;
- * - a client gone, or a stream cut without usage: the input estimate + the output relayed so far.
+ * - an upstream error status, no answer at all (unreachable, timeout), a request the upstream
+ *   never saw (the client left during admission), or an endpoint that reports no usage: nothing;
+ *   the tokens are released, the request itself still counts toward RPM/RPD, as at OpenAI;
+ * - a client gone after the request went upstream, or an answer cut without usage: the input
+ *   estimate + the output relayed so far, counted as `estimated`.
  */
-export function settleWithUsage(reservation: Reservation, usage: Usage): void {
-  settle(reservation, usage.inputTokens + usage.outputTokens);
+export function settleWithUsage(state: RequestState, reservation: Reservation | undefined, usage: Usage): void {
+  state.usage = usage;
+  state.usageSource = 'reported';
+  if (reservation) settle(reservation, usage.inputTokens + usage.outputTokens);
 }
 
-export function settleReleased(reservation: Reservation): void {
-  settle(reservation, 0);
+export function settleReleased(reservation: Reservation | undefined): void {
+  if (reservation) settle(reservation, 0);
 }
 
-export function settleEstimated(reservation: Reservation, inputTokens: number, outputTokensRelayed: number): void {
-  settle(reservation, inputTokens + outputTokensRelayed);
+export function settleEstimated(state: RequestState, reservation: Reservation | undefined, inputTokens: number, outputTokensRelayed: number): void {
+  if (inputTokens + outputTokensRelayed > 0) {
+    state.usage = { inputTokens, cachedTokens: 0, outputTokens: outputTokensRelayed };
+    state.usageSource = 'estimated';
+  }
+  if (reservation) settle(reservation, inputTokens + outputTokensRelayed);
+}
+
+/** An answer the upstream sent in full or in part (status < 400): which of the rules above applies. */
+export function settleAnswer(
+  state: RequestState,
+  reservation: Reservation | undefined,
+  shape: UsageShape | undefined,
+  usage: Usage | undefined,
+  inputTokens: number,
+  outputTokensRelayed: number,
+): void {
+  if (!shape) settleReleased(reservation);
+  else if (usage) settleWithUsage(state, reservation, usage);
+  else settleEstimated(state, reservation, inputTokens, outputTokensRelayed);
 }
 
 /** A store failure while settling is the store's to count (resilient-store.ts); nothing waits on it. */

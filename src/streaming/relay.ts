@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import { streamErrorEvent, type TollgateError } from '../errors/errors.js';
 import type { BodySource } from '../upstream/call.js';
@@ -17,6 +18,8 @@ export interface StreamOutcome {
   readonly usage: Usage | undefined;
   /** Bytes relayed to the client (after any rewriting). */
   readonly bytes: number;
+  /** When the upstream's first body chunk arrived (performance.now()); undefined if none did. */
+  readonly firstByteAt: number | undefined;
   /**
    * Events the upstream sent. OpenAI streams about one token per delta event, so for a stream
    * cut without usage this is the estimate of the output relayed so far.
@@ -44,6 +47,8 @@ export interface PipeEnd {
   readonly clientGone: boolean;
   /** Bytes written to the client. */
   readonly bytes: number;
+  /** When the upstream's first body chunk arrived (performance.now()); undefined if none did. */
+  readonly firstByteAt: number | undefined;
 }
 
 export interface PipeOptions {
@@ -74,12 +79,13 @@ function endsWithBlankLine(bytes: Buffer): boolean {
  */
 export function pipeBody(upstream: BodySource, sink: Writable, options: PipeOptions): void {
   let bytes = 0;
+  let firstByteAt: number | undefined;
   let ended = false;
   /** Whether everything written so far ends with a blank line (or nothing was written). */
   let atEventBoundary = true;
   const finish = (error: unknown, clientGone: boolean): void => {
     ended = true;
-    options.onEnd({ error, clientGone, bytes });
+    options.onEnd({ error, clientGone, bytes, firstByteAt });
   };
   if (sink.destroyed) {
     // Nobody listens to this body yet: without a listener, its abort error would be uncaught.
@@ -93,6 +99,7 @@ export function pipeBody(upstream: BodySource, sink: Writable, options: PipeOpti
     upstream.resume();
   };
   upstream.on('data', (chunk: Buffer) => {
+    firstByteAt ??= performance.now();
     tap?.(chunk);
     const out = transform ? transform(chunk) : chunk;
     if (out === undefined || out.length === 0) return;
@@ -176,7 +183,7 @@ export function relaySse(upstream: BodySource, sink: Writable, options: RelayOpt
         events = stripper.events;
         completed = stripper.done;
       }
-      options.onEnd({ completed, clientGone: end.clientGone, error, usage, bytes: end.bytes, events });
+      options.onEnd({ completed, clientGone: end.clientGone, error, usage, bytes: end.bytes, firstByteAt: end.firstByteAt, events });
     },
   });
 }

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Caller } from '../../src/auth/keys.js';
 import { BatchQueueLimitError } from '../../src/batch/errors.js';
-import { createBatchQueue, type BatchExchange, type BatchQueue, type BatchQueueOptions } from '../../src/batch/queue.js';
+import { createBatchQueue, type BatchExchange, type BatchQueue, type BatchQueueOptions, type BatchUsage } from '../../src/batch/queue.js';
 import { createRedisBatchStore } from '../../src/batch/redis-store.js';
 import { createMemoryBatchStore, type BatchStore } from '../../src/batch/store.js';
 import { upstreamBatchLookup } from '../../src/batch/upstream.js';
@@ -163,6 +163,44 @@ function suite(name: string, makeStore: () => BatchStore): void {
       const unlimited = caller('epsilon', null);
       expect(await queue.begin({ method: 'POST', url: '/v1/batches', caller: unlimited, contentType: 'application/json', body: { input_file_id: 'file-big' } })).toBeUndefined();
       expect(await queue.enqueued('delta')).toEqual(new Map());
+    });
+
+    it('reports a completed batch’s usage once, seen on retrieval or by the periodic check, within 30 days of completion', async () => {
+      const seen: BatchUsage[] = [];
+      const now = Math.floor(Date.now() / 1000);
+      const usage = { input_tokens: 100, input_tokens_details: { cached_tokens: 40 }, output_tokens: 7, total_tokens: 107 };
+      const reported = { inputTokens: 100, cachedTokens: 40, outputTokens: 7 };
+      const answer = (body: Record<string, unknown>) => json({ object: 'batch', input_file_id: 'file-x', ...body });
+      const counting = build({
+        onUsage: (u) => seen.push(u),
+        keyIds: ['usage-c'],
+        lookup: async (id) => ({ status: 200, body: answer({ id, status: 'completed', model: NANO, completed_at: now, usage }) }),
+      });
+      const who = caller('usage-a', null);
+      const retrieve = async (body: Record<string, unknown>, by = who) => {
+        const exchange = await counting.begin({ method: 'GET', url: `/v1/batches/${String(body.id)}`, caller: by, contentType: undefined, body: undefined });
+        await exchange?.answered(200, answer(body));
+      };
+      await retrieve({ id: 'batch_u1', status: 'in_progress', usage });
+      await retrieve({ id: 'batch_u1', status: 'completed' });
+      expect(seen).toEqual([]);
+      const done = { id: 'batch_u1', status: 'completed', model: 'gpt-4.1-nano', completed_at: now, usage };
+      await Promise.all([retrieve(done), retrieve(done), retrieve(done, caller('usage-b', null))]);
+      expect(seen).toEqual([{ batchId: 'batch_u1', keyId: 'usage-a', model: NANO, usage: reported }]);
+      // Completed longer ago than the marks are kept: never counted.
+      await retrieve({ ...done, id: 'batch_u2', completed_at: now - 31 * 86_400 });
+      expect(seen).toHaveLength(1);
+      // No model on the object: the one model of its input file, as counted.
+      await upload(counting, who, 'file-usage', `${line('a', 40, 'nano-alias')}\n`);
+      await retrieve({ id: 'batch_u3', status: 'completed', input_file_id: 'file-usage', usage });
+      expect(seen[1]).toMatchObject({ batchId: 'batch_u3', model: NANO });
+      // The periodic check counts what it finds completed, for the key holding the batch.
+      expect(await store.reserve('usage-c', 'hold:usage-c', [{ model: NANO, tokens: 10, limit: 100 }], Date.now())).toEqual({ ok: true });
+      expect(await store.commit('usage-c', 'hold:usage-c', 'batch_u4')).toBe('committed');
+      expect(await counting.check()).toEqual({ asked: 1, released: 1 });
+      expect(seen[2]).toEqual({ batchId: 'batch_u4', keyId: 'usage-c', model: NANO, usage: reported });
+      await retrieve({ ...done, id: 'batch_u4' });
+      expect(seen).toHaveLength(3);
     });
 
     it('the periodic check asks the upstream and releases terminal, unknown, stale and orphaned records', async () => {

@@ -133,6 +133,15 @@ function storeContract(name: string, setup: () => Promise<Subject>): void {
       await store.deleteOwner('batch_o');
       expect(await store.getOwner('batch_o')).toBeUndefined();
     });
+
+    it('grants the right to count a batch’s usage once, however many callers race for it, until the TTL', async () => {
+      const racers = await Promise.all(Array.from({ length: 20 }, () => store.markCounted('batch_usage_a', 60_000)));
+      expect(racers.filter(Boolean)).toHaveLength(1);
+      expect(await store.markCounted('batch_usage_a', 60_000)).toBe(false);
+      expect(await store.markCounted('batch_usage_b', 20)).toBe(true);
+      await new Promise((r) => setTimeout(r, 60));
+      expect(await store.markCounted('batch_usage_b', 20)).toBe(true);
+    });
   });
 }
 

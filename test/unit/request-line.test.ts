@@ -16,6 +16,9 @@ const base: RequestLine = {
   input_tokens: 10,
   cached_tokens: 0,
   output_tokens: 5,
+  tokens_source: 'reported',
+  cost_usd: 0.000003,
+  cost_nano: 3000,
 };
 
 describe('request log line', () => {
@@ -24,7 +27,7 @@ describe('request log line', () => {
     expect(text.endsWith('}\n')).toBe(true);
     expect(text.indexOf('\n')).toBe(text.length - 1);
     const parsed = JSON.parse(text) as Record<string, unknown>;
-    expect(parsed).toMatchObject({ level: 30, service: 'tollgate', msg: 'request', reqId: 'req_1', key_id: 'team-a', status: 200, upstream_ms: 12.34, total_ms: 13.5 });
+    expect(parsed).toMatchObject({ level: 30, service: 'tollgate', msg: 'request', reqId: 'req_1', key_id: 'team-a', status: 200, upstream_ms: 12.34, total_ms: 13.5, tokens_source: 'reported', cost_usd: 0.000003, cost_nano: 3000 });
     expect(typeof parsed.time).toBe('number');
     expect(parsed).not.toHaveProperty('stream');
     expect(parsed).not.toHaveProperty('stream_end');

@@ -77,6 +77,18 @@ export function fileContent(ctx: Ctx): void {
 
 // ---------------------------------------------------------------- batches
 
+/** The `model` of the first request line of a batch input file, as OpenAI reports it on the batch object. */
+function batchModel(ctx: Ctx, fileId: unknown): string | undefined {
+  const content = typeof fileId === 'string' ? ctx.state.files.get(fileId)?.content : undefined;
+  const first = content?.toString('utf8').split('\n', 1)[0];
+  try {
+    const model = (JSON.parse(first ?? '') as { body?: { model?: unknown } }).body?.model;
+    return typeof model === 'string' ? model : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createBatch(ctx: Ctx): void {
   const body = readJsonWith(ctx, 'input_file_id', 'endpoint', 'completion_window');
   if (!body) return;
@@ -85,6 +97,7 @@ export function createBatch(ctx: Ctx): void {
     id,
     object: 'batch',
     endpoint: body.endpoint,
+    model: batchModel(ctx, body.input_file_id),
     errors: null,
     input_file_id: body.input_file_id,
     completion_window: body.completion_window,
@@ -140,7 +153,8 @@ const STATUS_AT: Record<string, string> = {
 /**
  * Test-only: `POST /v1/__fake/batches/{id}/status` with `{"status": "completed"}` moves a batch
  * to that status, as OpenAI's batch runner would (tests call the fake directly, never through
- * the gateway).
+ * the gateway). An optional `usage` (OpenAI's batch usage object) is set on the batch. The
+ * status's timestamp is the current time, as OpenAI's is.
  */
 export function setBatchStatus(ctx: Ctx): void {
   const b = ctx.state.batches.get(ctx.params.id!);
@@ -153,7 +167,8 @@ export function setBatchStatus(ctx: Ctx): void {
   }
   b.status = status;
   const at = STATUS_AT[status];
-  if (at) b[at] = CREATED + 60;
+  if (at) b[at] = Math.floor(Date.now() / 1000);
+  if (body.usage !== undefined) b.usage = body.usage;
   sendJson(ctx, 200, b);
 }
 
