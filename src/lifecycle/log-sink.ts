@@ -31,18 +31,32 @@ export function createLogSink(options: LogSinkOptions): LogSink {
   const { fd } = options;
   const batchBytes = options.batchBytes ?? 64 * 1024;
   const maxBuffered = options.maxBufferedBytes ?? 16 * 1024 * 1024;
-  let lines: string[] = [];
-  /** Characters waiting in `lines` (a UTF-16 count: close enough to bytes for thresholds). */
-  let waiting = 0;
+  // Lines are encoded into a buffer as they come (outside the JS heap): a line string dies at
+  // once instead of waiting, with every line of its batch, to be copied by the garbage collector.
+  let filling = Buffer.allocUnsafe(batchBytes);
+  let used = 0;
+  /** Full batches waiting for the write in flight. */
+  const ready: Buffer[] = [];
+  let readyBytes = 0;
   /** The batch being written, when a write is in flight. */
   let inFlight: Buffer | undefined;
   let dropped = 0;
 
-  const take = (): Buffer => {
-    const batch = Buffer.from(lines.join(''));
-    lines = [];
-    waiting = 0;
-    return batch;
+  /** The filling batch, sealed: a view of its bytes; a fresh buffer takes its place. */
+  const seal = (): void => {
+    if (used === 0) return;
+    const batch = filling.subarray(0, used);
+    filling = Buffer.allocUnsafe(batchBytes);
+    used = 0;
+    ready.push(batch);
+    readyBytes += batch.length;
+  };
+
+  const next = (): void => {
+    const batch = ready.shift();
+    if (!batch) return;
+    readyBytes -= batch.length;
+    writeBatch(batch);
   };
 
   const writeBatch = (batch: Buffer): void => {
@@ -55,6 +69,7 @@ export function createLogSink(options: LogSinkOptions): LogSink {
           return;
         }
         inFlight = undefined;
+        next();
         return;
       }
       if (written < batch.length) {
@@ -62,7 +77,7 @@ export function createLogSink(options: LogSinkOptions): LogSink {
         return;
       }
       inFlight = undefined;
-      if (waiting >= batchBytes) writeBatch(take());
+      next();
     });
   };
 
@@ -71,30 +86,45 @@ export function createLogSink(options: LogSinkOptions): LogSink {
    * to it: writing it again could duplicate lines.
    */
   const writeAllSync = (): void => {
-    if (waiting === 0) return;
-    const batch = take();
-    let offset = 0;
-    for (let attempts = 0; offset < batch.length && attempts < 1000; attempts++) {
-      try {
-        offset += fs.writeSync(fd, batch, offset);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+    seal();
+    for (const batch of ready.splice(0)) {
+      let offset = 0;
+      for (let attempts = 0; offset < batch.length && attempts < 1000; attempts++) {
+        try {
+          offset += fs.writeSync(fd, batch, offset);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+        }
       }
     }
+    readyBytes = 0;
   };
 
   return {
     write(line) {
-      if (waiting + line.length > maxBuffered) {
+      // A UTF-16 length bounds the UTF-8 length at 3 bytes per unit.
+      const most = line.length * 3;
+      if (readyBytes + used + most > maxBuffered) {
         dropped++;
         return;
       }
-      lines.push(line);
-      waiting += line.length;
-      if (!inFlight && waiting >= batchBytes) writeBatch(take());
+      if (most > batchBytes - used) {
+        seal();
+        if (most > batchBytes) {
+          const own = Buffer.from(line);
+          ready.push(own);
+          readyBytes += own.length;
+        } else {
+          used = filling.write(line, 0, 'utf8');
+        }
+      } else {
+        used += filling.write(line, used, 'utf8');
+      }
+      if (!inFlight && ready.length > 0) next();
     },
     flush() {
-      if (!inFlight && waiting > 0) writeBatch(take());
+      seal();
+      if (!inFlight) next();
     },
     end(done) {
       if (!inFlight) {

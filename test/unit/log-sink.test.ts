@@ -52,11 +52,26 @@ describe('log sink', () => {
 
   it('drops and counts lines beyond the buffer bound instead of growing without limit', async () => {
     const out = file();
-    const sink = createLogSink({ fd: out.fd, batchBytes: 1_000_000, maxBufferedBytes: 100 });
+    const sink = createLogSink({ fd: out.fd, batchBytes: 1_000_000, maxBufferedBytes: 200 });
     for (let i = 0; i < 10; i++) sink.write(line(i));
-    const kept = Math.floor(100 / line(0).length);
-    expect(sink.dropped).toBe(10 - kept);
+    // The bound counts 3 bytes per UTF-16 unit (UTF-8's worst case), so fewer lines than 200
+    // bytes' worth are kept, and the first line always is.
+    expect(sink.dropped).toBeGreaterThan(0);
+    const kept = 10 - sink.dropped;
+    expect(kept).toBeGreaterThanOrEqual(1);
     await ended(sink);
     expect(out.read()).toBe(Array.from({ length: kept }, (_, i) => line(i)).join(''));
+    expect(Buffer.byteLength(out.read())).toBeLessThanOrEqual(200);
+  });
+
+  it('a line longer than a batch is written whole, in order', async () => {
+    const out = file();
+    const sink = createLogSink({ fd: out.fd, batchBytes: 64 });
+    const long = `{"msg":"${'x'.repeat(500)}"}\n`;
+    sink.write(line(1));
+    sink.write(long);
+    sink.write(line(2));
+    await ended(sink);
+    expect(out.read()).toBe(line(1) + long + line(2));
   });
 });
