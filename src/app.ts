@@ -3,7 +3,6 @@ import { performance } from 'node:perf_hooks';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { destination, pino, type DestinationStream } from 'pino';
 import type { Registry } from 'prom-client';
-import { createKeyStore } from './auth/keys.js';
 import { buildCatalogue } from './config/catalogue.js';
 import type { Config } from './config/schema.js';
 import {
@@ -22,7 +21,10 @@ import { createLimiter } from './limits/limiter.js';
 import { createMemoryStore } from './limits/memory-store.js';
 import { createRedisStore } from './limits/redis-store.js';
 import { createResilientStore } from './limits/resilient-store.js';
-import type { LimiterStore } from './limits/store.js';
+import type { CounterCall, LimiterStore } from './limits/store.js';
+import { createGatewayKeys } from './keys/index.js';
+import { createQuotas } from './quota/charge.js';
+import { createUsageRecorder, type UsageRecorder } from './quota/recorder.js';
 import { redisPlugin } from './plugins/redis.js';
 import { newRequestState } from './proxy/request-state.js';
 import { healthRoutes } from './routes/health.js';
@@ -89,7 +91,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   const catalogue = buildCatalogue(config);
-  const keys = createKeyStore(config.keys);
   const upstream = createUpstream({
     baseUrl: config.upstream.url ?? options.upstreamUrl,
     connections: config.upstream.connections,
@@ -104,8 +105,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     clusterNodes: config.redis.cluster_nodes,
     commandTimeoutMs: config.limits.redis_timeout_ms,
   });
+  const { keys, backend: keyBackend } = await createGatewayKeys(app, config, catalogue);
+  // Counters the limiter could not write (Redis down) go to the recorder, which retries them.
+  let recorder: UsageRecorder | undefined;
+  const stores = limiterStore(app, config, metrics, (counters) => recorder?.add(counters));
+  recorder = createUsageRecorder({
+    store: stores.primary,
+    intervalMs: app.redis ? config.usage.flush_interval_ms : 0,
+    onError: () => metrics.redisErrors.inc(),
+  });
+  const usage = recorder;
+  // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).
+  app.addHook('onClose', () => usage.close());
+  const quotas = createQuotas({ keyPrefix: config.limits.key_prefix, recorder });
   const limiter = createLimiter({
-    store: limiterStore(app, config, metrics),
+    store: stores.store,
     catalogue,
     keyPrefix: config.limits.key_prefix,
     organization: config.limits.organization,
@@ -169,6 +183,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     keys,
     upstream,
     limiter,
+    quotas,
     onRefused: (keyId, model, limit) => metrics.rateLimited.inc({ key: keyId, model, limit }),
     identity,
     batches,
@@ -176,14 +191,24 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   return app;
 }
 
-/** Redis when REDIS_URL is set (with the configured failure policy), process memory otherwise. */
-function limiterStore(app: FastifyInstance, config: Config, metrics: Metrics): LimiterStore {
+/**
+ * Redis when REDIS_URL is set (with the configured failure policy), process memory otherwise.
+ * `primary` is the store itself, without the failure policy (the usage recorder's target).
+ */
+function limiterStore(
+  app: FastifyInstance,
+  config: Config,
+  metrics: Metrics,
+  onUnwrittenCounters: (counters: readonly CounterCall[]) => void,
+): { store: LimiterStore; primary: LimiterStore } {
   const memory = createMemoryStore();
   app.addHook('onClose', () => memory.close());
   const redis = app.redis;
-  if (!redis) return memory;
-  return createResilientStore({
-    primary: createRedisStore(redis),
+  if (!redis) return { store: memory, primary: memory };
+  const primary = createRedisStore(redis);
+  const store = createResilientStore({
+    primary,
+    onUnwrittenCounters,
     fallback: memory,
     mode: config.limits.on_redis_error,
     instances: config.limits.instances,
@@ -201,6 +226,7 @@ function limiterStore(app: FastifyInstance, config: Config, metrics: Metrics): L
       }
     },
   });
+  return { store, primary };
 }
 
 function toTollgateError(err: FastifyError, bodyLimit: number): TollgateError {

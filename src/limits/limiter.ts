@@ -3,7 +3,8 @@ import type { Catalogue } from '../config/catalogue.js';
 import type { TierLimits, TierName } from '../config/defaults.js';
 import { RateLimitError, RequestTooLargeError, type LimitKind } from '../errors/errors.js';
 import { goDuration } from './duration.js';
-import type { AdmitOutcome, BucketCall, LimiterStore } from './store.js';
+import type { Usage } from '../usage/extract.js';
+import type { AdmitOutcome, BucketCall, CounterCall, LimiterStore } from './store.js';
 
 /**
  * Per-key, per-model RPM / RPD / TPM limits that mirror OpenAI's: continuously refilling
@@ -22,6 +23,21 @@ export interface LimitRequest {
   readonly tokens: number;
   /** Give up waiting (max_wait_ms) when this fires. */
   readonly signal?: { readonly aborted: boolean };
+  /** The key's usage counters and caps (budgets, token quotas), taken in the same atomic step. */
+  readonly charge?: Charge | undefined;
+}
+
+/**
+ * What a request is charged besides its buckets (src/quota/): usage counters in calendar windows,
+ * some capped. Its counters live under the key's hash tag (`keyTag`), so one script takes both.
+ */
+export interface Charge {
+  /** Counters to check and take at admission; empty for a key without budgets or quotas. */
+  readonly counters: readonly CounterCall[];
+  /** The counter corrections for the real usage (empty when the usage is recorded elsewhere). */
+  settle(actual: Usage): readonly CounterCall[];
+  /** The answer when counter `index` refused, given the counters' values. */
+  refusal(index: number, values: readonly number[]): Error;
 }
 
 /** An admitted request's hold on the buckets. */
@@ -29,15 +45,25 @@ export interface Reservation {
   /** x-ratelimit-* headers for the response. */
   readonly headers: Readonly<Record<string, string>>;
   readonly reservedTokens: number;
-  /** Correct the token reservation to what was really used. Only the first call counts. */
-  settle(actualTokens: number): Promise<void>;
+  /**
+   * Correct the reservation to what was really used (tokens: input, cached included, + output;
+   * the charge's counters). Only the first call counts.
+   */
+  settle(actual: Usage): Promise<void>;
+}
+
+/** The hash tag of a key's storage: its buckets (every model) and its usage counters share it. */
+export function keyTag(keyPrefix: string, keyId: string): string {
+  return `${keyPrefix}{${keyId}}`;
 }
 
 export interface Limiter {
-  /** Reserve, or throw RateLimitError / RequestTooLargeError. */
+  /** Reserve, or throw RateLimitError / RequestTooLargeError (or the charge's refusal). */
   admit(request: LimitRequest): Promise<Reservation>;
-  /** The figures that apply to a caller (tier, then the key's overrides). */
-  figures(caller: Caller): TierLimits;
+  /** The figures that apply to a caller (tier, then the key's overrides; then, with a model, its per-model ones). */
+  figures(caller: Caller, model?: string): TierLimits;
+  /** The key's buckets for a model now, without taking anything: what x-ratelimit-* would say. */
+  peek(caller: Caller, model: string): Promise<Readonly<Record<string, string>>>;
 }
 
 export interface LimiterOptions {
@@ -55,17 +81,56 @@ interface PlannedBucket extends BucketCall {
 }
 
 const NO_RESERVATION: Reservation = { headers: {}, reservedTokens: 0, settle: async () => {} };
+const NO_COUNTERS: readonly CounterCall[] = [];
+
+/** A request with nothing to reserve whose usage is still recorded by its charge. */
+function chargeOnly(charge: Charge, store: LimiterStore): Reservation {
+  let settled = false;
+  return {
+    headers: {},
+    reservedTokens: 0,
+    async settle(actual) {
+      if (settled) return;
+      settled = true;
+      const counters = charge.settle(actual);
+      if (counters.length > 0) await store.settle([], counters);
+    },
+  };
+}
 
 export function createLimiter(options: LimiterOptions): Limiter {
   const { store, catalogue, keyPrefix } = options;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   const figuresOf = new WeakMap<Caller, TierLimits>();
-  const figures = (caller: Caller): TierLimits => {
+  const keyFigures = (caller: Caller): TierLimits => {
     let found = figuresOf.get(caller);
     if (!found) {
       found = ownFigures(caller);
       figuresOf.set(caller, found);
+    }
+    return found;
+  };
+  // Per-model overrides (limits.models), merged over the key's figures once per caller and model.
+  const modelFiguresOf = new WeakMap<Caller, Map<string, TierLimits>>();
+  const figures = (caller: Caller, model?: string): TierLimits => {
+    const own = model === undefined ? undefined : caller.limits?.models?.[model];
+    if (!own) return keyFigures(caller);
+    let perModel = modelFiguresOf.get(caller);
+    if (!perModel) {
+      perModel = new Map();
+      modelFiguresOf.set(caller, perModel);
+    }
+    let found = perModel.get(model as string);
+    if (!found) {
+      const base = keyFigures(caller);
+      found = {
+        ...base,
+        rpm: own.rpm !== undefined ? own.rpm : base.rpm,
+        rpd: own.rpd !== undefined ? own.rpd : base.rpd,
+        tpm: own.tpm !== undefined ? own.tpm : base.tpm,
+      };
+      perModel.set(model as string, found);
     }
     return found;
   };
@@ -84,6 +149,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
   // Bucket keys and figures per scope, built once (a scope's figures are fixed for its caller
   // object); per request only the TPM cost changes.
   const plans = new Map<string, { limits: TierLimits; buckets: PlannedBucket[] }>();
+  /** `scope`: the storage key's stem, hash tag included. */
   const plan = (scope: string, limits: TierLimits, tokens: number): PlannedBucket[] => {
     let planned = plans.get(scope);
     if (!planned || planned.limits !== limits) {
@@ -91,8 +157,9 @@ export function createLimiter(options: LimiterOptions): Limiter {
       for (const kind of KINDS) {
         const limit = limits[kind];
         if (limit === null || limit === undefined) continue;
-        // One hash tag per scope and model: every bucket of one call lives on one Cluster slot.
-        buckets.push({ kind, key: `${keyPrefix}{${scope}}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: 1 });
+        // One hash tag per key (or, for the organisation, per model): every bucket and counter of
+        // one call lives on one Cluster slot.
+        buckets.push({ kind, key: `${scope}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: 1 });
       }
       planned = { limits, buckets };
       if (plans.size > 100_000) plans.clear();
@@ -109,13 +176,22 @@ export function createLimiter(options: LimiterOptions): Limiter {
     else await store.settle(buckets);
   };
 
+  const keyScope = (caller: Caller, model: string): string => `${keyTag(keyPrefix, caller.id)}|${model}`;
+
   return {
     figures,
+    async peek(caller, model) {
+      const buckets = plan(keyScope(caller, model), figures(caller, model), 0).map((b) => ({ ...b, units: 0 }));
+      if (buckets.length === 0) return {};
+      return rateLimitHeaders(buckets, { levels: await store.settle(buckets) });
+    },
     async admit(request) {
-      const buckets = plan(`${request.caller.id}|${request.model}`, figures(request.caller), request.tokens);
+      const { charge } = request;
+      const counters = charge?.counters ?? NO_COUNTERS;
+      const buckets = plan(keyScope(request.caller, request.model), figures(request.caller, request.model), request.tokens);
       // The organisation ceiling: one bucket set per model for the sum of all keys.
-      const orgBuckets = orgLimits ? plan(`org|${request.model}`, orgLimits, request.tokens) : [];
-      if (buckets.length === 0 && orgBuckets.length === 0) return NO_RESERVATION;
+      const orgBuckets = orgLimits ? plan(`${keyPrefix}{org|${request.model}}`, orgLimits, request.tokens) : [];
+      if (buckets.length === 0 && orgBuckets.length === 0 && counters.length === 0) return charge ? chargeOnly(charge, store) : NO_RESERVATION;
       for (const [set, owner] of [[buckets, request.caller.id], [orgBuckets, organization?.name ?? '']] as const) {
         const tpm = set.find((b) => b.kind === 'tpm');
         if (tpm && request.tokens > tpm.limit) throw new RequestTooLargeError(request.model, owner, tpm.limit, request.tokens, {});
@@ -133,9 +209,11 @@ export function createLimiter(options: LimiterOptions): Limiter {
           }
         }
         if (!refused) {
-          const outcome = await store.admit(buckets);
-          if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome);
+          const outcome = await store.admit(buckets, counters);
+          if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome, charge);
           if (orgOutcome) await release(orgBuckets, orgOutcome);
+          // A budget or quota: waiting cannot help.
+          if (charge && outcome.refusing >= buckets.length) throw charge.refusal(outcome.refusing - buckets.length, outcome.values ?? []);
           refused = refusal(request.model, request.caller.id, buckets, outcome);
           waitMs = outcome.waitMs;
         }
@@ -153,26 +231,28 @@ function reservation(
   outcome: AdmitOutcome,
   orgBuckets: readonly PlannedBucket[],
   orgOutcome: AdmitOutcome | undefined,
+  charge: Charge | undefined,
 ): Reservation {
   let settled = false;
   const tpm = buckets.find((b) => b.kind === 'tpm');
   const orgTpm = orgBuckets.find((b) => b.kind === 'tpm');
   const reserved = tpm?.units ?? orgTpm?.units ?? 0;
-  const correct = async (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number): Promise<void> => {
-    if (!bucket || !via) return;
-    const calls = [{ ...bucket, units: delta }];
-    if (via.settleVia) await via.settleVia(calls);
-    else await store.settle(calls);
+  const correct = async (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number, counters = NO_COUNTERS): Promise<void> => {
+    const calls = bucket && delta !== 0 ? [{ ...bucket, units: delta }] : [];
+    if (!via || (calls.length === 0 && counters.length === 0)) return;
+    if (via.settleVia) await via.settleVia(calls, counters);
+    else await store.settle(calls, counters);
   };
   return {
     headers: rateLimitHeaders(buckets, outcome),
     reservedTokens: reserved,
-    async settle(actualTokens) {
+    async settle(actual) {
       if (settled) return;
       settled = true;
-      const delta = reserved - Math.max(0, Math.round(actualTokens));
-      if (delta === 0) return;
-      await Promise.all([correct(tpm, outcome, delta), correct(orgTpm, orgOutcome, delta)]);
+      const delta = reserved - Math.max(0, Math.round(actual.inputTokens + actual.outputTokens));
+      const counters = charge ? charge.settle(actual) : NO_COUNTERS;
+      if (delta === 0 && counters.length === 0) return;
+      await Promise.all([correct(tpm, outcome, delta, counters), correct(orgTpm, orgOutcome, delta)]);
     },
   };
 }

@@ -10,13 +10,15 @@ import type { Usage } from '../usage/extract.js';
  * - a client gone, or a stream cut without usage: the input estimate + the output relayed so far.
  */
 export function settleWithUsage(reservation: Reservation, usage: Usage): void {
-  void reservation.settle(usage.inputTokens + usage.outputTokens).catch(() => undefined);
+  void reservation.settle(usage).catch(() => undefined);
 }
 
+const RELEASED: Usage = { inputTokens: 0, cachedTokens: 0, outputTokens: 0 };
+
 export function settleReleased(reservation: Reservation): void {
-  void reservation.settle(0).catch(() => undefined);
+  void reservation.settle(RELEASED).catch(() => undefined);
 }
 
 export function settleEstimated(reservation: Reservation, inputTokens: number, outputTokensRelayed: number): void {
-  void reservation.settle(inputTokens + outputTokensRelayed).catch(() => undefined);
+  void reservation.settle({ inputTokens, cachedTokens: 0, outputTokens: outputTokensRelayed }).catch(() => undefined);
 }

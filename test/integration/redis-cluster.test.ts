@@ -47,7 +47,7 @@ describe('Redis Cluster', () => {
     const results = await Promise.allSettled(attempts);
     // free tier: 3 RPM per key, whatever slot each key hashes to
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(6 * 3);
-    const slots = new Set(await Promise.all(callers.map((c) => client.cluster('KEYSLOT', `cluster-test:{${c.id}|gpt-4.1-nano}:rpm`))));
+    const slots = new Set(await Promise.all(callers.map((c) => client.cluster('KEYSLOT', `cluster-test:{${c.id}}|gpt-4.1-nano:rpm`))));
     expect(slots.size).toBeGreaterThan(1);
   });
 
