@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteHandlerMethod } from 'fastify';
 import { destination, pino, type DestinationStream } from 'pino';
 import type { Registry } from 'prom-client';
 import { buildCatalogue } from './config/catalogue.js';
@@ -23,8 +23,12 @@ import { createRedisStore } from './limits/redis-store.js';
 import { createResilientStore } from './limits/resilient-store.js';
 import type { CounterCall, LimiterStore } from './limits/store.js';
 import { createGatewayKeys } from './keys/index.js';
+import { createKeyAdmin } from './keys/admin.js';
 import { createQuotas } from './quota/charge.js';
-import { createUsageRecorder, type UsageRecorder } from './quota/recorder.js';
+import { createUsageReader, reportModels } from './quota/report.js';
+import { adminRoutes } from './routes/admin.js';
+import { selfService } from './routes/me.js';
+import { createUsageRecorder } from './quota/recorder.js';
 import { redisPlugin } from './plugins/redis.js';
 import { newRequestState } from './proxy/request-state.js';
 import { healthRoutes } from './routes/health.js';
@@ -43,6 +47,8 @@ export interface AppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
   readonly logStream?: DestinationStream | undefined;
   readonly registry?: Registry | undefined;
+  /** Bearer token of the admin API (TOLLGATE_ADMIN_TOKEN); unset: the admin API is off (404). */
+  readonly adminToken?: string | undefined;
 }
 
 declare module 'fastify' {
@@ -107,16 +113,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   const { keys, backend: keyBackend } = await createGatewayKeys(app, config, catalogue);
   // Counters the limiter could not write (Redis down) go to the recorder, which retries them.
-  let recorder: UsageRecorder | undefined;
-  const stores = limiterStore(app, config, metrics, (counters) => recorder?.add(counters));
-  recorder = createUsageRecorder({
+  const stores = limiterStore(app, config, metrics, (counters) => recorder.add(counters));
+  const recorder = createUsageRecorder({
     store: stores.primary,
     intervalMs: app.redis ? config.usage.flush_interval_ms : 0,
     onError: () => metrics.redisErrors.inc(),
   });
-  const usage = recorder;
   // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).
-  app.addHook('onClose', () => usage.close());
+  app.addHook('onClose', () => recorder.close());
   const quotas = createQuotas({ keyPrefix: config.limits.key_prefix, recorder });
   const limiter = createLimiter({
     store: stores.store,
@@ -177,10 +181,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
+  const usage = createUsageReader({ store: stores.store, recorder, limiter, keyPrefix: config.limits.key_prefix });
+  if (options.adminToken) {
+    const admin = createKeyAdmin({ keys, backend: keyBackend, catalogue, unknownModels: config.models.unknown });
+    await app.register(adminRoutes, {
+      prefix: '/admin',
+      token: options.adminToken,
+      admin,
+      usage,
+      reportModels: (caller, requested) => reportModels(caller, catalogue, requested),
+    });
+  }
   await app.register(v1Routes, {
     config,
     catalogue,
     keys,
+    selfService: selfService({ usage, limiter, catalogue }) as RouteHandlerMethod,
     upstream,
     limiter,
     quotas,

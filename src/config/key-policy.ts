@@ -70,7 +70,8 @@ export const JSON_SCALARS: PolicyScalars = {
   bool: z.boolean(),
 };
 
-const jsonPolicy = z.strictObject(keyPolicyFields(JSON_SCALARS));
+/** A key's policy in JSON (the admin API's bodies). */
+export const keyPolicySchema = z.strictObject(keyPolicyFields(JSON_SCALARS));
 /** A key's policy as the code reads it (config entry and stored record alike). */
-export type KeyPolicy = z.infer<typeof jsonPolicy>;
+export type KeyPolicy = z.infer<typeof keyPolicySchema>;
 export type KeyLimits = NonNullable<KeyPolicy['limits']>;

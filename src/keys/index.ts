@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Catalogue } from '../config/catalogue.js';
+import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { unknownPolicyModel } from './admin.js';
 import { createMemoryKeyBackend, type KeyBackend } from './backend.js';
 import { createRedisKeyBackend } from './redis-backend.js';
 import { createKeyStore, type KeyStore } from './registry.js';
@@ -16,6 +18,12 @@ export interface GatewayKeys {
  * (in process memory without Redis: gone on restart), each instance's cache invalidated by pub/sub.
  */
 export async function createGatewayKeys(app: FastifyInstance, config: Config, catalogue: Catalogue): Promise<GatewayKeys> {
+  if (config.models.unknown === 'reject') {
+    config.keys.forEach((entry, i) => {
+      const unknown = unknownPolicyModel(entry, catalogue);
+      if (unknown) throw new ConfigError(`Invalid config: keys[${i}].${unknown.path}: the model ${unknown.model} is not in the catalogue`);
+    });
+  }
   let warned = 0;
   const onError = (err: unknown): void => {
     // One line per second at most: a Redis outage must not flood the log.

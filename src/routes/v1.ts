@@ -1,5 +1,5 @@
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import type { KeyStore } from '../keys/registry.js';
 import { InvalidJsonError, KeyStoreUnavailableError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
 import { createForwarder, JsonBody, type ForwardDeps } from '../proxy/forward.js';
@@ -12,6 +12,8 @@ import { ENDPOINTS } from './endpoints.js';
  */
 export interface V1Deps extends ForwardDeps {
   readonly keys: KeyStore;
+  /** GET /tollgate/me: a key reads its own limits, usage and remaining budget. */
+  readonly selfService: RouteHandlerMethod;
 }
 
 export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void> {
@@ -70,6 +72,8 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
       refuse(request, err as TollgateError, done);
     }
   });
+
+  app.get('/tollgate/me', deps.selfService);
 
   const forward = createForwarder(deps);
   for (const endpoint of ENDPOINTS) {
