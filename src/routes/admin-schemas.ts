@@ -97,20 +97,22 @@ export function zodValidator(schema: Record<string, unknown>): (data: unknown) =
   if (!zodSchema) throw new Error(`admin route schema without ${SCHEMA_NAME}`);
   return (data) => {
     const result = zodSchema.safeParse(data ?? {});
-    return result.success ? { value: result.data } : { error: badInput(result.error.issues) };
+    return result.success ? { value: result.data } : { error: badInput(result.error.issues, data) };
   };
 }
 
 /** OpenAI's wording: `Missing required parameter: 'tier'.`, `Unknown parameter: 'x'.`, `Invalid 'budget_usd.daily': …`. */
-function badInput(issues: readonly z.core.$ZodIssue[]): InvalidRequestError {
+function badInput(issues: readonly z.core.$ZodIssue[], data: unknown): InvalidRequestError {
   const issue = issues[0] as z.core.$ZodIssue;
   const at = issue.path.map(String);
+  let value: unknown = data;
+  for (const part of issue.path) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[part] : undefined;
   if (issue.code === 'unrecognized_keys') {
     const param = [...at, issue.keys[0] ?? ''].join('.');
     return new InvalidRequestError(`Unknown parameter: '${param}'.`, param, 'unknown_parameter');
   }
-  const param = at.join('.') || null;
-  if (issue.code === 'invalid_type' && issue.input === undefined && param) {
+  const param = issue.path.reduce<string>((text, part) => (typeof part === 'number' ? `${text}[${part}]` : text ? `${text}.${String(part)}` : String(part)), '') || null;
+  if (value === undefined && param) {
     return new InvalidRequestError(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
   }
   return new InvalidRequestError(param ? `Invalid '${param}': ${issue.message}.` : `Invalid request: ${issue.message}.`, param, 'invalid_value');
