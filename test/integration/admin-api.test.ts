@@ -299,7 +299,7 @@ describe('GET /admin/keys/{id}/usage', () => {
       token_quota: { monthly: { limit: 1_000_000, used: 3030, remaining: 996_970 } },
       rate_limits: { 'gpt-4.1-nano': { 'x-ratelimit-limit-requests': '50', 'x-ratelimit-remaining-requests': '47' } },
     });
-    expect(((answer.body.budget_usd as Record<string, { resets_at: string }>).daily).resets_at).toBe(`${new Date(Date.parse(today) + 86_400_000).toISOString()}`);
+    expect((answer.body.budget_usd as { daily: { resets_at: string } }).daily.resets_at).toBe(new Date(Date.parse(today) + 86_400_000).toISOString());
   });
 
   it('a key without budgets has its usage counted too; config-file keys have usage; 400 / 404', async () => {
