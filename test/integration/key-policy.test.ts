@@ -183,7 +183,7 @@ describe('GET /tollgate/me', () => {
       usage: { today: { requests: 1, input_tokens: 2000, output_tokens: 20, cost_usd: 0.000208 } },
       budget_usd: { daily: { limit: 2, used: 0.000208, remaining: 1.999792 }, total: { limit: 10, remaining: 9.999792 } },
       token_quota: { monthly: { limit: 1_000_000, used: 2020, remaining: 997_980 } },
-      rate_limits: { 'gpt-4.1-nano': { 'x-ratelimit-limit-requests': '5000', 'x-ratelimit-remaining-requests': '4999' } },
+      rate_limits: { 'gpt-4.1-nano': { 'x-ratelimit-limit-requests': '5000', 'x-ratelimit-limit-tokens': '2000000' } },
     });
     expect(Object.keys(me.rate_limits as object)).toEqual(['gpt-4.1-nano', 'text-embedding-3-small']);
     expect(JSON.stringify(me)).not.toContain(secret('me'));
