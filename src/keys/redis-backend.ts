@@ -63,12 +63,20 @@ export function createRedisKeyBackend(options: RedisKeyBackendOptions): KeyBacke
       let connectedBefore = false;
       sub.on('error', (err: unknown) => options.onError?.(err));
       sub.on('message', (_channel: string, id: string) => listener(id));
-      // Messages sent while the connection was down are lost: after a reconnect, trust nothing cached.
-      sub.on('ready', () => {
-        if (connectedBefore) listener(undefined);
-        connectedBefore = true;
+      // The client has no offline queue: subscribe on every (re)connection. Messages sent while
+      // the connection was down are lost, so after a reconnect nothing cached is trusted.
+      const subscribed = new Promise<void>((resolve) => {
+        sub.on('ready', () => {
+          if (connectedBefore) listener(undefined);
+          connectedBefore = true;
+          sub.subscribe(channel).then(
+            () => resolve(),
+            (err: unknown) => options.onError?.(err),
+          );
+        });
       });
-      await sub.subscribe(channel).catch((err: unknown) => options.onError?.(err));
+      // Start-up waits for the subscription, briefly: an unreachable Redis must not stop the start.
+      await Promise.race([subscribed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
     },
     async close() {
       await subscriber?.quit().catch(() => subscriber?.disconnect());
