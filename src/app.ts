@@ -116,6 +116,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const stores = limiterStore(app, config, metrics, (counters) => recorder.add(counters));
   const recorder = createUsageRecorder({
     store: stores.primary,
+    keyPrefix: config.limits.key_prefix,
     intervalMs: app.redis ? config.usage.flush_interval_ms : 0,
     onError: () => metrics.redisErrors.inc(),
   });

@@ -1,34 +1,15 @@
 import type { Caller } from '../auth/keys.js';
 import type { ModelInfo } from '../config/catalogue.js';
 import { QuotaExceededError } from '../errors/errors.js';
-import { keyTag, type Charge } from '../limits/limiter.js';
+import type { Charge } from '../limits/limiter.js';
 import type { CounterCall } from '../limits/store.js';
 import { costOf, nanoToUsd } from '../usage/cost.js';
 import type { Usage } from '../usage/extract.js';
+import { FIELDS, usageKey } from './fields.js';
 import type { UsageRecorder } from './recorder.js';
 import { windowClock, windowTtlMs, type Window, type WindowName } from './windows.js';
 
-/**
- * The fields of a key's usage hash, one hash per calendar window (UTC day, UTC month, total):
- * - settled usage: requests, tokens by type and their cost, as the upstream reported them;
- * - `spend_nano` and `quota_tokens`: what budgets and token quotas are checked against, i.e. the
- *   settled figures plus what requests still in flight have reserved (and reservations that were
- *   never settled, e.g. of a gateway killed mid-request).
- */
-export const FIELDS = {
-  requests: 'requests',
-  input: 'input_tokens',
-  cached: 'cached_tokens',
-  output: 'output_tokens',
-  cost: 'cost_nano',
-  spend: 'spend_nano',
-  tokens: 'quota_tokens',
-} as const;
-
-/** The storage key of a key's usage hash in one window (under the key's hash tag, with its buckets). */
-export function usageKey(keyPrefix: string, keyId: string, windowId: string): string {
-  return `${keyTag(keyPrefix, keyId)}|usage:${windowId}`;
-}
+export { FIELDS, usageKey } from './fields.js';
 
 export interface Quotas {
   /**
@@ -77,21 +58,21 @@ export function createQuotas(options: QuotaOptions): Quotas {
   return {
     chargeFor(caller, model, inputTokens, outputCap) {
       const { now, windows } = windowsNow();
-      const hashes = windows.map((window) => ({ window, key: usageKey(keyPrefix, caller.id, window.id), ttlMs: windowTtlMs(window, now) }));
       const prices = model?.prices;
       const actualCost = (actual: Usage): number => costOf(prices, actual).total;
       const quota = caller.quota;
       if (!quota) {
-        // No caps: nothing to check at admission; the usage is counted in process and flushed.
+        // No caps: nothing to check at admission; the usage is summed in process and flushed.
         return {
-          counters: [],
+          counters: NO_COUNTERS,
           settle(actual) {
-            recorder.add(settledCounters(hashes, actual, actualCost(actual), 0, 0, 1));
-            return [];
+            recorder.record(caller.id, windows, now, actual, actualCost(actual));
+            return NO_COUNTERS;
           },
-          refusal: () => new Error('a key without budgets or quotas is never refused by them'),
+          refusal: neverRefused,
         };
       }
+      const hashes = windows.map((window) => ({ window, key: usageKey(keyPrefix, caller.id, window.id), ttlMs: windowTtlMs(window, now) }));
       // The most the request can cost: the input estimate at the input price, the output cap at the output price.
       const reservedTokens = inputTokens + outputCap;
       const reservedCost = costOf(prices, { inputTokens, cachedTokens: 0, outputTokens: outputCap }).total;
@@ -120,6 +101,9 @@ export function createQuotas(options: QuotaOptions): Quotas {
     },
   };
 }
+
+const NO_COUNTERS: readonly CounterCall[] = [];
+const neverRefused = (): Error => new Error('a key without budgets or quotas is never refused by them');
 
 interface Hash {
   readonly key: string;

@@ -1,10 +1,13 @@
-// The CLI end to end (issue 5, point 6): `tollgate keys …` spawned as a real process against a
-// running gateway, reading TOLLGATE_URL and TOLLGATE_ADMIN_TOKEN from its environment.
+// The CLI end to end (issue 5, point 6): `tollgate keys …` against a running gateway, reading
+// TOLLGATE_URL and TOLLGATE_ADMIN_TOKEN from its environment. The process entry is spawned for real
+// where it matters (output, exit codes); the other commands run the same code in process, which
+// keeps the suite fast (each spawn compiles TypeScript).
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
 import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
 import { PROJECT_ROOT } from '../helpers/tollgate-process.js';
+import { runCli } from '../../src/cli/run.js';
 
 const ADMIN_TOKEN = 'tg-admin-cli-0123456789abcdef';
 
@@ -26,7 +29,8 @@ interface Run {
   stderr: string;
 }
 
-function tollgate(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+/** The real process: `node src/cli/tollgate.ts …`. */
+function spawned(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
   const base: Record<string, string | undefined> = { ...process.env, TOLLGATE_URL: gateway.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env };
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', 'src/cli/tollgate.ts', ...args], { cwd: PROJECT_ROOT, env: base as NodeJS.ProcessEnv }, (error, stdout, stderr) => {
@@ -35,9 +39,21 @@ function tollgate(args: string[], env: Record<string, string | undefined> = {}):
   });
 }
 
+/** The same commands in process (runCli is what the entry calls). */
+async function tollgate(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    env: { TOLLGATE_URL: gateway.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+  });
+  return { code, stdout, stderr };
+}
+
 describe('tollgate keys', () => {
   it('create prints the key and its secret once; the secret works; --json gives the API answer', async () => {
-    const table = await tollgate(['keys', 'create', 'cli-app', '--tier', 'tier-2', '--budget-daily', '2.5', '--tokens-monthly', '500000', '--models', 'gpt-4.1-nano', '--rpm', '100', '--team', 'search', '--owner', 'ana']);
+    const table = await spawned(['keys', 'create', 'cli-app', '--tier', 'tier-2', '--budget-daily', '2.5', '--tokens-monthly', '500000', '--models', 'gpt-4.1-nano', '--rpm', '100', '--team', 'search', '--owner', 'ana']);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^id\s+cli-app$/m);
     expect(table.stdout).toMatch(/^tier\s+tier-2$/m);
@@ -50,7 +66,7 @@ describe('tollgate keys', () => {
     const completion = await gateway.client({ apiKey: secret }).chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] });
     expect(completion.object).toBe('chat.completion');
 
-    const json = await tollgate(['keys', 'create', 'cli-json', '--tier', 'free', '--json']);
+    const json = await spawned(['keys', 'create', 'cli-json', '--tier', 'free', '--json']);
     expect(json.code).toBe(0);
     const created = JSON.parse(json.stdout) as { id: string; key: string; tier: string };
     expect(created).toMatchObject({ id: 'cli-json', tier: 'free' });
@@ -59,7 +75,7 @@ describe('tollgate keys', () => {
 
   it('list prints a table of every key; show prints one; usage prints the day, month and total', async () => {
     await tollgate(['keys', 'create', 'cli-listed', '--tier', 'tier-1', '--budget-total', '10', '--team', 'ops']);
-    const [list, show, usage] = await Promise.all([tollgate(['keys', 'list']), tollgate(['keys', 'show', 'cli-listed']), tollgate(['keys', 'usage', 'test-key'])]);
+    const [list, show, usage] = await Promise.all([spawned(['keys', 'list']), tollgate(['keys', 'show', 'cli-listed']), tollgate(['keys', 'usage', 'test-key'])]);
     expect(list.code).toBe(0);
     const lines = list.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^ID\s+SOURCE\s+STATUS\s+TIER\s+BUDGET\s+MODELS\s+TEAM\s+KEY$/);
@@ -100,7 +116,7 @@ describe('tollgate keys', () => {
   });
 
   it('errors: the API’s message and exit 1; usage mistakes and a missing token exit 2', async () => {
-    const unknown = await tollgate(['keys', 'show', 'no-such-key']);
+    const unknown = await spawned(['keys', 'show', 'no-such-key']);
     expect(unknown).toMatchObject({ code: 1, stdout: '' });
     expect(unknown.stderr).toBe('tollgate: 404: No key with id `no-such-key`.\n');
     const invalid = await tollgate(['keys', 'create', 'bad-budget', '--tier', 'free', '--budget-daily', 'lots']);
@@ -109,7 +125,7 @@ describe('tollgate keys', () => {
     const wrongToken = await tollgate(['keys', 'list'], { TOLLGATE_ADMIN_TOKEN: 'wrong' });
     expect(wrongToken.code).toBe(1);
     expect(wrongToken.stderr).toContain('401');
-    expect((await tollgate(['keys', 'list'], { TOLLGATE_ADMIN_TOKEN: undefined })).code).toBe(2);
+    expect((await spawned(['keys', 'list'], { TOLLGATE_ADMIN_TOKEN: undefined })).code).toBe(2);
     expect((await tollgate(['keys', 'show'])).code).toBe(2);
     expect((await tollgate(['keys', 'frobnicate', 'x'])).code).toBe(2);
     const help = await tollgate(['--help']);

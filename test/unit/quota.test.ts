@@ -49,7 +49,7 @@ function rig(start: string) {
   let now = Date.parse(start);
   const clock = () => now;
   const store = createMemoryStore(clock);
-  const recorder = createUsageRecorder({ store, intervalMs: 0 });
+  const recorder = createUsageRecorder({ store, keyPrefix: PREFIX, intervalMs: 0 });
   const quotas = createQuotas({ keyPrefix: PREFIX, recorder, clock });
   const limiter: Limiter = createLimiter({ store, catalogue, keyPrefix: PREFIX });
   const admit = (caller: Caller, input: number, output: number) =>
@@ -200,7 +200,7 @@ describe('keys without budgets or quotas', () => {
       },
     } as unknown as LimiterStore;
     const errors: unknown[] = [];
-    const recorder = createUsageRecorder({ store, intervalMs: 60_000, onError: (e) => errors.push(e) });
+    const recorder = createUsageRecorder({ store, keyPrefix: PREFIX, intervalMs: 60_000, onError: (e) => errors.push(e) });
     recorder.add([{ key: 'p:{a}|usage:total', field: 'requests', units: 1 }]);
     recorder.add([{ key: 'p:{a}|usage:total', field: 'requests', units: 1 }, { key: 'p:{b}|usage:total', field: 'requests', units: 1 }]);
     await recorder.flush();
@@ -228,7 +228,7 @@ describe('Redis failure and budgets (limits.on_redis_error)', () => {
     const now = Date.parse('2026-01-15T10:00:00Z');
     const fallback = createMemoryStore(() => now);
     const store = createResilientStore({ primary: broken, fallback, mode, instances: 2, onSwitch: () => {}, onError: () => {}, onUnwrittenCounters: (c) => unwritten.push([...c]) });
-    const recorder = createUsageRecorder({ store: fallback, intervalMs: 0 });
+    const recorder = createUsageRecorder({ store: fallback, keyPrefix: PREFIX, intervalMs: 0 });
     const quotas = createQuotas({ keyPrefix: PREFIX, recorder, clock: () => now });
     const limiter = createLimiter({ store, catalogue, keyPrefix: PREFIX });
     return (caller: Caller) => limiter.admit({ caller, model: 'gpt-4.1-nano', tokens: 2000, charge: quotas.chargeFor(caller, NANO, 1000, 1000) });
