@@ -1,50 +1,12 @@
-/** The admin API over HTTP (global fetch), for the CLI. */
+/** The admin API over HTTP (global fetch), for the CLI. It shares the server's types, not its code. */
+import type { KeyView } from '../keys/admin.js';
+import type { UsageReport } from '../quota/report.js';
 
-export interface KeyJson {
-  readonly id: string;
-  readonly source: string;
-  readonly status: string;
-  readonly tier: string;
-  readonly key?: string;
-  readonly key_hint: string | null;
-  readonly models?: readonly string[];
-  readonly limits?: Record<string, unknown>;
-  readonly budget_usd?: Record<string, number | null>;
-  readonly token_quota?: Record<string, number | null>;
-  readonly expires_at?: string;
-  readonly disabled?: boolean;
-  readonly metadata?: Record<string, string>;
-  readonly created_at: string | null;
-  readonly updated_at: string | null;
-  readonly revoked_at: string | null;
-  readonly [field: string]: unknown;
-}
+/** A key as the admin API answers it; `key` (the secret) only from create and rotate. */
+export type KeyJson = KeyView & { readonly key?: string };
 
-export interface WindowJson {
-  readonly window: string;
-  readonly requests: number;
-  readonly input_tokens: number;
-  readonly cached_tokens: number;
-  readonly output_tokens: number;
-  readonly total_tokens: number;
-  readonly cost_usd: number;
-  readonly reserved_usd: number;
-}
-
-export interface CapJson {
-  readonly limit: number;
-  readonly used: number;
-  readonly remaining: number;
-  readonly resets_at: string | null;
-}
-
-export interface UsageJson {
-  readonly id: string;
-  readonly usage: { readonly today: WindowJson; readonly month: WindowJson; readonly total: WindowJson };
-  readonly budget_usd: Record<string, CapJson>;
-  readonly token_quota: Record<string, CapJson>;
-  readonly rate_limits: Record<string, Record<string, string>>;
-}
+/** A usage report as the admin API answers it. */
+export type UsageJson = UsageReport & { readonly id: string };
 
 /** An error answer of the admin API (OpenAI's envelope). */
 export class AdminError extends Error {

@@ -1,4 +1,5 @@
-import type { KeyJson, UsageJson, WindowJson } from './client.js';
+import type { WindowUsage } from '../quota/report.js';
+import type { KeyJson, UsageJson } from './client.js';
 
 /** Readable tables for the CLI: columns padded to their widest cell. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -12,7 +13,7 @@ const dash = (value: unknown): string => (value === undefined || value === null 
 function budgets(key: KeyJson): string {
   const b = key.budget_usd;
   if (!b) return '-';
-  return ['daily', 'monthly', 'total']
+  return (['daily', 'monthly', 'total'] as const)
     .filter((w) => b[w] !== undefined && b[w] !== null)
     .map((w) => `${w[0]}:$${b[w]}`)
     .join(' ') || '-';
@@ -54,7 +55,7 @@ export function printKey(key: KeyJson): string {
 const usd = (n: number): string => `$${n.toFixed(6)}`;
 
 export function printUsage(report: UsageJson): string {
-  const windows: [string, WindowJson][] = [['today', report.usage.today], ['month', report.usage.month], ['total', report.usage.total]];
+  const windows: [string, WindowUsage][] = [['today', report.usage.today], ['month', report.usage.month], ['total', report.usage.total]];
   let text = `usage of ${report.id}\n`;
   text += table(
     ['WINDOW', 'PERIOD', 'REQUESTS', 'INPUT', 'CACHED', 'OUTPUT', 'COST', 'RESERVED'],
