@@ -142,6 +142,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onError: (err, during) => app.log.warn({ err: err instanceof Error ? { message: err.message } : undefined, during }, 'batch queue: store or upstream error'),
     // Models outside the catalogue share one label: metric cardinality stays bounded.
     onRefused: (keyId, model) => metrics.rateLimited.inc({ key: keyId, model: catalogue.resolve(model) ? model : 'other', limit: 'batch_queue' }),
+    listKeyIds: async () => [...config.keys.map((key) => key.id), ...(await keyBackend.list()).map((key) => key.id)],
   });
   app.addHook('onClose', () => batches.close());
 
