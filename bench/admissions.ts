@@ -40,7 +40,7 @@ async function measure(name: string, store: LimiterStore, seconds: number, concu
         try {
           const reservation = await limiter.admit({ caller, model: 'gpt-4.1-nano', tokens: 300 });
           admitted++;
-          await reservation.settle(120);
+          await reservation.settle({ inputTokens: 120, cachedTokens: 0, outputTokens: 0 });
           settled++;
         } catch {
           refused++;

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteHandlerMethod } from 'fastify';
 import { destination, pino, type DestinationStream } from 'pino';
 import type { Registry } from 'prom-client';
-import { createKeyStore } from './auth/keys.js';
 import { buildCatalogue } from './config/catalogue.js';
 import type { Config } from './config/schema.js';
 import {
@@ -24,7 +23,14 @@ import { createLimiter } from './limits/limiter.js';
 import { createMemoryStore } from './limits/memory-store.js';
 import { createRedisStore } from './limits/redis-store.js';
 import { createResilientStore } from './limits/resilient-store.js';
-import type { LimiterStore } from './limits/store.js';
+import type { CounterCall, LimiterStore } from './limits/store.js';
+import { createGatewayKeys } from './keys/index.js';
+import { createKeyAdmin } from './keys/admin.js';
+import { createQuotas } from './quota/charge.js';
+import { createUsageReader, reportModels } from './quota/report.js';
+import { adminRoutes } from './routes/admin.js';
+import { selfService } from './routes/me.js';
+import { createUsageRecorder } from './quota/recorder.js';
 import { redisPlugin } from './plugins/redis.js';
 import { newRequestState } from './proxy/request-state.js';
 import { healthRoutes } from './routes/health.js';
@@ -43,6 +49,8 @@ export interface AppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
   readonly logStream?: DestinationStream | undefined;
   readonly registry?: Registry | undefined;
+  /** Bearer token of the admin API (TOLLGATE_ADMIN_TOKEN); unset: the admin API is off (404). */
+  readonly adminToken?: string | undefined;
 }
 
 declare module 'fastify' {
@@ -102,7 +110,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done();
   });
 
-  const keys = createKeyStore(config.keys);
   const upstream = createUpstream({
     baseUrl: config.upstream.url ?? options.upstreamUrl,
     connections: config.upstream.connections,
@@ -117,8 +124,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     clusterNodes: config.redis.cluster_nodes,
     commandTimeoutMs: config.limits.redis_timeout_ms,
   });
+  const { keys, backend: keyBackend } = await createGatewayKeys(app, config, catalogue);
+  // Counters the limiter could not write (Redis down) go to the recorder, which retries them.
+  const stores = limiterStore(app, config, metrics, (counters) => recorder.add(counters));
+  const recorder = createUsageRecorder({
+    store: stores.primary,
+    keyPrefix: config.limits.key_prefix,
+    intervalMs: app.redis ? config.usage.flush_interval_ms : 0,
+    onError: () => metrics.redisErrors.inc(),
+  });
+  // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).
+  app.addHook('onClose', () => recorder.close());
+  const quotas = createQuotas({ keyPrefix: config.limits.key_prefix, recorder });
   const limiter = createLimiter({
-    store: limiterStore(app, config, metrics),
+    store: stores.store,
     catalogue,
     keyPrefix: config.limits.key_prefix,
     organization: config.limits.organization,
@@ -137,6 +156,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Models outside the catalogue share one label: metric cardinality stays bounded.
     onRefused: (keyId, model) => metrics.countRateLimited(keyId, modelLabel(catalogue, model), 'batch_queue'),
     onUsage: (batch) => observeBatch(batch, metrics, catalogue, logger),
+    listKeyIds: async () => [...config.keys.map((key) => key.id), ...(await keyBackend.list()).map((key) => key.id)],
   });
   app.addHook('onClose', () => batches.close());
 
@@ -181,12 +201,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return metrics.registry.metrics();
     });
   }
+  const usage = createUsageReader({ store: stores.store, recorder, limiter, keyPrefix: config.limits.key_prefix });
+  if (options.adminToken) {
+    const admin = createKeyAdmin({ keys, backend: keyBackend, catalogue, unknownModels: config.models.unknown });
+    await app.register(adminRoutes, {
+      prefix: '/admin',
+      token: options.adminToken,
+      admin,
+      usage,
+      reportModels: (caller, requested) => reportModels(caller, catalogue, requested),
+    });
+  }
   await app.register(v1Routes, {
     config,
     catalogue,
     keys,
+    selfService: selfService({ usage, limiter, catalogue }) as RouteHandlerMethod,
     upstream,
     limiter,
+    quotas,
     onRefused: (keyId, model, limit) => metrics.countRateLimited(keyId, model, limit),
     identity,
     batches,
@@ -194,14 +227,24 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   return app;
 }
 
-/** Redis when REDIS_URL is set (with the configured failure policy), process memory otherwise. */
-function limiterStore(app: FastifyInstance, config: Config, metrics: Metrics): LimiterStore {
+/**
+ * Redis when REDIS_URL is set (with the configured failure policy), process memory otherwise.
+ * `primary` is the store itself, without the failure policy (the usage recorder's target).
+ */
+function limiterStore(
+  app: FastifyInstance,
+  config: Config,
+  metrics: Metrics,
+  onUnwrittenCounters: (counters: readonly CounterCall[]) => void,
+): { store: LimiterStore; primary: LimiterStore } {
   const memory = createMemoryStore();
   app.addHook('onClose', () => memory.close());
   const redis = app.redis;
-  if (!redis) return memory;
-  return createResilientStore({
-    primary: createRedisStore(redis),
+  if (!redis) return { store: memory, primary: memory };
+  const primary = createRedisStore(redis);
+  const store = createResilientStore({
+    primary,
+    onUnwrittenCounters,
     fallback: memory,
     mode: config.limits.on_redis_error,
     instances: config.limits.instances,
@@ -219,6 +262,7 @@ function limiterStore(app: FastifyInstance, config: Config, metrics: Metrics): L
       }
     },
   });
+  return { store, primary };
 }
 
 function toTollgateError(err: FastifyError, bodyLimit: number): TollgateError {

@@ -23,13 +23,17 @@ async function main(): Promise<void> {
     redisUrl: env.REDIS_URL || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     logStream: logs,
+    adminToken: env.TOLLGATE_ADMIN_TOKEN || undefined,
   });
   if (!env.OPENAI_API_KEY) app.log.warn('OPENAI_API_KEY is not set: upstream requests carry no credential');
+  if (env.TOLLGATE_ADMIN_TOKEN && env.TOLLGATE_ADMIN_TOKEN.length < 32) {
+    app.log.warn('TOLLGATE_ADMIN_TOKEN is shorter than 32 characters: use a long random token (e.g. openssl rand -hex 32)');
+  }
 
   const port = Number(env.PORT ?? 8080);
   const host = env.HOST ?? '0.0.0.0';
   const address = await app.listen({ port, host });
-  app.log.info({ address, config: configPath, keys: config.keys.length }, 'tollgate listening');
+  app.log.info({ address, config: configPath, keys: config.keys.length, admin_api: Boolean(env.TOLLGATE_ADMIN_TOKEN) }, 'tollgate listening');
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -1,63 +1,32 @@
-import { createHash, hash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { TierName } from '../config/defaults.js';
-import type { KeyEntry } from '../config/schema.js';
-import { InvalidApiKeyError, MissingApiKeyError } from '../errors/errors.js';
+import type { KeyLimits } from '../config/key-policy.js';
 
 /** Who is calling: what every later stage needs to know about the client key. Never the secret. */
 export interface Caller {
   readonly id: string;
   readonly tier: TierName;
-  readonly limits: KeyEntry['limits'];
+  /** The key's overrides of its tier's figures (per model under `models`, canonical names). */
+  readonly limits: KeyLimits | undefined;
   /** Wait up to this long for a bucket to refill instead of answering 429. */
   readonly maxWaitMs: number | undefined;
+  /** The models the key may use (catalogue names, or names as given for models outside it); undefined: all. */
+  readonly models?: ReadonlySet<string> | undefined;
+  /** Budgets and token quotas; undefined when the key has none (its usage is then counted in process). */
+  readonly quota?: CallerQuota | undefined;
+  /** Refused from this instant on (ms since the epoch). */
+  readonly expiresAtMs?: number | undefined;
+  readonly disabled?: boolean | undefined;
+}
+
+/** A key's caps in integer units: nano-dollars per UTC day / month / ever, tokens per UTC day / month. */
+export interface CallerQuota {
+  readonly budgetNano: { readonly daily?: number | undefined; readonly monthly?: number | undefined; readonly total?: number | undefined };
+  readonly tokens: { readonly daily?: number | undefined; readonly monthly?: number | undefined };
 }
 
 export function sha256(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
-}
-
-/** SHA-256 in hex with the one-shot API (no Hash object per request). */
-function sha256Hex(secret: string): string {
-  return hash('sha256', secret, 'hex');
-}
-
-/**
- * Client keys, held only as SHA-256 digests. A lookup hashes the presented secret, finds the entry
- * by digest and confirms it with a constant-time comparison.
- */
-export interface KeyStore {
-  authenticate(authorization: string | undefined): Caller;
-  readonly size: number;
-}
-
-interface StoredKey {
-  readonly digest: Buffer;
-  readonly caller: Caller;
-}
-
-export function createKeyStore(entries: readonly KeyEntry[]): KeyStore {
-  const byDigest = new Map<string, StoredKey>();
-  const ids = new Set<string>();
-  for (const entry of entries) {
-    if (ids.has(entry.id)) throw new Error(`duplicate key id ${entry.id}`);
-    ids.add(entry.id);
-    const digest = entry.key !== undefined ? sha256(entry.key) : Buffer.from(entry.key_sha256 ?? '', 'hex');
-    const hex = digest.toString('hex');
-    if (byDigest.has(hex)) throw new Error(`keys ${byDigest.get(hex)?.caller.id} and ${entry.id} have the same secret`);
-    byDigest.set(hex, { digest, caller: { id: entry.id, tier: entry.tier, limits: entry.limits, maxWaitMs: entry.max_wait_ms } });
-  }
-  return {
-    size: byDigest.size,
-    authenticate(authorization) {
-      const presented = bearerToken(authorization);
-      if (presented === undefined) throw new MissingApiKeyError();
-      const hex = sha256Hex(presented);
-      const found = byDigest.get(hex);
-      // The lookup is by digest; the confirming comparison runs in constant time.
-      if (!found || !timingSafeEqual(found.digest, Buffer.from(hex, 'hex'))) throw new InvalidApiKeyError(presented);
-      return found.caller;
-    },
-  };
 }
 
 /** The secret of `Authorization: Bearer <secret>`, or undefined when none was presented. */

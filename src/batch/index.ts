@@ -37,6 +37,8 @@ export interface GatewayBatchQueueDeps {
   readonly onError: (error: unknown, during: string) => void;
   readonly onRefused: (keyId: string, model: string) => void;
   readonly onUsage: (usage: BatchUsage) => void;
+  /** Every key id, config file and admin API alike (revoked keys may still hold batches). */
+  readonly listKeyIds: () => Promise<readonly string[]>;
 }
 
 /** The batch queue as the gateway runs it: Redis under the limiter's key prefix, or memory. */
@@ -52,7 +54,7 @@ export function createGatewayBatchQueue(deps: GatewayBatchQueueDeps): BatchQueue
     onStoreError: config.limits.on_redis_error,
     checkIntervalMs: deps.checkIntervalMs,
     lookup: upstreamBatchLookup(deps.upstream, deps.identity),
-    keyIds: config.keys.map((key) => key.id),
+    listKeyIds: deps.listKeyIds,
     // A create call still waiting for its answer is never taken for an orphan.
     holdTtlMs: config.upstream.headers_timeout_ms + config.upstream.body_timeout_ms + 60_000,
     onError: deps.onError,

@@ -95,6 +95,8 @@ export interface BatchQueueOptions {
   readonly lookup?: BatchLookup;
   /** The keys whose held batches the periodic check visits (the configured key ids). */
   readonly keyIds?: readonly string[];
+  /** Or, when keys come and go at run time, where the check reads them from (wins over `keyIds`). */
+  readonly listKeyIds?: () => Promise<readonly string[]>;
   /** Provisional reservations older than this are released by the check (default 15 min). */
   readonly holdTtlMs?: number;
   /** Batch records older than this are released by the check whatever the upstream says (default 7 days). */
@@ -249,7 +251,8 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   const check = async (): Promise<CheckReport> => {
     let asked = 0;
     let released = 0;
-    for (const keyId of options.keyIds ?? []) {
+    const keyIds = options.listKeyIds ? await options.listKeyIds() : (options.keyIds ?? []);
+    for (const keyId of keyIds) {
       try {
         for (const record of await store.held(keyId)) {
           const age = clock() - record.createdMs;
@@ -280,7 +283,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
 
   const interval = options.checkIntervalMs ?? 0;
   let timer: NodeJS.Timeout | undefined;
-  if (interval > 0 && options.lookup && (options.keyIds?.length ?? 0) > 0) {
+  if (interval > 0 && options.lookup && ((options.keyIds?.length ?? 0) > 0 || options.listKeyIds)) {
     timer = setInterval(() => {
       if (running) return;
       running = store

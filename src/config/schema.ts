@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TIER_NAMES } from './defaults.js';
+import { keyId, keyPolicyFields } from './key-policy.js';
 
 /**
  * The config file's schema. The `Config` type is derived from it, so the file format,
@@ -52,20 +53,18 @@ const modelEntry = z.strictObject({
 
 const keyEntry = z
   .strictObject({
-    id: z
-      .string()
-      .min(1)
-      .max(128)
-      .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only'),
+    id: keyId,
     key: z.string().min(8, 'a key secret must have at least 8 characters').optional(),
     key_sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal characters (a SHA-256 digest)')
       .optional(),
-    tier: z.enum(TIER_NAMES),
-    limits: tierLimits.optional(),
-    /** When a bucket refills within this many ms, the request waits instead of failing. */
-    max_wait_ms: nonNegativeInt.optional(),
+    ...keyPolicyFields({
+      count: nonNegativeInt,
+      limit: limitValue,
+      usd: z.preprocess(fromText, z.number().nonnegative().max(1_000_000, 'at most 1,000,000 US dollars').nullable()),
+      bool: boolean,
+    }),
   })
   .refine((k) => (k.key === undefined) !== (k.key_sha256 === undefined), {
     message: 'give exactly one of `key` or `key_sha256`',
@@ -159,6 +158,24 @@ export const configSchema = z.strictObject({
       enabled: boolean.default(true),
       /** false: every key is labelled `all`, for deployments with very many keys (bounded series). */
       per_key_labels: boolean.default(true),
+    })
+    .prefault({}),
+  key_store: z
+    .strictObject({
+      /**
+       * How long an instance trusts its cached copy of a key created through the admin API. Changes
+       * reach every instance at once by Redis pub/sub; this bounds the staleness if a message is lost.
+       */
+      cache_ttl_ms: positiveInt.default(5_000),
+    })
+    .prefault({}),
+  usage: z
+    .strictObject({
+      /**
+       * Usage of keys without budgets or token quotas is counted in process and written to the
+       * store this often (keys with budgets or quotas are counted in the admission itself).
+       */
+      flush_interval_ms: positiveInt.default(1_000),
     })
     .prefault({}),
   keys: z.array(keyEntry).default([]),

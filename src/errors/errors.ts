@@ -248,3 +248,95 @@ export class UnauthenticatedFloodError extends TollgateError {
 export function streamErrorEvent(error: TollgateError): string {
   return `data: ${JSON.stringify(error.toBody())}\n\n`;
 }
+
+/** A key that its platform team disabled (admin API or config `disabled: true`). */
+export class KeyDisabledError extends TollgateError {
+  readonly status = 401;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'invalid_api_key';
+  constructor(presented: string) {
+    super(`The API key ${maskKey(presented)} is disabled. Your platform team can enable it again.`);
+  }
+}
+
+/** A key past its `expires_at`. */
+export class KeyExpiredError extends TollgateError {
+  readonly status = 401;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'invalid_api_key';
+  constructor(presented: string, expiredAt: string) {
+    super(`The API key ${maskKey(presented)} expired at ${expiredAt}. Your platform team issues tollgate keys.`);
+  }
+}
+
+/**
+ * A model outside the key's allow-list: 403 with OpenAI's wording for a project that may not use a
+ * model (`Project … does not have access to model …`, code `model_not_found`), naming the key.
+ */
+export class ModelNotAllowedError extends TollgateError {
+  readonly status = 403;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'model_not_found';
+  constructor(keyId: string, model: string) {
+    super(`Project \`${keyId}\` does not have access to model \`${model}\``);
+  }
+}
+
+export type QuotaKind = 'budget' | 'token_quota';
+
+/**
+ * A budget or token quota used up: OpenAI's `insufficient_quota` 429, with x-should-retry: false so
+ * SDKs do not retry in vain. The message starts with OpenAI's sentence; the rest says which cap.
+ */
+export class QuotaExceededError extends TollgateError {
+  readonly status = 429;
+  readonly type = 'insufficient_quota';
+  override readonly code = 'insufficient_quota';
+  override readonly headers: Readonly<Record<string, string>> = { 'x-should-retry': 'false' };
+  readonly kind: QuotaKind;
+  constructor(kind: QuotaKind, detail: string) {
+    super(`You exceeded your current quota, please check your plan and billing details. ${detail}`);
+    this.kind = kind;
+  }
+}
+
+/** Redis holds the admin-created keys and did not answer for a key this instance has not cached. */
+export class KeyStoreUnavailableError extends ServiceUnavailableError {
+  constructor() {
+    super('The key store is unavailable. Please try again shortly.');
+  }
+}
+
+/** Admin API: missing or wrong `Authorization: Bearer $TOLLGATE_ADMIN_TOKEN`. */
+export class AdminUnauthorizedError extends TollgateError {
+  readonly status = 401;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'invalid_admin_token';
+  override readonly headers: Readonly<Record<string, string>> = { 'www-authenticate': 'Bearer realm="tollgate-admin"' };
+  constructor(missing: boolean) {
+    super(missing ? 'The admin API needs Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>.' : 'Incorrect admin token provided.');
+  }
+}
+
+export class KeyNotFoundError extends TollgateError {
+  readonly status = 404;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'key_not_found';
+  override readonly param = 'id';
+  constructor(id: string) {
+    super(`No key with id \`${id}\`.`);
+  }
+}
+
+/** Admin API: the change conflicts with the key's state (id taken, key from the config file, revoked). */
+export class KeyConflictError extends TollgateError {
+  readonly status = 409;
+  readonly type = 'invalid_request_error';
+  override readonly code: string;
+  override readonly param: string | null;
+  constructor(message: string, code: string, param: string | null = null) {
+    super(message);
+    this.code = code;
+    this.param = param;
+  }
+}

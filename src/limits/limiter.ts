@@ -3,7 +3,8 @@ import type { Catalogue } from '../config/catalogue.js';
 import type { TierLimits, TierName } from '../config/defaults.js';
 import { RateLimitError, RequestTooLargeError, type LimitKind } from '../errors/errors.js';
 import { goDuration } from './duration.js';
-import type { AdmitOutcome, BucketCall, LimiterStore } from './store.js';
+import type { Usage } from '../usage/extract.js';
+import type { AdmitOutcome, BucketCall, CounterCall, LimiterStore } from './store.js';
 
 /**
  * Per-key, per-model RPM / RPD / TPM limits that mirror OpenAI's: continuously refilling
@@ -22,6 +23,21 @@ export interface LimitRequest {
   readonly tokens: number;
   /** Give up waiting (max_wait_ms) when this fires. */
   readonly signal?: { readonly aborted: boolean };
+  /** The key's usage counters and caps (budgets, token quotas), taken in the same atomic step. */
+  readonly charge?: Charge | undefined;
+}
+
+/**
+ * What a request is charged besides its buckets (src/quota/): usage counters in calendar windows,
+ * some capped. Its counters live under the key's hash tag (`keyTag`), so one script takes both.
+ */
+export interface Charge {
+  /** Counters to check and take at admission; empty for a key without budgets or quotas. */
+  readonly counters: readonly CounterCall[];
+  /** The counter corrections for the real usage (empty when the usage is recorded elsewhere). */
+  settle(actual: Usage): readonly CounterCall[];
+  /** The answer when counter `index` refused, given the counters' values. */
+  refusal(index: number, values: readonly number[]): Error;
 }
 
 /** An admitted request's hold on the buckets. */
@@ -29,18 +45,28 @@ export interface Reservation {
   /** x-ratelimit-* headers for the response. */
   readonly headers: Readonly<Record<string, string>>;
   readonly reservedTokens: number;
-  /** Correct the token reservation to what was really used. Only the first call counts. */
-  settle(actualTokens: number): void | Promise<void>;
+  /**
+   * Correct the reservation to what was really used (tokens: input, cached included, + output;
+   * the charge's counters). Only the first call counts.
+   */
+  settle(actual: Usage): void | Promise<void>;
+}
+
+/** The hash tag of a key's storage: its buckets (every model) and its usage counters share it. */
+export function keyTag(keyPrefix: string, keyId: string): string {
+  return `${keyPrefix}{${keyId}}`;
 }
 
 export interface Limiter {
   /**
-   * Reserve, or throw RateLimitError / RequestTooLargeError (synchronously when the store answers
-   * at once, otherwise as a rejected promise).
+   * Reserve, or throw RateLimitError / RequestTooLargeError (or the charge's refusal):
+   * synchronously when the store answers at once, otherwise as a rejected promise.
    */
   admit(request: LimitRequest): Reservation | Promise<Reservation>;
-  /** The figures that apply to a caller (tier, then the key's overrides). */
-  figures(caller: Caller): TierLimits;
+  /** The figures that apply to a caller (tier, then the key's overrides; then, with a model, its per-model ones). */
+  figures(caller: Caller, model?: string): TierLimits;
+  /** The key's buckets for a model now, without taking anything: what x-ratelimit-* would say. */
+  peek(caller: Caller, model: string): Promise<Readonly<Record<string, string>>>;
 }
 
 export interface LimiterOptions {
@@ -58,17 +84,59 @@ interface PlannedBucket extends BucketCall {
 }
 
 const NO_RESERVATION: Reservation = { headers: {}, reservedTokens: 0, settle: () => {} };
+const NO_BUCKETS: readonly PlannedBucket[] = [];
+const NO_COUNTERS: readonly CounterCall[] = [];
+
+/** A request with nothing to reserve whose usage is still recorded by its charge. */
+function chargeOnly(charge: Charge, store: LimiterStore): Reservation {
+  let settled = false;
+  return {
+    headers: {},
+    reservedTokens: 0,
+    settle(actual) {
+      if (settled) return;
+      settled = true;
+      const counters = charge.settle(actual);
+      if (counters.length === 0) return;
+      const done = store.settle([], counters);
+      if (done instanceof Promise) return done.then(() => undefined);
+    },
+  };
+}
 
 export function createLimiter(options: LimiterOptions): Limiter {
   const { store, catalogue, keyPrefix } = options;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   const figuresOf = new WeakMap<Caller, TierLimits>();
-  const figures = (caller: Caller): TierLimits => {
+  const keyFigures = (caller: Caller): TierLimits => {
     let found = figuresOf.get(caller);
     if (!found) {
       found = ownFigures(caller);
       figuresOf.set(caller, found);
+    }
+    return found;
+  };
+  // Per-model overrides (limits.models), merged over the key's figures once per caller and model.
+  const modelFiguresOf = new WeakMap<Caller, Map<string, TierLimits>>();
+  const figures = (caller: Caller, model?: string): TierLimits => {
+    const own = model === undefined ? undefined : caller.limits?.models?.[model];
+    if (!own) return keyFigures(caller);
+    let perModel = modelFiguresOf.get(caller);
+    if (!perModel) {
+      perModel = new Map();
+      modelFiguresOf.set(caller, perModel);
+    }
+    let found = perModel.get(model as string);
+    if (!found) {
+      const base = keyFigures(caller);
+      found = {
+        ...base,
+        rpm: own.rpm !== undefined ? own.rpm : base.rpm,
+        rpd: own.rpd !== undefined ? own.rpd : base.rpd,
+        tpm: own.tpm !== undefined ? own.tpm : base.tpm,
+      };
+      perModel.set(model as string, found);
     }
     return found;
   };
@@ -87,6 +155,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
   // Bucket keys and figures per scope, built once (a scope's figures are fixed for its caller
   // object); per request only the TPM cost changes.
   const plans = new Map<string, { limits: TierLimits; buckets: PlannedBucket[] }>();
+  /** `scope`: the storage key's stem, hash tag included. */
   const plan = (scope: string, limits: TierLimits, tokens: number): PlannedBucket[] => {
     let planned = plans.get(scope);
     if (!planned || planned.limits !== limits) {
@@ -94,8 +163,9 @@ export function createLimiter(options: LimiterOptions): Limiter {
       for (const kind of KINDS) {
         const limit = limits[kind];
         if (limit === null || limit === undefined) continue;
-        // One hash tag per scope and model: every bucket of one call lives on one Cluster slot.
-        buckets.push({ kind, key: `${keyPrefix}{${scope}}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: 1 });
+        // One hash tag per key (or, for the organisation, per model): every bucket and counter of
+        // one call lives on one Cluster slot.
+        buckets.push({ kind, key: `${scope}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: 1 });
       }
       planned = { limits, buckets };
       if (plans.size > 100_000) plans.clear();
@@ -112,13 +182,17 @@ export function createLimiter(options: LimiterOptions): Limiter {
     else await store.settle(buckets);
   };
 
+  const keyScope = (caller: Caller, model: string): string => `${keyTag(keyPrefix, caller.id)}|${model}`;
+
   /** The waiting loop: refusals within the key's max_wait_ms, a store that answers later, the organisation ceiling. */
   const admitWaiting = async (
     request: LimitRequest,
     buckets: readonly PlannedBucket[],
+    counters: readonly CounterCall[],
     orgBuckets: readonly PlannedBucket[],
     first: AdmitOutcome | Promise<AdmitOutcome> | undefined,
   ): Promise<Reservation> => {
+    const { charge } = request;
     const deadline = Date.now() + (request.caller.maxWaitMs ?? 0);
     let pending = first;
     for (;;) {
@@ -133,10 +207,12 @@ export function createLimiter(options: LimiterOptions): Limiter {
         }
       }
       if (!refused) {
-        const outcome = await (pending ?? store.admit(buckets));
+        const outcome = await (pending ?? store.admit(buckets, counters));
         pending = undefined;
-        if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome);
+        if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome, charge);
         if (orgOutcome) await release(orgBuckets, orgOutcome);
+        // A budget or quota: waiting cannot help.
+        if (charge && outcome.refusing >= buckets.length) throw charge.refusal(outcome.refusing - buckets.length, outcome.values ?? []);
         refused = refusal(request.model, request.caller.id, buckets, outcome);
         waitMs = outcome.waitMs;
       }
@@ -148,28 +224,34 @@ export function createLimiter(options: LimiterOptions): Limiter {
 
   return {
     figures,
+    async peek(caller, model) {
+      const buckets = plan(keyScope(caller, model), figures(caller, model), 0).map((b) => ({ ...b, units: 0 }));
+      if (buckets.length === 0) return {};
+      return rateLimitHeaders(buckets, { levels: await store.settle(buckets) });
+    },
     admit(request) {
-      const buckets = plan(`${request.caller.id}|${request.model}`, figures(request.caller), request.tokens);
+      const { charge } = request;
+      const counters = charge?.counters ?? NO_COUNTERS;
+      const buckets = plan(keyScope(request.caller, request.model), figures(request.caller, request.model), request.tokens);
       // The organisation ceiling: one bucket set per model for the sum of all keys.
-      const orgBuckets = orgLimits ? plan(`org|${request.model}`, orgLimits, request.tokens) : NO_BUCKETS;
-      if (buckets.length === 0 && orgBuckets.length === 0) return NO_RESERVATION;
+      const orgBuckets = orgLimits ? plan(`${keyPrefix}{org|${request.model}}`, orgLimits, request.tokens) : NO_BUCKETS;
+      if (buckets.length === 0 && orgBuckets.length === 0 && counters.length === 0) return charge ? chargeOnly(charge, store) : NO_RESERVATION;
       tooLarge(request, buckets, request.caller.id);
       if (orgBuckets.length > 0) {
         tooLarge(request, orgBuckets, organization?.name ?? '');
-        return admitWaiting(request, buckets, orgBuckets, undefined);
+        return admitWaiting(request, buckets, counters, orgBuckets, undefined);
       }
-      const outcome = store.admit(buckets);
+      const outcome = store.admit(buckets, counters);
       // The common case, answered at once by process memory: no promise at all.
       if (!(outcome instanceof Promise)) {
-        if (outcome.allowed) return reservation(store, buckets, outcome, NO_BUCKETS, undefined);
+        if (outcome.allowed) return reservation(store, buckets, outcome, NO_BUCKETS, undefined, charge);
+        if (charge && outcome.refusing >= buckets.length) throw charge.refusal(outcome.refusing - buckets.length, outcome.values ?? []);
         if (!request.caller.maxWaitMs) throw refusal(request.model, request.caller.id, buckets, outcome);
       }
-      return admitWaiting(request, buckets, NO_BUCKETS, outcome);
+      return admitWaiting(request, buckets, counters, NO_BUCKETS, outcome);
     },
   };
 }
-
-const NO_BUCKETS: readonly PlannedBucket[] = [];
 
 /** A request larger than a TPM bucket's whole capacity can never be admitted: OpenAI's "Request too large". */
 function tooLarge(request: LimitRequest, buckets: readonly PlannedBucket[], owner: string): void {
@@ -184,26 +266,28 @@ function reservation(
   outcome: AdmitOutcome,
   orgBuckets: readonly PlannedBucket[],
   orgOutcome: AdmitOutcome | undefined,
+  charge: Charge | undefined,
 ): Reservation {
   let settled = false;
   const tpm = buckets.find((b) => b.kind === 'tpm');
   const orgTpm = orgBuckets.find((b) => b.kind === 'tpm');
   const reserved = tpm?.units ?? orgTpm?.units ?? 0;
-  const correct = (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number): void | Promise<unknown> => {
-    if (!bucket || !via) return;
-    const calls = [{ ...bucket, units: delta }];
-    const settled = via.settleVia ? via.settleVia(calls) : store.settle(calls);
-    return settled instanceof Promise ? settled : undefined;
+  const correct = (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number, counters = NO_COUNTERS): void | Promise<unknown> => {
+    const calls = bucket && delta !== 0 ? [{ ...bucket, units: delta }] : NO_BUCKETS;
+    if (!via || (calls.length === 0 && counters.length === 0)) return;
+    const done = via.settleVia ? via.settleVia(calls, counters) : store.settle(calls, counters);
+    return done instanceof Promise ? done : undefined;
   };
   return {
     headers: rateLimitHeaders(buckets, outcome),
     reservedTokens: reserved,
-    settle(actualTokens) {
+    settle(actual) {
       if (settled) return;
       settled = true;
-      const delta = reserved - Math.max(0, Math.round(actualTokens));
-      if (delta === 0) return;
-      const key = correct(tpm, outcome, delta);
+      const delta = reserved - Math.max(0, Math.round(actual.inputTokens + actual.outputTokens));
+      const counters = charge ? charge.settle(actual) : NO_COUNTERS;
+      if (delta === 0 && counters.length === 0) return;
+      const key = correct(tpm, outcome, delta, counters);
       const org = correct(orgTpm, orgOutcome, delta);
       if (key instanceof Promise || org instanceof Promise) return Promise.all([key, org]).then(() => undefined);
     },

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis, Result } from 'ioredis';
-import type { AdmitOutcome, BucketCall, LimiterStore } from './store.js';
+import type { AdmitOutcome, BucketCall, CounterCall, LimiterStore } from './store.js';
 
 const luaPath = (name: string): string => fileURLToPath(new URL(`./lua/${name}`, import.meta.url));
 
@@ -30,14 +30,18 @@ const MAX_ADMITS_PER_CALL = 128;
 
 interface Admit {
   readonly calls: readonly BucketCall[];
+  readonly counters: readonly CounterCall[];
   /** Each call's bucket index in the group (0-based). */
   readonly slots: number[];
+  /** Each counter's index in the group (0-based). */
+  readonly counterSlots: number[];
   readonly resolve: (outcome: AdmitOutcome) => void;
   readonly reject: (error: unknown) => void;
 }
 
 interface Settle {
   readonly slots: number[];
+  readonly counterSlots: number[];
   readonly resolve: (levels: readonly number[]) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -48,6 +52,13 @@ class Group {
   readonly limits: number[] = [];
   readonly windows: number[] = [];
   readonly deltas: number[] = [];
+  readonly hashes: string[] = [];
+  /** Counters: `hash\0field` → index, with their hash, field, ttl and settle delta. */
+  readonly counterIndex = new Map<string, number>();
+  readonly counterHash: number[] = [];
+  readonly counterField: string[] = [];
+  readonly counterTtl: number[] = [];
+  readonly counterDelta: number[] = [];
   readonly admits: Admit[] = [];
   readonly settles: Settle[] = [];
 
@@ -70,29 +81,64 @@ class Group {
     return slots;
   }
 
+  /** The counters' indexes in this group, added as needed. */
+  placeCounters(counters: readonly CounterCall[]): number[] {
+    const slots: number[] = [];
+    for (const counter of counters) {
+      const id = `${counter.key}\u0000${counter.field}`;
+      let slot = this.counterIndex.get(id);
+      if (slot === undefined) {
+        let hash = this.hashes.indexOf(counter.key);
+        if (hash === -1) hash = this.hashes.push(counter.key) - 1;
+        slot = this.counterHash.push(hash) - 1;
+        this.counterField.push(counter.field);
+        this.counterTtl.push(counter.ttlMs ?? 0);
+        this.counterDelta.push(0);
+        this.counterIndex.set(id, slot);
+      } else if (counter.ttlMs) {
+        this.counterTtl[slot] = counter.ttlMs;
+      }
+      slots.push(slot);
+    }
+    return slots;
+  }
+
   args(): (string | number)[] {
-    const out: (string | number)[] = [...this.keys, this.keys.length];
+    const out: (string | number)[] = [...this.keys, ...this.hashes, this.keys.length];
     for (let k = 0; k < this.keys.length; k++) out.push(this.limits[k] as number, this.windows[k] as number, this.deltas[k] as number);
+    out.push(this.hashes.length, this.counterHash.length);
+    for (let s = 0; s < this.counterHash.length; s++) {
+      out.push((this.counterHash[s] as number) + 1, this.counterField[s] as string, this.counterTtl[s] as number, this.counterDelta[s] as number);
+    }
     out.push(this.admits.length);
     for (const admit of this.admits) {
       out.push(admit.calls.length);
       admit.calls.forEach((call, j) => out.push((admit.slots[j] as number) + 1, call.units));
+      out.push(admit.counters.length);
+      admit.counters.forEach((counter, j) => out.push((admit.counterSlots[j] as number) + 1, counter.cap ?? -1, counter.units));
     }
     return out;
   }
 
   /** Hand each caller its part of the script's answer (see lua/limits.lua). */
   answer(reply: readonly number[]): void {
-    const settled = reply.slice(1, 1 + this.keys.length).map(Number);
-    for (const settle of this.settles) settle.resolve(settle.slots.map((slot) => settled[slot] as number));
-    let at = 1 + this.keys.length;
+    const K = this.keys.length;
+    const S = this.counterHash.length;
+    const levels = reply.slice(1, 1 + K).map(Number);
+    const values = reply.slice(1 + K, 1 + K + S).map(Number);
+    for (const settle of this.settles) {
+      settle.resolve([...settle.slots.map((slot) => levels[slot] as number), ...settle.counterSlots.map((slot) => values[slot] as number)]);
+    }
+    let at = 1 + K + S;
     for (const admit of this.admits) {
+      const m = admit.calls.length;
+      const c = admit.counters.length;
       const allowed = reply[at] === 1;
       const refusing = Number(reply[at + 1]) - 1;
       const waitMs = Number(reply[at + 2]);
-      const levels = reply.slice(at + 3, at + 3 + admit.calls.length).map(Number);
-      at += 3 + admit.calls.length;
-      admit.resolve({ allowed, refusing: allowed ? -1 : refusing, waitMs, levels });
+      const outcome: AdmitOutcome = { allowed, refusing: allowed ? -1 : refusing, waitMs, levels: reply.slice(at + 3, at + 3 + m).map(Number) };
+      admit.resolve(c === 0 ? outcome : { ...outcome, values: reply.slice(at + 3 + m, at + 3 + m + c).map(Number) });
+      at += 3 + m + c;
     }
   }
 
@@ -126,7 +172,7 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
     scheduled = false;
     for (const list of groups.values()) {
       for (const group of list) {
-        redis.tollgateLimits(group.keys.length, ...group.args()).then(
+        redis.tollgateLimits(group.keys.length + group.hashes.length, ...group.args()).then(
           (reply) => group.answer(reply),
           (error: unknown) => group.fail(error),
         );
@@ -135,8 +181,8 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
   };
 
   /** The group this turn's call joins, and the call's bucket indexes in it. */
-  const join = (calls: readonly BucketCall[], admitting: boolean): { group: Group; slots: number[] } => {
-    const tag = hashTag(calls[0]?.key ?? '');
+  const join = (calls: readonly BucketCall[], counters: readonly CounterCall[], admitting: boolean): { group: Group; slots: number[] } => {
+    const tag = hashTag(calls[0]?.key ?? counters[0]?.key ?? '');
     let list = pending.get(tag);
     if (!list) {
       list = [];
@@ -158,24 +204,35 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
   };
 
   return {
-    admit(calls) {
-      if (calls.length === 0) return Promise.resolve({ allowed: true, refusing: -1, waitMs: 0, levels: [] });
+    admit(calls, counters = NONE) {
+      if (calls.length === 0 && counters.length === 0) return Promise.resolve({ allowed: true, refusing: -1, waitMs: 0, levels: [] });
       return new Promise<AdmitOutcome>((resolve, reject) => {
-        const { group, slots } = join(calls, true);
-        group.admits.push({ calls, slots, resolve, reject });
+        const { group, slots } = join(calls, counters, true);
+        group.admits.push({ calls, counters, slots, counterSlots: group.placeCounters(counters), resolve, reject });
       });
     },
-    settle(calls) {
-      if (calls.length === 0) return Promise.resolve([]);
+    settle(calls, counters = NONE) {
+      if (calls.length === 0 && counters.length === 0) return Promise.resolve([]);
       return new Promise<readonly number[]>((resolve, reject) => {
-        const { group, slots } = join(calls, false);
+        const { group, slots } = join(calls, counters, false);
         calls.forEach((call, j) => {
           const slot = slots[j] as number;
           group.deltas[slot] = (group.deltas[slot] as number) + call.units;
         });
-        group.settles.push({ slots, resolve, reject });
+        const counterSlots = group.placeCounters(counters);
+        counters.forEach((counter, j) => {
+          const slot = counterSlots[j] as number;
+          group.counterDelta[slot] = (group.counterDelta[slot] as number) + counter.units;
+        });
+        group.settles.push({ slots, counterSlots, resolve, reject });
       });
+    },
+    async read(keys) {
+      const hashes = await Promise.all(keys.map((key) => redis.hgetall(key)));
+      return hashes.map((fields) => Object.fromEntries(Object.entries(fields).map(([field, value]) => [field, Number(value)])));
     },
     async close() {},
   };
 }
+
+const NONE: readonly CounterCall[] = [];

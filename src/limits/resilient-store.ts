@@ -1,5 +1,5 @@
 import { ServiceUnavailableError } from '../errors/errors.js';
-import type { AdmitOutcome, BucketCall, LimiterStore } from './store.js';
+import type { AdmitOutcome, BucketCall, CounterCall, LimiterStore } from './store.js';
 
 /**
  * Redis with an explicit failure policy. Every Redis call is bounded by the client's command
@@ -17,6 +17,11 @@ export interface ResilientOptions {
   readonly onSwitch: (event: { degraded: boolean; error?: unknown }) => void;
   /** Called for every failed Redis call. */
   readonly onError: (error: unknown) => void;
+  /**
+   * Counter units (usage and spend) that could not reach Redis: a settlement that failed, or what a
+   * fail-open admission counted locally. The caller keeps them and writes them when Redis is back.
+   */
+  readonly onUnwrittenCounters?: (counters: readonly CounterCall[]) => void;
 }
 
 export class LimiterUnavailableError extends ServiceUnavailableError {
@@ -33,6 +38,24 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
 
   const local = (calls: readonly BucketCall[]): BucketCall[] =>
     calls.map((call) => ({ ...call, key: `local:${call.key}`, limit: Math.max(1, Math.floor(call.limit / instances)) }));
+  // The last value Redis reported for each capped counter: fail-open shares out what was left of
+  // the cap then, divided by the number of instances, and counts locally from zero.
+  const lastSeen = new Map<string, number>();
+  const localCounters = (counters: readonly CounterCall[]): CounterCall[] =>
+    counters.map((c) => {
+      const cap = c.cap === undefined ? undefined : Math.max(0, Math.floor((c.cap - (lastSeen.get(`${c.key}\u0000${c.field}`) ?? 0)) / instances));
+      return { ...c, key: `local:${c.key}`, cap };
+    });
+  const remember = (counters: readonly CounterCall[], values: readonly number[] | undefined): void => {
+    if (!values) return;
+    if (lastSeen.size > 100_000) lastSeen.clear();
+    counters.forEach((c, j) => {
+      if (c.cap !== undefined) lastSeen.set(`${c.key}\u0000${c.field}`, values[j] ?? 0);
+    });
+  };
+  const unwritten = (counters: readonly CounterCall[]): void => {
+    if (counters.length > 0) options.onUnwrittenCounters?.(counters);
+  };
 
   const failed = (error: unknown): void => {
     options.onError(error);
@@ -49,40 +72,46 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
     }
   };
 
-  const viaFallback = async (calls: readonly BucketCall[]): Promise<AdmitOutcome> => {
+  const viaFallback = async (calls: readonly BucketCall[], counters: readonly CounterCall[]): Promise<AdmitOutcome> => {
     if (mode === 'fail_closed') throw new LimiterUnavailableError();
     const localCalls = local(calls);
-    const outcome = await fallback.admit(localCalls);
+    const outcome = await fallback.admit(localCalls, localCounters(counters));
+    if (outcome.allowed) unwritten(counters);
     return {
       ...outcome,
       limits: localCalls.map((call) => call.limit),
-      settleVia: async (settle) => {
-        await fallback.settle(local(settle));
+      settleVia: async (settle, settleCounters = []) => {
+        unwritten(settleCounters);
+        await fallback.settle(local(settle), localCounters(settleCounters));
       },
     };
   };
 
   return {
-    async admit(calls) {
-      if (Date.now() < degradedUntil) return viaFallback(calls);
+    async admit(calls, counters = []) {
+      if (Date.now() < degradedUntil) return viaFallback(calls, counters);
       try {
-        const outcome = await primary.admit(calls);
+        const outcome = await primary.admit(calls, counters);
         recovered();
+        remember(counters, outcome.values);
         return outcome;
       } catch (error) {
         failed(error);
-        return viaFallback(calls);
+        return viaFallback(calls, counters);
       }
     },
-    async settle(calls) {
+    async settle(calls, counters = []) {
       try {
-        return await primary.settle(calls);
+        return await primary.settle(calls, counters);
       } catch (error) {
         // A settlement Redis cannot take now is lost to the shared bucket; the local one keeps it.
+        // Counters (spend, usage) are handed back to be written when Redis is back.
         failed(error);
+        unwritten(counters);
         return fallback.settle(local(calls));
       }
     },
+    read: (keys) => primary.read(keys),
     async close() {
       await fallback.close();
     },

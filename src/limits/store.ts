@@ -14,18 +14,39 @@ export interface BucketCall {
   readonly units: number;
 }
 
+/**
+ * One field of a usage hash (a key's spend or tokens in one calendar window): checked against its
+ * cap at admission, when it has one, and increased by `units` (admission and settlement alike).
+ */
+export interface CounterCall {
+  /** Storage key of the hash; shares the hash tag of the call's buckets. */
+  readonly key: string;
+  readonly field: string;
+  /** Refuse when the field would pass this; undefined: count only. */
+  readonly cap?: number | undefined;
+  /** What to add (negative on settlement when less was used than reserved). */
+  readonly units: number;
+  /** Expiry of the hash, renewed on every write, in ms; 0 or undefined: never. */
+  readonly ttlMs?: number | undefined;
+}
+
 export interface AdmitOutcome {
   readonly allowed: boolean;
-  /** Index of the bucket that refused (the one with the longest wait), -1 if allowed. */
+  /**
+   * Index of what refused, -1 if allowed: a bucket (the one with the longest wait), or, at
+   * `buckets.length + j`, counter j (a counter refuses before any bucket: waiting cannot help it).
+   */
   readonly refusing: number;
   /** When refused: milliseconds until the refusing bucket has room for the cost. */
   readonly waitMs: number;
   /** Level of each bucket, in unit-milliseconds (units × window), after the call. */
   readonly levels: readonly number[];
+  /** Value of each counter after the call (as found when refused). */
+  readonly values?: readonly number[];
   /** The limits the store applied, when they differ from the ones asked for (fail-open divides them). */
   readonly limits?: readonly number[];
   /** Where this admission's settlement must go when it was not the store called (fallback). */
-  readonly settleVia?: (calls: readonly BucketCall[]) => void | Promise<void>;
+  readonly settleVia?: (calls: readonly BucketCall[], counters?: readonly CounterCall[]) => void | Promise<void>;
 }
 
 /**
@@ -33,8 +54,11 @@ export interface AdmitOutcome {
  * (Redis): the limiter keeps the synchronous path free of promises.
  */
 export interface LimiterStore {
-  admit(buckets: readonly BucketCall[]): AdmitOutcome | Promise<AdmitOutcome>;
-  /** Returns the levels after settlement. */
-  settle(buckets: readonly BucketCall[]): readonly number[] | Promise<readonly number[]>;
+  /** Buckets and counters of one call share one hash tag. */
+  admit(buckets: readonly BucketCall[], counters?: readonly CounterCall[]): AdmitOutcome | Promise<AdmitOutcome>;
+  /** Returns the levels after settlement, then the counters' values. */
+  settle(buckets: readonly BucketCall[], counters?: readonly CounterCall[]): readonly number[] | Promise<readonly number[]>;
+  /** The fields of usage hashes (missing hashes read as empty), for reports. */
+  read(keys: readonly string[]): Promise<Record<string, number>[]>;
   close(): Promise<void>;
 }

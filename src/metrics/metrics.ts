@@ -72,7 +72,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
   });
   const rateLimited = new Counter({
     name: 'tollgate_rate_limited_total',
-    help: 'Requests refused with 429 by the limiter, by key id, model and the limit that refused (rpm, rpd, tpm, batch_queue).',
+    help: 'Requests refused with 429 by the limiter, by key id, model and the limit that refused (rpm, rpd, tpm, budget, token_quota, batch_queue).',
     labelNames: ['key', 'model', 'limit'],
     registers: [registry],
   });

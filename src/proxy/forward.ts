@@ -5,9 +5,11 @@ import type { Dispatcher } from 'undici';
 import type { BatchExchange, BatchQueue } from '../batch/index.js';
 import type { Catalogue } from '../config/catalogue.js';
 import type { Config } from '../config/schema.js';
-import { ClientGoneError, RateLimitError, RequestTooLargeError } from '../errors/errors.js';
+import { ClientGoneError, QuotaExceededError, RateLimitError, RequestTooLargeError } from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
+import { checkModelAllowed } from '../keys/caller.js';
 import type { Limiter, Reservation } from '../limits/limiter.js';
+import type { Quotas } from '../quota/charge.js';
 import type { Endpoint } from '../routes/endpoints.js';
 import { canInjectUsage, injectUsageRequest } from '../streaming/usage-injection.js';
 import type { Upstream, UpstreamResponse } from '../upstream/client.js';
@@ -34,6 +36,8 @@ export interface ForwardDeps {
   readonly identity: UpstreamIdentity;
   /** The batch queue limit: counts batch uploads, reserves on batch creation, releases on terminal statuses. */
   readonly batches: BatchQueue;
+  /** Budgets, token quotas and usage counters of keys. */
+  readonly quotas: Quotas;
   /** Count a refusal by the limiter (429). */
   readonly onRefused: (keyId: string, model: string, limit: string) => void;
 }
@@ -91,6 +95,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
     state.model = admission.requestedModel;
     state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
     state.stream = admission.stream;
+    if (state.caller?.models && endpoint.checksModel) checkModelAllowed(state.caller, admission.requestedModel, admission.model);
     const { payload, injectedUsage } = upstreamBody(endpoint, json, admission);
     const prepared = (reservation: Reservation | undefined): Prepared => {
       // Error answers made after this point carry the key's rate-limit headers too (app.ts).
@@ -107,7 +112,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
     if (!(endpoint.limited ?? endpoint.checksModel) || admission.requestedModel === undefined || !caller) return undefined;
     const outputCap = admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0);
     const counted = (err: unknown): never => {
-      if (err instanceof RateLimitError) deps.onRefused(caller.id, state.modelLabel, err.kind);
+      if (err instanceof RateLimitError || err instanceof QuotaExceededError) deps.onRefused(caller.id, state.modelLabel, err.kind);
       else if (err instanceof RequestTooLargeError) deps.onRefused(caller.id, state.modelLabel, 'tpm');
       throw err;
     };
@@ -117,6 +122,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
         model: state.modelLabel,
         tokens: admission.inputTokens + outputCap,
         signal: { get aborted() { return state.clientGone; } },
+        charge: deps.quotas.chargeFor(caller, admission.model, admission.inputTokens, outputCap),
       });
       return reserved instanceof Promise ? reserved.catch(counted) : reserved;
     } catch (err) {

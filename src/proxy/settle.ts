@@ -14,22 +14,25 @@ import type { RequestState } from './request-state.js';
  * - a client gone after the request went upstream, or an answer cut without usage: the input
  *   estimate + the output relayed so far, counted as `estimated`.
  */
+const RELEASED: Usage = { inputTokens: 0, cachedTokens: 0, outputTokens: 0 };
+
 export function settleWithUsage(state: RequestState, reservation: Reservation | undefined, usage: Usage): void {
   state.usage = usage;
   state.usageSource = 'reported';
-  if (reservation) settle(reservation, usage.inputTokens + usage.outputTokens);
+  if (reservation) settle(reservation, usage);
 }
 
 export function settleReleased(reservation: Reservation | undefined): void {
-  if (reservation) settle(reservation, 0);
+  if (reservation) settle(reservation, RELEASED);
 }
 
 export function settleEstimated(state: RequestState, reservation: Reservation | undefined, inputTokens: number, outputTokensRelayed: number): void {
+  const usage: Usage = { inputTokens, cachedTokens: 0, outputTokens: outputTokensRelayed };
   if (inputTokens + outputTokensRelayed > 0) {
-    state.usage = { inputTokens, cachedTokens: 0, outputTokens: outputTokensRelayed };
+    state.usage = usage;
     state.usageSource = 'estimated';
   }
-  if (reservation) settle(reservation, inputTokens + outputTokensRelayed);
+  if (reservation) settle(reservation, usage);
 }
 
 /** An answer the upstream sent in full or in part (status < 400): which of the rules above applies. */
@@ -47,7 +50,7 @@ export function settleAnswer(
 }
 
 /** A store failure while settling is the store's to count (resilient-store.ts); nothing waits on it. */
-function settle(reservation: Reservation, tokens: number): void {
-  const pending = reservation.settle(tokens);
+function settle(reservation: Reservation, usage: Usage): void {
+  const pending = reservation.settle(usage);
   if (pending) pending.catch(() => undefined);
 }

@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance } from 'fastify';
-import type { KeyStore } from '../auth/keys.js';
-import { InvalidJsonError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
+import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import type { KeyStore } from '../keys/registry.js';
+import { InvalidJsonError, KeyStoreUnavailableError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
 import { createForwarder, JsonBody, type ForwardDeps } from '../proxy/forward.js';
 import { ENDPOINTS } from './endpoints.js';
 
@@ -12,6 +12,8 @@ import { ENDPOINTS } from './endpoints.js';
  */
 export interface V1Deps extends ForwardDeps {
   readonly keys: KeyStore;
+  /** GET /tollgate/me: a key reads its own limits, usage and remaining budget. */
+  readonly selfService: RouteHandlerMethod;
 }
 
 export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void> {
@@ -42,20 +44,36 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     });
     guard = app.createRateLimit({ max: config.server.unauthenticated_rpm, timeWindow: 60_000 });
   }
+  const refuse = (request: FastifyRequest, refusal: TollgateError, done: (err?: TollgateError) => void): void => {
+    // A key store that cannot answer is not a failed authentication: it is not counted.
+    if (!guard || refusal instanceof KeyStoreUnavailableError) return done(refusal);
+    guard(request).then(
+      (counted) => done(!counted.isAllowed && counted.isExceeded ? new UnauthenticatedFloodError(counted.ttl) : refusal),
+      // The guard's store failed: answer the authentication error as usual.
+      () => done(refusal),
+    );
+  };
   app.addHook('onRequest', (request, _reply, done) => {
     try {
-      request.tollgate.caller = keys.authenticate(request.headers.authorization);
-      done();
-    } catch (err) {
-      const refusal = err as TollgateError;
-      if (!guard) return done(refusal);
-      guard(request).then(
-        (counted) => done(!counted.isAllowed && counted.isExceeded ? new UnauthenticatedFloodError(counted.ttl) : refusal),
-        // The guard's store failed: answer the authentication error as usual.
-        () => done(refusal),
+      const caller = keys.authenticate(request.headers.authorization);
+      if (!(caller instanceof Promise)) {
+        request.tollgate.caller = caller;
+        return done();
+      }
+      // A run-time key this instance has not cached (or not lately): asked from the key store.
+      caller.then(
+        (found) => {
+          request.tollgate.caller = found;
+          done();
+        },
+        (err: unknown) => refuse(request, err as TollgateError, done),
       );
+    } catch (err) {
+      refuse(request, err as TollgateError, done);
     }
   });
+
+  app.get('/tollgate/me', deps.selfService);
 
   const forward = createForwarder(deps);
   for (const endpoint of ENDPOINTS) {

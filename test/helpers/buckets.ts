@@ -1,13 +1,13 @@
 // Reading the limiter's buckets straight from Redis, for tests that check what was charged.
 // A bucket is a hash {l: level in unit-milliseconds (units × window), t: Redis ms of the last
-// update} under `<prefix>{<key id>|<model>}:<rpm|rpd|tpm>` (src/limits/limiter.ts).
+// update} under `<prefix>{<key id>}|<model>:<rpm|rpd|tpm>` (src/limits/limiter.ts).
 import type { Redis } from 'ioredis';
 
 export const WINDOW_MS = { rpm: 60_000, rpd: 86_400_000, tpm: 60_000 } as const;
 export type BucketKind = keyof typeof WINDOW_MS;
 
 export function bucketKey(prefix: string, keyId: string, kind: BucketKind, model = 'gpt-4.1-nano'): string {
-  return `${prefix}{${keyId}|${model}}:${kind}`;
+  return `${prefix}{${keyId}}|${model}:${kind}`;
 }
 
 /** Redis's own clock in whole ms, as the Lua scripts compute it. */

@@ -57,7 +57,7 @@ export function configDir(): { write(name: string, yaml: string): string; cleanu
 export async function spawnTollgate(env: Record<string, string>): Promise<TollgateProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const base = { ...process.env };
-  for (const name of ['REDIS_URL', 'TOLLGATE_CONFIG', 'TOLLGATE_UPSTREAM_URL', 'OPENAI_API_KEY', 'PORT', 'HOST', 'LOG_LEVEL']) delete base[name];
+  for (const name of ['REDIS_URL', 'TOLLGATE_CONFIG', 'TOLLGATE_UPSTREAM_URL', 'OPENAI_API_KEY', 'TOLLGATE_ADMIN_TOKEN', 'TOLLGATE_URL', 'PORT', 'HOST', 'LOG_LEVEL']) delete base[name];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: PROJECT_ROOT,
     env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },

@@ -29,6 +29,7 @@ beforeAll(async () => {
         { id: 'cluster-tier1', key: 'tg-cluster-tier1-0123456789', tier: 'tier-1' },
       ],
     },
+    adminToken: 'tg-admin-cluster-0123456789abcdef',
   });
 }, 60_000);
 afterAll(async () => {
@@ -47,7 +48,7 @@ describe('Redis Cluster', () => {
     const results = await Promise.allSettled(attempts);
     // free tier: 3 RPM per key, whatever slot each key hashes to
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(6 * 3);
-    const slots = new Set(await Promise.all(callers.map((c) => client.cluster('KEYSLOT', `cluster-test:{${c.id}|gpt-4.1-nano}:rpm`))));
+    const slots = new Set(await Promise.all(callers.map((c) => client.cluster('KEYSLOT', `cluster-test:{${c.id}}|gpt-4.1-nano:rpm`))));
     expect(slots.size).toBeGreaterThan(1);
   });
 
@@ -62,5 +63,18 @@ describe('Redis Cluster', () => {
     await expect(ask()).rejects.toMatchObject({ status: 429 });
     const ready = await fetch(`${gateway.origin}/readyz`);
     expect(await ready.json()).toEqual({ status: 'ready', redis: 'ok' });
+  });
+
+  it('keys created at run time, their budgets and usage counters work on the cluster (one hash tag per key)', async () => {
+    const admin = { authorization: 'Bearer tg-admin-cluster-0123456789abcdef', 'content-type': 'application/json' };
+    const created = await fetch(`${gateway.origin}/admin/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ id: 'cluster-budget', tier: 'tier-1', budget_usd: { daily: 0.0005 } }) });
+    expect(created.status).toBe(201);
+    const client = gateway.client({ apiKey: ((await created.json()) as { key: string }).key });
+    // $0.0005 a day: 1000 output tokens at $0.40 per 1M fit once, not twice.
+    const ask = () => client.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1000 }, { headers: { 'x-fake-chunks': '1000' } });
+    await ask();
+    await expect(ask()).rejects.toMatchObject({ status: 429, code: 'insufficient_quota' });
+    const usage = (await (await fetch(`${gateway.origin}/admin/keys/cluster-budget/usage`, { headers: admin })).json()) as { usage: { today: { requests: number; output_tokens: number } } };
+    expect(usage.usage.today).toMatchObject({ requests: 1, output_tokens: 1000 });
   });
 });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { bearerToken, createKeyStore } from '../../src/auth/keys.js';
+import { bearerToken, type Caller } from '../../src/auth/keys.js';
+import { createKeyStore } from '../../src/keys/registry.js';
 import { configFromObject } from '../../src/config/load.js';
 import { InvalidApiKeyError, maskKey, MissingApiKeyError } from '../../src/errors/errors.js';
 
@@ -34,12 +35,12 @@ describe('createKeyStore', () => {
 
   it('accepts an upper-case sha256 digest', () => {
     const upper = createKeyStore(configFromObject({ keys: [{ id: 'u', key_sha256: sha256hex(HASHED_SECRET).toUpperCase(), tier: 'free' }] }).keys);
-    expect(upper.authenticate(`Bearer ${HASHED_SECRET}`).id).toBe('u');
+    expect((upper.authenticate(`Bearer ${HASHED_SECRET}`) as Caller).id).toBe('u');
   });
 
   it('accepts the scheme case-insensitively and surrounding whitespace', () => {
-    expect(store.authenticate(`bearer ${PLAIN_SECRET}`).id).toBe('plain-app');
-    expect(store.authenticate(`  Bearer   ${PLAIN_SECRET}  `).id).toBe('plain-app');
+    expect((store.authenticate(`bearer ${PLAIN_SECRET}`) as Caller).id).toBe('plain-app');
+    expect((store.authenticate(`  Bearer   ${PLAIN_SECRET}  `) as Caller).id).toBe('plain-app');
   });
 
   it('the caller never carries the secret or its digest', () => {

@@ -13,6 +13,8 @@ import { createMemoryStore } from '../../src/limits/memory-store.js';
 import { uniquePrefix } from '../helpers/redis.js';
 
 const MODEL = 'gpt-4.1-nano';
+/** A usage of `n` tokens in total (what the TPM bucket settles to). */
+const tokens = (n: number) => ({ inputTokens: n, cachedTokens: 0, outputTokens: 0 });
 const VISIT = 'Visit https://platform.openai.com/account/rate-limits to learn more.';
 const catalogue = buildCatalogue(configFromObject({}));
 
@@ -245,9 +247,9 @@ describe('settlement', () => {
     const who = caller('settle', 'tier-1', { tpm: 1000 });
     const r = await limiter.admit({ caller: who, model: MODEL, tokens: 500 });
     expect(r.headers['x-ratelimit-remaining-tokens']).toBe('500');
-    await r.settle(100);
-    await r.settle(0);
-    await r.settle(900);
+    await r.settle(tokens(100));
+    await r.settle(tokens(0));
+    await r.settle(tokens(900));
     const next = await limiter.admit({ caller: who, model: MODEL, tokens: 1 });
     expect(next.headers['x-ratelimit-remaining-tokens']).toBe('899');
   });
@@ -256,7 +258,7 @@ describe('settlement', () => {
     const { limiter } = manualLimiter();
     const who = caller('debt', 'tier-1', { tpm: 1000 });
     const r = await limiter.admit({ caller: who, model: MODEL, tokens: 100 });
-    await r.settle(1300);
+    await r.settle(tokens(1300));
     // Level −300 tokens: 10 tokens need 310 refilled, at 1000 per minute 18.6 s.
     const error = await refusal(limiter, { caller: who, model: MODEL, tokens: 10 });
     expectRetryHeaders(error, 18_600);

@@ -1,0 +1,134 @@
+import type { Caller } from '../auth/keys.js';
+import type { ModelInfo } from '../config/catalogue.js';
+import { QuotaExceededError } from '../errors/errors.js';
+import type { Charge } from '../limits/limiter.js';
+import type { CounterCall } from '../limits/store.js';
+import { costOf, nanoToUsd } from '../usage/cost.js';
+import type { Usage } from '../usage/extract.js';
+import { FIELDS, usageKey } from './fields.js';
+import type { UsageRecorder } from './recorder.js';
+import { windowClock, windowTtlMs, type Window, type WindowName } from './windows.js';
+
+export { FIELDS, usageKey } from './fields.js';
+
+export interface Quotas {
+  /**
+   * The charge of one request of `caller` for `model` (undefined when not in the catalogue),
+   * reserving `inputTokens` + `outputCap` at the model's prices.
+   */
+  chargeFor(caller: Caller, model: ModelInfo | undefined, inputTokens: number, outputCap: number): Charge;
+}
+
+export interface QuotaOptions {
+  readonly keyPrefix: string;
+  /** Where the usage of keys without budgets or quotas goes (counted in process, flushed). */
+  readonly recorder: UsageRecorder;
+  readonly clock?: () => number;
+}
+
+/** A capped counter, for the refusal's wording. */
+interface Cap {
+  readonly kind: 'budget' | 'token_quota';
+  readonly window: Window;
+  readonly cap: number;
+}
+
+export function createQuotas(options: QuotaOptions): Quotas {
+  const { keyPrefix, recorder } = options;
+  const windowsNow = windowClock(options.clock ?? Date.now);
+
+  const settledCounters = (hashes: readonly Hash[], actual: Usage, cost: number, reservedCost: number, reservedTokens: number, requests: number): CounterCall[] => {
+    const tokens = actual.inputTokens + actual.outputTokens;
+    const out: CounterCall[] = [];
+    for (const { key, ttlMs } of hashes) {
+      const add = (field: string, units: number): void => {
+        if (units !== 0) out.push({ key, field, units, ttlMs });
+      };
+      add(FIELDS.requests, requests);
+      add(FIELDS.input, actual.inputTokens);
+      add(FIELDS.cached, actual.cachedTokens);
+      add(FIELDS.output, actual.outputTokens);
+      add(FIELDS.cost, cost);
+      add(FIELDS.spend, cost - reservedCost);
+      add(FIELDS.tokens, tokens - reservedTokens);
+    }
+    return out;
+  };
+
+  return {
+    chargeFor(caller, model, inputTokens, outputCap) {
+      const { now, windows } = windowsNow();
+      const prices = model?.prices;
+      const actualCost = (actual: Usage): number => costOf(prices, actual).total;
+      const quota = caller.quota;
+      if (!quota) {
+        // No caps: nothing to check at admission; the usage is summed in process and flushed.
+        return {
+          counters: NO_COUNTERS,
+          settle(actual) {
+            recorder.record(caller.id, windows, now, actual, actualCost(actual));
+            return NO_COUNTERS;
+          },
+          refusal: neverRefused,
+        };
+      }
+      const hashes = windows.map((window) => ({ window, key: usageKey(keyPrefix, caller.id, window.id), ttlMs: windowTtlMs(window, now) }));
+      // The most the request can cost: the input estimate at the input price, the output cap at the output price.
+      const reservedTokens = inputTokens + outputCap;
+      const reservedCost = costOf(prices, { inputTokens, cachedTokens: 0, outputTokens: outputCap }).total;
+      const counters: CounterCall[] = [];
+      const caps: (Cap | undefined)[] = [];
+      for (const { window, key, ttlMs } of hashes) {
+        const budget = quota.budgetNano[window.name];
+        const tokenCap = window.name === 'total' ? undefined : quota.tokens[window.name];
+        counters.push({ key, field: FIELDS.spend, cap: budget, units: reservedCost, ttlMs });
+        caps.push(budget === undefined ? undefined : { kind: 'budget', window, cap: budget });
+        counters.push({ key, field: FIELDS.tokens, cap: tokenCap, units: reservedTokens, ttlMs });
+        caps.push(tokenCap === undefined ? undefined : { kind: 'token_quota', window, cap: tokenCap });
+        counters.push({ key, field: FIELDS.requests, units: 1, ttlMs });
+        caps.push(undefined);
+      }
+      return {
+        counters,
+        settle: (actual) => settledCounters(hashes, actual, actualCost(actual), reservedCost, reservedTokens, 0),
+        refusal(index, values) {
+          const cap = caps[index];
+          const used = values[index] ?? 0;
+          if (!cap) return new Error(`counter ${index} has no cap`);
+          return quotaRefusal(caller.id, cap, used, cap.kind === 'budget' ? reservedCost : reservedTokens);
+        },
+      };
+    },
+  };
+}
+
+const NO_COUNTERS: readonly CounterCall[] = [];
+const neverRefused = (): Error => new Error('a key without budgets or quotas is never refused by them');
+
+interface Hash {
+  readonly key: string;
+  readonly ttlMs: number;
+}
+
+const WINDOW_WORD: Record<WindowName, string> = { daily: 'daily', monthly: 'monthly', total: 'total' };
+
+/** OpenAI's insufficient_quota 429, saying which cap of the key is used up and when it renews. */
+function quotaRefusal(keyId: string, cap: Cap, used: number, requested: number): QuotaExceededError {
+  const renews = cap.window.endsAt === Infinity ? 'It does not renew.' : `It renews at ${new Date(cap.window.endsAt).toISOString()}.`;
+  if (cap.kind === 'budget') {
+    return new QuotaExceededError(
+      'budget',
+      `Key \`${keyId}\` has reached its ${WINDOW_WORD[cap.window.name]} budget of $${usd(cap.cap)}: $${usd(used)} spent or reserved, this request may cost up to $${usd(requested)}. ${renews}`,
+    );
+  }
+  return new QuotaExceededError(
+    'token_quota',
+    `Key \`${keyId}\` has reached its ${WINDOW_WORD[cap.window.name]} token quota of ${cap.cap}: ${used} tokens used or reserved, this request may use up to ${requested}. ${renews}`,
+  );
+}
+
+/** Dollars for a message: cents, or more decimals for sums below a cent. */
+function usd(nano: number): string {
+  const dollars = nanoToUsd(nano);
+  return dollars >= 0.01 || dollars === 0 ? dollars.toFixed(2) : String(Number(dollars.toPrecision(3)));
+}

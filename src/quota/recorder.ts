@@ -1,0 +1,184 @@
+import type { CounterCall, LimiterStore } from '../limits/store.js';
+import type { Usage } from '../usage/extract.js';
+import { FIELDS, usageKey } from './fields.js';
+import { windowTtlMs, type Window } from './windows.js';
+
+/**
+ * Usage of keys without budgets or token quotas: counted in process and written to the store in one
+ * batch per key every `intervalMs` (so those keys pay no store call per request), and on close. A
+ * batch the store refuses is kept and tried again with the next one. Counters a failed settlement
+ * handed back (Redis down) come here too.
+ */
+export interface UsageRecorder {
+  add(counters: readonly CounterCall[]): void;
+  /**
+   * One settled request of a key without caps, in the windows it was admitted in: summed in
+   * process (one Map lookup per request), written as counters by the next flush.
+   */
+  record(keyId: string, windows: readonly Window[], at: number, actual: Usage, cost: number): void;
+  /** Write everything counted so far (reports call it first, so they include this instance's latest). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RecorderOptions {
+  readonly store: LimiterStore;
+  /** Prefix of the usage hashes' keys (config limits.key_prefix). */
+  readonly keyPrefix: string;
+  /** 0: write at once (the in-memory store: nothing to batch). */
+  readonly intervalMs: number;
+  readonly onError?: (error: unknown) => void;
+}
+
+interface Pending {
+  units: number;
+  ttlMs: number | undefined;
+}
+
+/** The hash tag of a storage key: counters of one tag go to the store in one call. */
+function tagOf(key: string): string {
+  const open = key.indexOf('{');
+  const close = key.indexOf('}', open + 1);
+  return open === -1 || close === -1 ? key : key.slice(open, close + 1);
+}
+
+/** A key's settled usage in one set of windows, summed until the next flush. */
+interface Totals {
+  readonly keyId: string;
+  readonly windows: readonly Window[];
+  at: number;
+  requests: number;
+  input: number;
+  cached: number;
+  output: number;
+  cost: number;
+}
+
+export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
+  const { store, intervalMs, keyPrefix } = options;
+  /** Per set of windows (one object per UTC day), per key. */
+  let totals = new Map<readonly Window[], Map<string, Totals>>();
+  /** tag → "key\0field" → pending units */
+  let pending = new Map<string, Map<string, Pending>>();
+
+  const merge = (counters: readonly CounterCall[]): void => {
+    for (const counter of counters) {
+      const tag = tagOf(counter.key);
+      let group = pending.get(tag);
+      if (!group) {
+        group = new Map();
+        pending.set(tag, group);
+      }
+      const id = `${counter.key}\u0000${counter.field}`;
+      const found = group.get(id);
+      if (found) {
+        found.units += counter.units;
+        found.ttlMs = counter.ttlMs;
+      } else {
+        group.set(id, { units: counter.units, ttlMs: counter.ttlMs });
+      }
+    }
+  };
+
+  /** Totals become counters: each of the request's windows gets every field. */
+  const totalsToCounters = (): void => {
+    const all = totals;
+    totals = new Map();
+    for (const byKey of all.values()) {
+      for (const t of byKey.values()) {
+        const counters: CounterCall[] = [];
+        for (const window of t.windows) {
+          const key = usageKey(keyPrefix, t.keyId, window.id);
+          const ttlMs = windowTtlMs(window, t.at);
+          const add = (field: string, units: number): void => {
+            if (units !== 0) counters.push({ key, field, units, ttlMs });
+          };
+          add(FIELDS.requests, t.requests);
+          add(FIELDS.input, t.input);
+          add(FIELDS.cached, t.cached);
+          add(FIELDS.output, t.output);
+          add(FIELDS.cost, t.cost);
+          // Without caps nothing is reserved: what budgets and quotas count is the settled usage.
+          add(FIELDS.spend, t.cost);
+          add(FIELDS.tokens, t.input + t.output);
+        }
+        merge(counters);
+      }
+    }
+  };
+
+  let flushing: Promise<void> | undefined;
+  const flushNow = async (): Promise<void> => {
+    totalsToCounters();
+    const batch = pending;
+    pending = new Map();
+    await Promise.all(
+      [...batch.values()].map(async (group) => {
+        const counters: CounterCall[] = [];
+        for (const [id, { units, ttlMs }] of group) {
+          const cut = id.indexOf('\u0000');
+          if (units !== 0) counters.push({ key: id.slice(0, cut), field: id.slice(cut + 1), units, ttlMs });
+        }
+        if (counters.length === 0) return;
+        try {
+          await store.settle([], counters);
+        } catch (error) {
+          options.onError?.(error);
+          merge(counters);
+        }
+      }),
+    );
+  };
+  const flush = (): Promise<void> => {
+    // One flush at a time: a slow store must not have two batches racing.
+    flushing ??= flushNow().finally(() => (flushing = undefined));
+    return flushing;
+  };
+
+  const timer = intervalMs > 0 ? setInterval(() => void flush(), intervalMs) : undefined;
+  timer?.unref();
+
+  const flushAll = async (): Promise<void> => {
+    // A flush already running may have started before the caller's latest counters were added.
+    if (flushing) await flushing;
+    await flush();
+  };
+
+  return {
+    add(counters) {
+      if (counters.length === 0) return;
+      if (intervalMs > 0) return merge(counters);
+      Promise.resolve()
+        .then(() => store.settle([], counters))
+        .catch((error: unknown) => {
+          options.onError?.(error);
+          merge(counters);
+        });
+    },
+    record(keyId, windows, at, actual, cost) {
+      let byKey = totals.get(windows);
+      if (!byKey) {
+        byKey = new Map();
+        totals.set(windows, byKey);
+      }
+      let t = byKey.get(keyId);
+      if (!t) {
+        t = { keyId, windows, at, requests: 0, input: 0, cached: 0, output: 0, cost: 0 };
+        byKey.set(keyId, t);
+      }
+      t.at = at;
+      t.requests++;
+      t.input += actual.inputTokens;
+      t.cached += actual.cachedTokens;
+      t.output += actual.outputTokens;
+      t.cost += cost;
+      // The in-memory store: nothing to batch.
+      if (intervalMs === 0) void flushAll();
+    },
+    flush: flushAll,
+    async close() {
+      if (timer) clearInterval(timer);
+      await flushAll();
+    },
+  };
+}
