@@ -30,6 +30,9 @@ import { newRequestState } from './proxy/request-state.js';
 import { healthRoutes } from './routes/health.js';
 import { v1Routes } from './routes/v1.js';
 import { createUpstream } from './upstream/client.js';
+import { createConfiguredUpstream } from './upstream/targets.js';
+import { createCaching } from './cache/setup.js';
+import { adminCacheRoutes } from './routes/admin-cache.js';
 
 /** Everything the app needs from the outside world. `server.ts` builds it from the environment. */
 export interface AppOptions {
@@ -43,6 +46,8 @@ export interface AppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
   readonly logStream?: DestinationStream | undefined;
   readonly registry?: Registry | undefined;
+  /** Bearer token of the admin routes (TOLLGATE_ADMIN_TOKEN); without it they answer 404. */
+  readonly adminToken?: string | undefined;
 }
 
 declare module 'fastify' {
@@ -103,13 +108,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   const keys = createKeyStore(config.keys);
-  const upstream = createUpstream({
-    baseUrl: config.upstream.url ?? options.upstreamUrl,
-    connections: config.upstream.connections,
-    connectTimeoutMs: config.upstream.connect_timeout_ms,
-    headersTimeoutMs: config.upstream.headers_timeout_ms,
-    bodyTimeoutMs: config.upstream.body_timeout_ms,
-  });
+  const upstream = createConfiguredUpstream(
+    config.upstream,
+    (baseUrl) =>
+      createUpstream({
+        baseUrl,
+        connections: config.upstream.connections,
+        connectTimeoutMs: config.upstream.connect_timeout_ms,
+        headersTimeoutMs: config.upstream.headers_timeout_ms,
+        bodyTimeoutMs: config.upstream.body_timeout_ms,
+      }),
+    options.upstreamUrl,
+  );
   app.addHook('onClose', () => upstream.close());
 
   await app.register(redisPlugin, {
@@ -181,7 +191,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return metrics.registry.metrics();
     });
   }
+  const caching = createCaching(config, app.redis, metrics, logger);
+  if (options.adminToken) await app.register(adminCacheRoutes, { token: options.adminToken, keys: config.keys, responseCache: caching.responseCache });
   await app.register(v1Routes, {
+    ...caching,
     config,
     catalogue,
     keys,
@@ -275,5 +288,9 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Observed
     tokens_source: state.usageSource,
     cost_usd: cost && nanoToUsd(cost.total),
     cost_nano: cost?.total,
+    cache: state.cache === 'none' ? undefined : state.cache,
+    saved_usd: state.cacheSavedNano === undefined ? undefined : nanoToUsd(state.cacheSavedNano),
+    saved_nano: state.cacheSavedNano,
+    prompt_cache_key: state.steeredKey,
   });
 }

@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     redisUrl: env.REDIS_URL || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     logStream: logs,
+    adminToken: env.TOLLGATE_ADMIN_TOKEN || undefined,
   });
   if (!env.OPENAI_API_KEY) app.log.warn('OPENAI_API_KEY is not set: upstream requests carry no credential');
 

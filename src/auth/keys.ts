@@ -10,6 +10,32 @@ export interface Caller {
   readonly limits: KeyEntry['limits'];
   /** Wait up to this long for a bucket to refill instead of answering 429. */
   readonly maxWaitMs: number | undefined;
+  /** The key's response cache policy; undefined: the cache is off for this key. */
+  readonly cache?: CachePolicy | undefined;
+}
+
+/** A key's response cache, resolved once from its config entry. */
+export interface CachePolicy {
+  readonly ttlMs: number;
+  readonly maxEntryBytes: number;
+  /** Whose entries these are: `key:<id>`, or `group:<name>` for a shared group. Never the secret. */
+  readonly scope: string;
+}
+
+function cachePolicy(entry: KeyEntry): CachePolicy | undefined {
+  const cache = entry.cache;
+  if (!cache) return undefined;
+  return {
+    ttlMs: cache.ttl_s * 1000,
+    maxEntryBytes: cache.max_entry_bytes,
+    scope: cacheScope(entry),
+  };
+}
+
+/** Whose response cache entries a key's are: its group's when it names one, else its own (by id, never the secret). */
+export function cacheScope(entry: KeyEntry): string {
+  const group = entry.cache?.group;
+  return group !== undefined ? `group:${group}` : `key:${entry.id}`;
 }
 
 export function sha256(secret: string): Buffer {
@@ -44,7 +70,7 @@ export function createKeyStore(entries: readonly KeyEntry[]): KeyStore {
     const digest = entry.key !== undefined ? sha256(entry.key) : Buffer.from(entry.key_sha256 ?? '', 'hex');
     const hex = digest.toString('hex');
     if (byDigest.has(hex)) throw new Error(`keys ${byDigest.get(hex)?.caller.id} and ${entry.id} have the same secret`);
-    byDigest.set(hex, { digest, caller: { id: entry.id, tier: entry.tier, limits: entry.limits, maxWaitMs: entry.max_wait_ms } });
+    byDigest.set(hex, { digest, caller: { id: entry.id, tier: entry.tier, limits: entry.limits, maxWaitMs: entry.max_wait_ms, cache: cachePolicy(entry) } });
   }
   return {
     size: byDigest.size,

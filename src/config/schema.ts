@@ -50,6 +50,19 @@ const modelEntry = z.strictObject({
   route_to: z.string().min(1).optional(),
 });
 
+/** A key's response cache: how long answers live, how large one may be, and who shares them. */
+const responseCachePolicy = z.strictObject({
+  ttl_s: positiveInt.default(3600),
+  max_entry_bytes: positiveInt.default(1024 * 1024),
+  /** Keys naming the same group share their entries; without, each key has its own. */
+  group: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only')
+    .optional(),
+});
+
 const keyEntry = z
   .strictObject({
     id: z
@@ -66,6 +79,8 @@ const keyEntry = z
     limits: tierLimits.optional(),
     /** When a bucket refills within this many ms, the request waits instead of failing. */
     max_wait_ms: nonNegativeInt.optional(),
+    /** The exact-repeat response cache for this key; off when absent. */
+    cache: responseCachePolicy.optional(),
   })
   .refine((k) => (k.key === undefined) !== (k.key_sha256 === undefined), {
     message: 'give exactly one of `key` or `key_sha256`',
@@ -102,6 +117,14 @@ export const configSchema = z.strictObject({
       headers_timeout_ms: positiveInt.default(600_000),
       /** Longest silence allowed between two chunks of a response body. */
       body_timeout_ms: positiveInt.default(300_000),
+      /**
+       * Several OpenAI-compatible deployments of the same models (e.g. self-hosted replicas with
+       * prefix caching); when given, they replace `url`, and requests are spread over them with
+       * prefix affinity.
+       */
+      targets: z.array(z.strictObject({ url: z.url() })).default([]),
+      /** Bounded load: no target takes more than this factor of the mean in-flight load when its turn comes. */
+      balance_factor: z.preprocess(fromText, z.number().min(1)).default(1.25),
     })
     .prefault({}),
   models: z
@@ -159,6 +182,28 @@ export const configSchema = z.strictObject({
       enabled: boolean.default(true),
       /** false: every key is labelled `all`, for deployments with very many keys (bounded series). */
       per_key_labels: boolean.default(true),
+    })
+    .prefault({}),
+  caching: z
+    .strictObject({
+      response_cache: z
+        .strictObject({
+          /** Without Redis: the in-memory cache's size bound (least recently used entries go first). */
+          memory_max_bytes: positiveInt.default(64 * 1024 * 1024),
+        })
+        .prefault({}),
+      prefix_steering: z
+        .strictObject({
+          /** Set a `prompt_cache_key` from the prompt's stable head when the client sent none. */
+          enabled: boolean.default(true),
+          /** Requests per minute one fingerprint + key may take before another shard is opened (OpenAI overflows above ~15). */
+          shard_rpm: positiveInt.default(12),
+          /** Prompts estimated below this many tokens are left alone (OpenAI caches from 1024). */
+          min_prompt_tokens: positiveInt.default(1024),
+          /** Characters of the prompt's head the fingerprint covers (~256 tokens, what OpenAI routes on). */
+          head_chars: positiveInt.default(1024),
+        })
+        .prefault({}),
     })
     .prefault({}),
   keys: z.array(keyEntry).default([]),

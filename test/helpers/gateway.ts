@@ -28,6 +28,7 @@ export interface GatewayOptions {
   readonly config?: z.input<typeof configSchema>;
   readonly redisUrl?: string;
   readonly upstreamApiKey?: string;
+  readonly adminToken?: string;
 }
 
 /** Build tollgate in-process on a free port, with captured logs and one client key. */
@@ -53,6 +54,7 @@ export async function startGateway(options: GatewayOptions): Promise<TestGateway
     redisUrl: options.redisUrl,
     logLevel: 'info',
     logStream,
+    adminToken: options.adminToken,
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
