@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { createPrefixSteering } from '../src/steering/steering.js';
 import { fingerprintOf } from '../src/steering/fingerprint.js';
 import { pickTarget } from '../src/upstream/targets.js';
+import { prng } from '../test/helpers/prng.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,18 +32,6 @@ const { values } = parseArgs({
 const MINUTES = Number(values.minutes);
 const RPM = Number(values.rpm);
 const SEED = Number(values.seed);
-
-/** mulberry32: a small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Poisson arrival times (ms) at `rpm` over `minutes`. */
 function arrivals(random: () => number, rpm: number, minutes: number): number[] {
@@ -138,7 +127,10 @@ function affinityRun(mode: 'round-robin' | 'affinity'): { share: number; spread:
   let cached = 0;
   let input = 0;
   for (const at of arrivals(random, RPM, MINUTES)) {
-    while (inflight.length > 0 && (inflight[0] as { end: number }).end <= at) loads[(inflight.shift() as { target: number }).target]--;
+    while (inflight.length > 0 && (inflight[0] as { end: number }).end <= at) {
+      const done = (inflight.shift() as { target: number }).target;
+      loads[done] = (loads[done] ?? 0) - 1;
+    }
     const app = pickApp();
     const body = { model: 'm', messages: [{ role: 'system', content: apps[app] }, { role: 'user', content: `question ${random()}` }] };
     const fingerprint = fingerprintOf('chat', body, 1024);
@@ -152,8 +144,8 @@ function affinityRun(mode: 'round-robin' | 'affinity'): { share: number; spread:
     }
     cache.set(fingerprint, true);
     input += SYSTEM_TOKENS + QUESTION_TOKENS;
-    loads[target]++;
-    spread[target]++;
+    loads[target] = (loads[target] ?? 0) + 1;
+    spread[target] = (spread[target] ?? 0) + 1;
     inflight.push({ end: at + durationMs, target });
   }
   return { share: cached / input, spread };
