@@ -175,7 +175,6 @@ export function createForwarder(deps: ForwardDeps): Forward {
     // The upstream never sees it: nothing was used.
     if (state.clientGone) {
       settleReleased(reservation);
-      prepared.cache?.abandon();
       throw new ClientGoneError();
     }
     if (prepared.hit) {
@@ -201,7 +200,6 @@ export function createForwarder(deps: ForwardDeps): Forward {
       );
     } catch (err) {
       state.upstreamEnd = performance.now();
-      prepared.cache?.abandon();
       if (batch) await batch.answered(undefined);
       if (state.clientGone) settleEstimated(state, reservation, prepared.inputTokens, 0);
       else settleReleased(reservation);
@@ -213,10 +211,21 @@ export function createForwarder(deps: ForwardDeps): Forward {
     return reply;
   }
 
+  /** A cache miss that fails before its answer is relayed releases the identical requests waiting on it. */
+  function exchangeOnce(endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply, prepared: Prepared): Promise<FastifyReply> {
+    const exchanged = exchange(endpoint, request, reply, prepared);
+    const ticket = prepared.cache;
+    if (!ticket) return exchanged;
+    return exchanged.catch((err: unknown) => {
+      ticket.abandon();
+      throw err;
+    });
+  }
+
   return (endpoint, request, reply) => {
     const prepared = prepare(endpoint, request);
-    if (prepared instanceof Promise) return prepared.then((ready) => exchange(endpoint, request, reply, ready));
-    return exchange(endpoint, request, reply, prepared);
+    if (prepared instanceof Promise) return prepared.then((ready) => exchangeOnce(endpoint, request, reply, ready));
+    return exchangeOnce(endpoint, request, reply, prepared);
   };
 }
 

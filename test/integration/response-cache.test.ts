@@ -217,3 +217,27 @@ describe.each(['redis', 'memory'] as const)('response cache (%s store)', (storeK
 afterAll(async () => {
   await upstream?.close();
 });
+
+describe('single flight when the first request fails', () => {
+  let gw: TestGateway;
+  let own: FakeUpstream;
+  beforeAll(async () => {
+    own = await startFakeUpstream();
+    gw = await startGateway({ upstreamUrl: own.url, config: { keys: [{ id: 'cached', key: CACHED, tier: 'tier-1', cache: {} }] } });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await own?.close();
+  });
+
+  it('releases the waiting requests, which then go upstream themselves', async () => {
+    const body = { model: MODEL, messages: [{ role: 'user', content: 'first one fails' }] };
+    const leader = post(gw, CHAT, CACHED, body, { 'x-fake-latency-ms': '200', 'x-fake-status': '500' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const followers = await Promise.all([post(gw, CHAT, CACHED, body), post(gw, CHAT, CACHED, body)]);
+    expect((await leader).status).toBe(500);
+    expect(followers.map((a) => a.status)).toEqual([200, 200]);
+    expect(callsTo(own, CHAT)).toBe(3);
+    expect((await post(gw, CHAT, CACHED, body)).headers.get('x-tollgate-cache')).toBe('hit');
+  });
+});
