@@ -24,6 +24,7 @@ import { createMemoryStore } from './limits/memory-store.js';
 import { createRedisStore } from './limits/redis-store.js';
 import { createResilientStore } from './limits/resilient-store.js';
 import type { CounterCall, LimiterStore } from './limits/store.js';
+import { cacheScope } from './auth/keys.js';
 import { createGatewayKeys } from './keys/index.js';
 import { createKeyAdmin } from './keys/admin.js';
 import { createQuotas } from './quota/charge.js';
@@ -36,6 +37,9 @@ import { newRequestState } from './proxy/request-state.js';
 import { healthRoutes } from './routes/health.js';
 import { v1Routes } from './routes/v1.js';
 import { createUpstream } from './upstream/client.js';
+import { createConfiguredUpstream } from './upstream/targets.js';
+import { createCaching } from './cache/setup.js';
+import { adminCacheRoutes } from './routes/admin-cache.js';
 
 /** Everything the app needs from the outside world. `server.ts` builds it from the environment. */
 export interface AppOptions {
@@ -110,13 +114,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done();
   });
 
-  const upstream = createUpstream({
-    baseUrl: config.upstream.url ?? options.upstreamUrl,
-    connections: config.upstream.connections,
-    connectTimeoutMs: config.upstream.connect_timeout_ms,
-    headersTimeoutMs: config.upstream.headers_timeout_ms,
-    bodyTimeoutMs: config.upstream.body_timeout_ms,
-  });
+  const upstream = createConfiguredUpstream(
+    config.upstream,
+    (baseUrl) =>
+      createUpstream({
+        baseUrl,
+        connections: config.upstream.connections,
+        connectTimeoutMs: config.upstream.connect_timeout_ms,
+        headersTimeoutMs: config.upstream.headers_timeout_ms,
+        bodyTimeoutMs: config.upstream.body_timeout_ms,
+      }),
+    options.upstreamUrl,
+  );
   app.addHook('onClose', () => upstream.close());
 
   await app.register(redisPlugin, {
@@ -212,7 +221,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       reportModels: (caller, requested) => reportModels(caller, catalogue, requested),
     });
   }
+  const caching = createCaching(config, app.redis, metrics, logger);
+  if (options.adminToken) {
+    await app.register(adminCacheRoutes, {
+      token: options.adminToken,
+      scopeOf: async (id) => {
+        const found = keys.staticEntry(id) ?? (await keyBackend.get(id));
+        return found && !('revoked_at' in found && found.revoked_at) ? cacheScope(id, found.cache) : undefined;
+      },
+      groupOf: async (id) => (keys.staticEntry(id) ?? (await keyBackend.get(id)))?.cache?.group,
+      responseCache: caching.responseCache,
+    });
+  }
   await app.register(v1Routes, {
+    ...caching,
     config,
     catalogue,
     keys,
@@ -319,5 +341,9 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Observed
     tokens_source: state.usageSource,
     cost_usd: cost && nanoToUsd(cost.total),
     cost_nano: cost?.total,
+    cache: state.cache === 'none' ? undefined : state.cache,
+    saved_usd: state.cacheSavedNano === undefined ? undefined : nanoToUsd(state.cacheSavedNano),
+    saved_nano: state.cacheSavedNano,
+    prompt_cache_key: state.steeredKey,
   });
 }

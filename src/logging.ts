@@ -100,6 +100,13 @@ export interface RequestLine {
   readonly tokens_source: string | undefined;
   readonly cost_usd: number | undefined;
   readonly cost_nano: number | undefined;
+  /** Response cache outcome (hit, miss, bypass) for keys with a cache. */
+  readonly cache: string | undefined;
+  /** A hit: what the stored answer cost, saved. */
+  readonly saved_usd: number | undefined;
+  readonly saved_nano: number | undefined;
+  /** The prompt_cache_key tollgate set (prefix steering). */
+  readonly prompt_cache_key: string | undefined;
 }
 
 const str = (name: string, value: string | undefined): string => (value === undefined ? '' : `,"${name}":${JSON.stringify(value)}`);
@@ -131,6 +138,10 @@ export function requestLine(line: RequestLine): string {
     str('tokens_source', line.tokens_source) +
     num('cost_usd', line.cost_usd) +
     num('cost_nano', line.cost_nano) +
+    str('cache', line.cache) +
+    num('saved_usd', line.saved_usd) +
+    num('saved_nano', line.saved_nano) +
+    str('prompt_cache_key', line.prompt_cache_key) +
     `,"msg":"request"}\n`
   );
 }

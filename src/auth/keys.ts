@@ -17,6 +17,34 @@ export interface Caller {
   /** Refused from this instant on (ms since the epoch). */
   readonly expiresAtMs?: number | undefined;
   readonly disabled?: boolean | undefined;
+  /** The key's response cache policy; undefined: the cache is off for this key. */
+  readonly cache?: CachePolicy | undefined;
+}
+
+/** A key's response cache, resolved once from its policy. */
+export interface CachePolicy {
+  readonly ttlMs: number;
+  readonly maxEntryBytes: number;
+  /** Whose entries these are: `key:<id>`, or `group:<name>` for a shared group. Never the secret. */
+  readonly scope: string;
+}
+
+/** A key's policy's `cache` field, as the config file and the admin API take it. */
+export interface CachePolicyFields {
+  readonly ttl_s: number;
+  readonly max_entry_bytes: number;
+  readonly group?: string | undefined;
+}
+
+export function cachePolicy(id: string, cache: CachePolicyFields | undefined): CachePolicy | undefined {
+  if (!cache) return undefined;
+  return { ttlMs: cache.ttl_s * 1000, maxEntryBytes: cache.max_entry_bytes, scope: cacheScope(id, cache) };
+}
+
+/** Whose response cache entries a key's are: its group's when it names one, else its own (by id, never the secret). */
+export function cacheScope(id: string, cache: { readonly group?: string | undefined } | undefined): string {
+  const group = cache?.group;
+  return group !== undefined ? `group:${group}` : `key:${id}`;
 }
 
 /** A key's caps in integer units: nano-dollars per UTC day / month / ever, tokens per UTC day / month. */

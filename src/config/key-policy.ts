@@ -9,6 +9,8 @@ import { TIER_NAMES } from './defaults.js';
 export interface PolicyScalars {
   /** A non-negative integer. */
   readonly count: z.ZodType<number>;
+  /** A positive integer. */
+  readonly positive: z.ZodType<number>;
   /** A limit: a positive integer, or null for "no limit of that kind". */
   readonly limit: z.ZodType<number | null>;
   /** US dollars, non-negative, or null for "no budget of that kind". */
@@ -45,6 +47,20 @@ export function keyPolicyFields(s: PolicyScalars) {
     expires_at: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-12-31T00:00:00Z' }).optional(),
     /** A disabled key is refused (401) until it is enabled again. */
     disabled: s.bool.optional(),
+    /** The exact-repeat response cache for this key; off when absent. */
+    cache: z
+      .strictObject({
+        ttl_s: s.positive.default(3600),
+        max_entry_bytes: s.positive.default(1024 * 1024),
+        /** Keys naming the same group share their entries; without, each key has its own. */
+        group: z
+          .string()
+          .min(1)
+          .max(128)
+          .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only')
+          .optional(),
+      })
+      .optional(),
     metadata: z
       .strictObject({
         team: z.string().max(200).optional(),
@@ -65,6 +81,7 @@ export const keyId = z
 /** The admin API's scalars: JSON numbers and booleans as they are. */
 export const JSON_SCALARS: PolicyScalars = {
   count: z.number().int().nonnegative(),
+  positive: z.number().int().positive(),
   limit: z.number().int().positive().nullable(),
   usd: z.number().nonnegative().max(1_000_000, 'at most 1,000,000 US dollars').nullable(),
   bool: z.boolean(),

@@ -51,6 +51,8 @@ const modelEntry = z.strictObject({
   route_to: z.string().min(1).optional(),
 });
 
+/** A key's response cache: how long answers live, how large one may be, and who shares them. */
+
 const keyEntry = z
   .strictObject({
     id: keyId,
@@ -61,6 +63,7 @@ const keyEntry = z
       .optional(),
     ...keyPolicyFields({
       count: nonNegativeInt,
+      positive: positiveInt,
       limit: limitValue,
       usd: z.preprocess(fromText, z.number().nonnegative().max(1_000_000, 'at most 1,000,000 US dollars').nullable()),
       bool: boolean,
@@ -101,6 +104,14 @@ export const configSchema = z.strictObject({
       headers_timeout_ms: positiveInt.default(600_000),
       /** Longest silence allowed between two chunks of a response body. */
       body_timeout_ms: positiveInt.default(300_000),
+      /**
+       * Several OpenAI-compatible deployments of the same models (e.g. self-hosted replicas with
+       * prefix caching); when given, they replace `url`, and requests are spread over them with
+       * prefix affinity.
+       */
+      targets: z.array(z.strictObject({ url: z.url() })).default([]),
+      /** Bounded load: no target takes more than this factor of the mean in-flight load when its turn comes. */
+      balance_factor: z.preprocess(fromText, z.number().min(1)).default(1.25),
     })
     .prefault({}),
   models: z
@@ -176,6 +187,28 @@ export const configSchema = z.strictObject({
        * store this often (keys with budgets or quotas are counted in the admission itself).
        */
       flush_interval_ms: positiveInt.default(1_000),
+    })
+    .prefault({}),
+  caching: z
+    .strictObject({
+      response_cache: z
+        .strictObject({
+          /** Without Redis: the in-memory cache's size bound (least recently used entries go first). */
+          memory_max_bytes: positiveInt.default(64 * 1024 * 1024),
+        })
+        .prefault({}),
+      prefix_steering: z
+        .strictObject({
+          /** Set a `prompt_cache_key` from the prompt's stable head when the client sent none. */
+          enabled: boolean.default(true),
+          /** Requests per minute one fingerprint + key may take before another shard is opened (OpenAI overflows above ~15). */
+          shard_rpm: positiveInt.default(12),
+          /** Prompts estimated below this many tokens are left alone (OpenAI caches from 1024). */
+          min_prompt_tokens: positiveInt.default(1024),
+          /** Characters of the prompt's head the fingerprint covers (~256 tokens, what OpenAI routes on). */
+          head_chars: positiveInt.default(1024),
+        })
+        .prefault({}),
     })
     .prefault({}),
   keys: z.array(keyEntry).default([]),

@@ -1,10 +1,10 @@
-import type { Caller, CallerQuota } from '../auth/keys.js';
+import { cachePolicy, type Caller, type CallerQuota } from '../auth/keys.js';
 import type { Catalogue, ModelInfo } from '../config/catalogue.js';
 import type { KeyLimits, KeyPolicy } from '../config/key-policy.js';
 import { ModelNotAllowedError } from '../errors/errors.js';
 
 /** The part of a key's policy that matters per request (config entry and stored record alike). */
-export type PolicyFields = Pick<KeyPolicy, 'tier' | 'limits' | 'max_wait_ms' | 'models' | 'budget_usd' | 'token_quota' | 'expires_at' | 'disabled'>;
+export type PolicyFields = Pick<KeyPolicy, 'tier' | 'limits' | 'max_wait_ms' | 'models' | 'budget_usd' | 'token_quota' | 'expires_at' | 'disabled' | 'cache'>;
 
 /** US dollars as integer nano-dollars. */
 export function usdToNano(usd: number): number {
@@ -30,6 +30,7 @@ export function callerFromPolicy(id: string, policy: PolicyFields, catalogue?: C
     quota: quotaOf(policy),
     expiresAtMs: policy.expires_at === undefined ? undefined : Date.parse(policy.expires_at),
     disabled: policy.disabled === true ? true : undefined,
+    cache: cachePolicy(id, policy.cache),
   };
 }
 

@@ -18,6 +18,8 @@ export interface Metrics {
   /** Requests being served now: a plain counter, read by the gauge only when scraped. */
   readonly inflight: { inc(): void; dec(): void };
   readonly redisErrors: Counter;
+  /** Failed or timed-out calls of the response cache's store, by `during` (get, set); each was a miss. */
+  readonly cacheErrors: Counter<'during'>;
   /** Tokens, cost, savings and unpriced tokens (also fed by the batch queue). */
   readonly usage: UsageMetrics;
   readonly remaining: RemainingGauge;
@@ -81,6 +83,12 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     help: 'Failed or timed-out Redis calls of the limiter.',
     registers: [registry],
   });
+  const cacheErrors = new Counter({
+    name: 'tollgate_response_cache_errors_total',
+    help: 'Failed or timed-out calls of the response cache store (during: get, set); each request concerned was served as a miss.',
+    labelNames: ['during'],
+    registers: [registry],
+  });
   const usage = createUsageMetrics({ registry, pricesOf: options.pricesOf ?? (() => undefined) });
   const remaining = createRemainingGauge({ registry, keyLabel, requestsLimitOf: options.requestsLimitOf ?? (() => 'rpm') });
 
@@ -109,6 +117,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     registry,
     inflight,
     redisErrors,
+    cacheErrors,
     usage,
     remaining,
     keyLabel,
@@ -127,6 +136,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       const failure = upstreamFailure(state, status);
       if (failure !== undefined) countUpstreamError(failure);
       if (state.caller && state.rateLimitHeaders) remaining.admitted(state.caller, state.modelLabel, state.rateLimitHeaders);
+      if (state.cacheSavedNano !== undefined) usage.countSaved(key, state.modelLabel, state.cacheSavedNano);
       if (!state.usage || !state.usageSource) return undefined;
       return usage.count(key, state.modelLabel, state.usage, state.usageSource);
     },

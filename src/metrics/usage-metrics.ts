@@ -18,6 +18,8 @@ export interface UsageMetrics {
    * which the log line shows. Positional arguments: this runs on every request.
    */
   count(key: string, model: string, usage: Usage, source: UsageSource, batch?: boolean): Cost;
+  /** A response cache hit: what the stored answer cost, now saved (`source="response_cache"`). */
+  countSaved(key: string, model: string, nanoDollars: number): void;
 }
 
 /** Token type label: `input` is uncached input (prompt − cached), so the three types add up to the total. */
@@ -35,6 +37,8 @@ interface Entry {
   /** Priced models: cost by type, and what cached input saved. Unpriced: tokens counted as unpriced. */
   readonly cost: TokenCells | undefined;
   readonly saved: Cell | undefined;
+  /** Made on the key and model's first response cache hit. */
+  savedByResponseCache: Cell | undefined;
   readonly unpriced: TokenCells | undefined;
 }
 
@@ -61,7 +65,7 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
   });
   const saved = new Tally({
     name: 'tollgate_saved_usd_total',
-    help: 'US dollars saved by cached input: cached tokens × (input price − cached-input price), by key id, model and source.',
+    help: "US dollars saved, by key id, model and source: prompt_cache (the provider's cached input: cached tokens × (input price − cached-input price)) or response_cache (tollgate's exact-repeat cache: the stored answer's whole cost).",
     labelNames: ['key', 'model', 'source'],
     registry,
     divisor: 1e9,
@@ -92,6 +96,7 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
         estimated: undefined,
         cost: prices && typed(cost, { key, model }),
         saved: prices && saved.cell({ key, model, source: 'prompt_cache' }),
+        savedByResponseCache: undefined,
         unpriced: prices ? undefined : typed(unpriced, { key, model }),
       };
       byModel.set(model, entry);
@@ -114,6 +119,11 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
       add(entry.cost as TokenCells, spent.input, spent.cachedInput, spent.output);
       if (!batch && cached > 0) (entry.saved as Cell).value += savedByCache(entry.prices, cached, spent.cachedInput);
       return spent;
+    },
+    countSaved(key, model, nanoDollars) {
+      const entry = entryOf(key, model);
+      if (!entry.prices) return;
+      (entry.savedByResponseCache ??= saved.cell({ key, model, source: 'response_cache' })).value += nanoDollars;
     },
   };
 }

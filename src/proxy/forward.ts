@@ -3,6 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { BatchExchange, BatchQueue } from '../batch/index.js';
+import type { CacheTicket, ResponseCache } from '../cache/response-cache.js';
+import { renderHit, serveHit, type RenderedHit } from '../cache/serve.js';
 import type { Catalogue } from '../config/catalogue.js';
 import type { Config } from '../config/schema.js';
 import { ClientGoneError, QuotaExceededError, RateLimitError, RequestTooLargeError } from '../errors/errors.js';
@@ -11,10 +13,11 @@ import { checkModelAllowed } from '../keys/caller.js';
 import type { Limiter, Reservation } from '../limits/limiter.js';
 import type { Quotas } from '../quota/charge.js';
 import type { Endpoint } from '../routes/endpoints.js';
-import { canInjectUsage, injectUsageRequest } from '../streaming/usage-injection.js';
+import type { PrefixRoute, PrefixSteering } from '../steering/steering.js';
+import { canInjectUsage, injectUsageRequest, spliceMember } from '../streaming/usage-injection.js';
 import type { Upstream, UpstreamResponse } from '../upstream/client.js';
 import { upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
-import { admit, type Admission, type JsonObject } from './admission.js';
+import { admit, isJsonObject, type Admission, type JsonObject } from './admission.js';
 import type { RequestState } from './request-state.js';
 import { respond } from './respond.js';
 import { settleEstimated, settleReleased } from './settle.js';
@@ -40,6 +43,10 @@ export interface ForwardDeps {
   readonly quotas: Quotas;
   /** Count a refusal by the limiter (429). */
   readonly onRefused: (keyId: string, model: string, limit: string) => void;
+  /** The exact-repeat cache (used only for keys with a cache policy). */
+  readonly responseCache: ResponseCache;
+  /** Prompt fingerprints: `prompt_cache_key` steering and upstream affinity. */
+  readonly steering: PrefixSteering;
 }
 
 /** The request side, prepared: what goes upstream and what the answer side must know. */
@@ -49,6 +56,12 @@ interface Prepared {
   readonly inputTokens: number;
   readonly injectedUsage: boolean;
   readonly batch: BatchExchange | undefined;
+  /** The prompt's fingerprint, for upstream affinity. */
+  readonly affinity?: string | undefined;
+  /** Served from the response cache: no upstream call. */
+  readonly hit?: RenderedHit | undefined;
+  /** A miss of the response cache: the answer is offered to it. */
+  readonly cache?: CacheTicket | undefined;
 }
 
 export type Forward = (endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
@@ -87,27 +100,57 @@ export function createForwarder(deps: ForwardDeps): Forward {
       return { payload, reservation: undefined, inputTokens: 0, injectedUsage: false, batch };
     }
     const admitted = admit(endpoint, json.value, catalogue, config);
-    if (admitted instanceof Promise) return admitted.then((admission) => prepareAdmitted(endpoint, request.tollgate, json, admission, batch));
-    return prepareAdmitted(endpoint, request.tollgate, json, admitted, batch);
+    if (admitted instanceof Promise) return admitted.then((admission) => prepareAdmitted(endpoint, request, json, admission, batch));
+    return prepareAdmitted(endpoint, request, json, admitted, batch);
   }
 
-  function prepareAdmitted(endpoint: Endpoint, state: RequestState, json: JsonBody, admission: Admission, batch: BatchExchange | undefined): Prepared | Promise<Prepared> {
+  function prepareAdmitted(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, admission: Admission, batch: BatchExchange | undefined): Prepared | Promise<Prepared> {
+    const state = request.tollgate;
     state.model = admission.requestedModel;
     state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
     state.stream = admission.stream;
     if (state.caller?.models && endpoint.checksModel) checkModelAllowed(state.caller, admission.requestedModel, admission.model);
-    const { payload, injectedUsage } = upstreamBody(endpoint, json, admission);
+    const policy = state.caller?.cache;
+    if (policy && isJsonObject(json.value)) {
+      const ticket = deps.responseCache.open(endpoint, policy, state.modelLabel, json.value, request.headers);
+      if (ticket) return prepareCached(endpoint, state, json, admission, batch, ticket);
+    }
+    return prepareUpstream(endpoint, state, json, admission, batch, undefined);
+  }
+
+  /** A request that goes upstream: prefix steering, the body to send, the limiter's reservation. */
+  function prepareUpstream(endpoint: Endpoint, state: RequestState, json: JsonBody, admission: Admission, batch: BatchExchange | undefined, cache: CacheTicket | undefined): Prepared | Promise<Prepared> {
+    const route = isJsonObject(json.value) ? deps.steering.route(endpoint.usage, json.value, admission.inputTokens) : undefined;
+    if (route?.promptCacheKey !== undefined) state.steeredKey = route.promptCacheKey;
+    const { payload, injectedUsage } = upstreamBody(endpoint, json, admission, route);
     const prepared = (reservation: Reservation | undefined): Prepared => {
       // Error answers made after this point carry the key's rate-limit headers too (app.ts).
       if (reservation) state.rateLimitHeaders = reservation.headers;
-      return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch };
+      return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch, affinity: route?.fingerprint, cache };
     };
-    const reserved = reserve(endpoint, state, admission);
+    const reserved = guardTicket(cache, () => reserve(endpoint, state, admission, undefined));
     return reserved instanceof Promise ? reserved.then(prepared) : prepared(reserved);
   }
 
-  /** The limiter's reservation: synchronous with the in-memory store, a promise with Redis. */
-  function reserve(endpoint: Endpoint, state: RequestState, admission: Admission): Reservation | undefined | Promise<Reservation> {
+  /** The response cache first: a hit is reserved as one request and no tokens, a miss goes upstream. */
+  function prepareCached(endpoint: Endpoint, state: RequestState, json: JsonBody, admission: Admission, batch: BatchExchange | undefined, ticket: CacheTicket): Prepared | Promise<Prepared> {
+    state.cache = ticket.outcome;
+    const looked = (answer: Awaited<ReturnType<CacheTicket['lookup']>>): Prepared | Promise<Prepared> => {
+      const hit = answer && renderHit(answer, admission.stream, json.value as JsonObject, admission.model?.prices);
+      if (!hit) return prepareUpstream(endpoint, state, json, admission, batch, ticket);
+      const served = (reservation: Reservation | undefined): Prepared => {
+        if (reservation) state.rateLimitHeaders = reservation.headers;
+        return { payload: undefined, reservation, inputTokens: 0, injectedUsage: false, batch, hit };
+      };
+      const reserved = reserve(endpoint, state, admission, 0);
+      return reserved instanceof Promise ? reserved.then(served) : served(reserved);
+    };
+    const found = ticket.lookup();
+    return found instanceof Promise ? found.then(looked) : looked(found);
+  }
+
+  /** The limiter's reservation: synchronous with the in-memory store, a promise with Redis. `tokens`: instead of the estimate. */
+  function reserve(endpoint: Endpoint, state: RequestState, admission: Admission, tokens: number | undefined): Reservation | undefined | Promise<Reservation> {
     const caller = state.caller;
     if (!(endpoint.limited ?? endpoint.checksModel) || admission.requestedModel === undefined || !caller) return undefined;
     const outputCap = admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0);
@@ -120,7 +163,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
       const reserved = limiter.admit({
         caller,
         model: state.modelLabel,
-        tokens: admission.inputTokens + outputCap,
+        tokens: tokens ?? admission.inputTokens + outputCap,
         signal: { get aborted() { return state.clientGone; } },
         charge: deps.quotas.chargeFor(caller, admission.model, admission.inputTokens, outputCap),
       });
@@ -140,6 +183,10 @@ export function createForwarder(deps: ForwardDeps): Forward {
       settleReleased(reservation);
       throw new ClientGoneError();
     }
+    if (prepared.hit) {
+      serveHit(reply, state, prepared.hit, reservation);
+      return reply;
+    }
     state.upstreamStart = performance.now();
     let response: UpstreamResponse;
     try {
@@ -153,6 +200,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
             identityEncoding: endpoint.usage !== undefined || batch !== undefined,
           }),
           body: payload,
+          affinity: prepared.affinity,
         },
         state,
       );
@@ -169,24 +217,58 @@ export function createForwarder(deps: ForwardDeps): Forward {
     return reply;
   }
 
+  /** A cache miss that fails before its answer is relayed releases the identical requests waiting on it. */
+  function exchangeOnce(endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply, prepared: Prepared): Promise<FastifyReply> {
+    const exchanged = exchange(endpoint, request, reply, prepared);
+    const ticket = prepared.cache;
+    if (!ticket) return exchanged;
+    return exchanged.catch((err: unknown) => {
+      ticket.abandon();
+      throw err;
+    });
+  }
+
   return (endpoint, request, reply) => {
     const prepared = prepare(endpoint, request);
-    if (prepared instanceof Promise) return prepared.then((ready) => exchange(endpoint, request, reply, ready));
-    return exchange(endpoint, request, reply, prepared);
+    if (prepared instanceof Promise) return prepared.then((ready) => exchangeOnce(endpoint, request, reply, ready));
+    return exchangeOnce(endpoint, request, reply, prepared);
   };
+}
+
+/** A refusal while a cache ticket is open releases the identical requests waiting on it. */
+function guardTicket<T>(ticket: CacheTicket | undefined, step: () => T): T {
+  if (!ticket) return step();
+  try {
+    const result = step();
+    if (result instanceof Promise) {
+      result.catch(() => ticket.abandon());
+    }
+    return result;
+  } catch (err) {
+    ticket.abandon();
+    throw err;
+  }
 }
 
 /**
  * The bytes to send upstream: the client's own, untouched, unless the catalogue maps the model
- * elsewhere, or a chat / legacy-completions stream needs usage asked for (stripped again on the
- * way back).
+ * elsewhere, prefix steering sets a `prompt_cache_key` (spliced into the bytes), or a chat /
+ * legacy-completions stream needs usage asked for (stripped again on the way back).
  */
-function upstreamBody(endpoint: Endpoint, json: JsonBody, admission: Admission): { payload: Buffer; injectedUsage: boolean } {
-  const value = json.value as JsonObject;
-  const rewritten = admission.rewriteModelTo === undefined ? undefined : { ...value, model: admission.rewriteModelTo };
-  const injected =
-    canInjectUsage(endpoint.usage) && admission.stream ? injectUsageRequest(rewritten ?? value, rewritten ? undefined : json.raw) : undefined;
+function upstreamBody(endpoint: Endpoint, json: JsonBody, admission: Admission, route: PrefixRoute | undefined): { payload: Buffer; injectedUsage: boolean } {
+  let value = json.value as JsonObject;
+  let raw: Buffer | undefined = json.raw;
+  if (admission.rewriteModelTo !== undefined) {
+    value = { ...value, model: admission.rewriteModelTo };
+    raw = undefined;
+  }
+  const key = route?.promptCacheKey;
+  if (key !== undefined) {
+    value = { ...value, prompt_cache_key: key };
+    raw = raw && spliceMember(raw, Buffer.from(`,"prompt_cache_key":${JSON.stringify(key)}`));
+  }
+  const injected = canInjectUsage(endpoint.usage) && admission.stream ? injectUsageRequest(value, raw) : undefined;
   if (injected) return { payload: injected, injectedUsage: true };
-  if (rewritten) return { payload: Buffer.from(JSON.stringify(rewritten)), injectedUsage: false };
-  return { payload: json.raw, injectedUsage: false };
+  if (raw) return { payload: raw, injectedUsage: false };
+  return { payload: Buffer.from(JSON.stringify(value)), injectedUsage: false };
 }

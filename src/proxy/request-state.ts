@@ -19,8 +19,12 @@ export interface RequestState {
   /** Bounded metric label: the catalogue name, `other` for an unknown model, `none` without one. */
   modelLabel: string;
   stream: boolean;
-  /** Response cache outcome, a bounded metric label: `none` until the cache exists. */
+  /** Response cache outcome, a bounded metric label: `none` (no cache for this key or endpoint), `hit`, `miss`, `bypass`. */
   cache: string;
+  /** A cache hit: what the stored answer cost when it was made (nano-dollars), i.e. what the hit saved. */
+  cacheSavedNano: number | undefined;
+  /** The `prompt_cache_key` tollgate set (prefix steering), for the log line. */
+  steeredKey: string | undefined;
   /** When the request arrived (performance.now()): the origin of time to first token. */
   readonly arrivedAt: number;
   /** When the upstream request was sent / its body ended (performance.now()). */
@@ -53,6 +57,8 @@ export function newRequestState(): RequestState {
     modelLabel: 'none',
     stream: false,
     cache: 'none',
+    cacheSavedNano: undefined,
+    steeredKey: undefined,
     arrivedAt: performance.now(),
     upstreamStart: undefined,
     upstreamEnd: undefined,

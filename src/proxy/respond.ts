@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { BatchExchange } from '../batch/index.js';
+import type { AnswerSink, CacheTicket } from '../cache/response-cache.js';
 import { BATCH_ANSWER_LIMIT_BYTES, readAnswer } from '../batch/index.js';
 import { ClientGoneError, UpstreamInterruptedError, UpstreamTimeoutError } from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
@@ -22,6 +23,8 @@ export interface Answering {
   /** Tollgate asked upstream for stream usage the client did not ask for: strip it again. */
   readonly injectedUsage: boolean;
   readonly batch: BatchExchange | undefined;
+  /** A response cache miss: the answer is offered to the cache as it is relayed. */
+  readonly cache?: CacheTicket | undefined;
 }
 
 /**
@@ -39,8 +42,9 @@ export function respond(reply: FastifyReply, response: UpstreamResponse, answeri
   reply.raw.writeHead(response.status, answerHead(reply, upstreamHead, isSse ? undefined : upstreamHead.contentLength, reservation));
   const failed = response.status >= 400;
   if (failed) settleReleased(reservation);
-  if (isSse) respondStream(reply, response, answering, failed);
-  else respondBody(reply, response, answering, failed);
+  const sink = answering.cache?.begin(response.status, isSse);
+  if (isSse) respondStream(reply, response, answering, failed, sink);
+  else respondBody(reply, response, answering, failed, sink);
 }
 
 /**
@@ -51,6 +55,8 @@ function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: st
   const head = upstream.headers;
   if (contentLength !== undefined) head.push('content-length', contentLength);
   if (!upstream.hasRequestId) head.push('x-request-id', reply.request.id);
+  const cache = reply.request.tollgate.cache;
+  if (cache !== 'none') head.push('x-tollgate-cache', cache);
   if (reservation) {
     const limits = reservation.headers;
     for (const name in limits) head.push(name, limits[name] as string);
@@ -59,30 +65,37 @@ function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: st
 }
 
 /** JSON and binary answers, piped; usage read from the last bytes of a JSON answer. */
-function respondBody(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean): void {
+function respondBody(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean, sink: AnswerSink | undefined): void {
   const { endpoint, state } = answering;
   const shape = endpoint.usage;
   const tail = !failed && shape ? new TailBuffer() : undefined;
   pipeBody(response.body, reply.raw, {
-    tap: tail && ((chunk) => tail.push(chunk)),
+    tap: sink
+      ? (chunk) => {
+          tail?.push(chunk);
+          sink.push(chunk);
+        }
+      : tail && ((chunk) => tail.push(chunk)),
     onEnd: (end) => {
       state.upstreamEnd = performance.now();
       state.upstreamFirstByte = end.firstByteAt;
       if (end.error) state.streamEnd = 'upstream_error';
       if (failed) return;
       const usage = tail && !end.error && !end.clientGone ? usageFromJsonTail(shape as UsageShape, tail.bytes()) : undefined;
+      sink?.end(!end.error && !end.clientGone, usage);
       settleAnswer(state, answering.reservation, shape, usage, answering.inputTokens, 0);
     },
   });
 }
 
 /** Server-sent events, relayed chunk by chunk; usage read on the side. */
-function respondStream(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean): void {
+function respondStream(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean, sink: AnswerSink | undefined): void {
   const { endpoint, state } = answering;
   state.stream = true;
   relaySse(response.body, reply.raw, {
     shape: endpoint.usage,
     stripInjectedUsage: answering.injectedUsage,
+    tap: sink && ((chunk) => sink.push(chunk)),
     mapError: (err) => {
       const mapped = mapUpstreamError(err);
       return mapped instanceof UpstreamTimeoutError ? mapped : new UpstreamInterruptedError();
@@ -91,6 +104,7 @@ function respondStream(reply: FastifyReply, response: UpstreamResponse, answerin
       state.upstreamEnd = performance.now();
       state.upstreamFirstByte = outcome.firstByteAt;
       state.streamEnd = streamEnd(outcome, endpoint);
+      sink?.end(outcome.completed && !outcome.error && !outcome.clientGone, outcome.usage);
       if (failed) return;
       settleAnswer(state, answering.reservation, endpoint.usage, outcome.usage, answering.inputTokens, outcome.events);
     },

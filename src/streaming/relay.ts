@@ -38,6 +38,8 @@ export interface RelayOptions {
    * decoder still reads the upstream's original bytes, usage chunk included.
    */
   readonly stripInjectedUsage?: boolean;
+  /** Sees every upstream chunk as it arrived, before any rewriting (the response cache's capture). */
+  readonly tap?: ((chunk: Buffer) => void) | undefined;
 }
 
 export interface PipeEnd {
@@ -168,8 +170,14 @@ export function relaySse(upstream: BodySource, sink: Writable, options: RelayOpt
         usage = usageFromEvent(shape, event) ?? usage;
         if (isTerminalEvent(shape, event)) completed = true;
       });
+  const tap = options.tap;
   pipeBody(upstream, sink, {
-    tap: decoder && ((chunk) => decoder.push(chunk)),
+    tap: tap
+      ? (chunk) => {
+          decoder?.push(chunk);
+          tap(chunk);
+        }
+      : decoder && ((chunk) => decoder.push(chunk)),
     transform: stripper && ((chunk) => stripper.push(chunk)),
     flush: stripper && (() => stripper.end()),
     errorTail: (err, midEvent) => {

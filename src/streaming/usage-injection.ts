@@ -58,8 +58,11 @@ export function injectUsageRequest(body: JsonObject, raw?: Buffer): Buffer | und
   return Buffer.from(JSON.stringify({ ...body, stream_options: { ...existing, include_usage: true } }));
 }
 
-/** `raw` with `,"stream_options":{"include_usage":true}` before its final `}`; undefined if its shape is odd. */
-function spliceMember(raw: Buffer): Buffer | undefined {
+/**
+ * `raw` with `member` (`,"name":value`, default `,"stream_options":{"include_usage":true}`) before
+ * its final `}`; undefined if its shape is odd.
+ */
+export function spliceMember(raw: Buffer, member: Buffer = INCLUDE_USAGE_MEMBER): Buffer | undefined {
   let end = raw.length - 1;
   while (end >= 0 && isJsonSpace(raw[end] as number)) end--;
   if (end < 0 || raw[end] !== CLOSE_BRACE) return undefined;
@@ -67,7 +70,7 @@ function spliceMember(raw: Buffer): Buffer | undefined {
   let last = end - 1;
   while (last >= 0 && isJsonSpace(raw[last] as number)) last--;
   if (last < 0 || raw[last] === OPEN_BRACE) return undefined;
-  return Buffer.concat([raw.subarray(0, last + 1), INCLUDE_USAGE_MEMBER, raw.subarray(last + 1)]);
+  return Buffer.concat([raw.subarray(0, last + 1), member, raw.subarray(last + 1)]);
 }
 
 function isJsonSpace(byte: number): boolean {

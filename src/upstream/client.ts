@@ -25,6 +25,8 @@ export interface UpstreamRequest {
   readonly body: Buffer | Readable | undefined;
   /** Aborts the request when it fires (e.g. `AbortSignal.timeout`). */
   readonly signal?: AbortSignal | undefined;
+  /** The prompt's prefix fingerprint: with several targets, the same one goes to the same target. */
+  readonly affinity?: string | undefined;
 }
 
 export interface UpstreamResponse {
@@ -44,7 +46,12 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export function createUpstream(options: UpstreamOptions): Upstream {
+/** An upstream whose requests in flight can be read (the balancer's load figure). */
+export interface LoadedUpstream extends Upstream {
+  load(): number;
+}
+
+export function createUpstream(options: UpstreamOptions): LoadedUpstream {
   const base = new URL(options.baseUrl);
   const basePath = base.pathname.replace(/\/+$/, '');
   const pool = new Pool(base.origin, {
@@ -72,5 +79,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       });
     },
     close: () => pool.close(),
+    // Requests running, pending or queued on the pool: read only when several targets are balanced.
+    load: () => pool.stats.size,
   };
 }

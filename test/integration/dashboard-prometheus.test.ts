@@ -11,6 +11,7 @@ import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js
 
 const ALPHA = 'tg-dash-alpha-0123456789abcdef';
 const TIGHT = 'tg-dash-tight-0123456789abcdef';
+const CACHED = 'tg-dash-cached-0123456789abcdef';
 let upstream: FakeUpstream;
 let gateway: TestGateway;
 let prometheus: PrometheusServer;
@@ -25,6 +26,8 @@ beforeAll(async () => {
       keys: [
         { id: 'alpha', key: ALPHA, tier: 'tier-1' },
         { id: 'tight', key: TIGHT, tier: 'tier-1', limits: { rpm: 1 } },
+        // The response cache: a miss, then hits in every round.
+        { id: 'cached', key: CACHED, tier: 'tier-1', cache: { ttl_s: 600 } },
       ],
     },
   });
@@ -58,6 +61,7 @@ async function traffic(): Promise<void> {
   // Cut mid-stream: usage estimated, counted as an upstream stream_cut.
   expect(await call('/chat/completions', ALPHA, { ...chat, stream: true }, { 'x-fake-chunks': '20', 'x-fake-cut-after': '5' })).toBe(200);
   expect(await call('/chat/completions', ALPHA, chat, { 'x-fake-status': '500' })).toBe(500);
+  for (let i = 0; i < 2; i++) expect(await call('/chat/completions', CACHED, chat, { 'x-fake-prompt-tokens': '2048', 'x-fake-cached-tokens': '1024' })).toBe(200);
   // rpm 1: the second call of the key is refused.
   await call('/chat/completions', TIGHT, chat);
   expect(await call('/chat/completions', TIGHT, chat)).toBe(429);

@@ -276,7 +276,8 @@ describe('buildCatalogue with operator entries', () => {
 describe('key policy in the config file', () => {
   it('the README’s key entries parse as documented', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    const yaml = /```yaml\n(keys:\n[\s\S]*?)```/.exec(readme)?.[1] as string;
+    const blocks = [...readme.matchAll(/```yaml\n(keys:\n[\s\S]*?)```/g)].map((m) => m[1] as string);
+    const yaml = blocks.find((block) => block.includes('batch-jobs')) as string;
     const config = validateConfig(parseConfigText(yaml, { SEARCH_APP_KEY: 'tg-search-app-0123456789' }, 'README'), 'README');
     expect(config.keys[1]).toMatchObject({
       id: 'batch-jobs',

@@ -19,6 +19,10 @@ const base: RequestLine = {
   tokens_source: 'reported',
   cost_usd: 0.000003,
   cost_nano: 3000,
+  cache: undefined,
+  saved_usd: undefined,
+  saved_nano: undefined,
+  prompt_cache_key: undefined,
 };
 
 describe('request log line', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SseDecoder, type SseEvent } from '../../src/streaming/sse.js';
+import { prng } from '../helpers/prng.js';
 
 // The decoder reads a copy of every streamed byte: it must produce the same events however the
 // network cut the bytes, including inside multi-byte UTF-8 characters and CRLF pairs.
@@ -17,17 +18,6 @@ function decode(pieces: readonly Buffer[], end = true): Ev[] {
   return events;
 }
 
-/** Deterministic PRNG (mulberry32), so a failure is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function splitAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
   const sorted = [...new Set(cuts)].sort((x, y) => x - y);

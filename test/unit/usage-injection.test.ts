@@ -6,6 +6,7 @@ import type { UsageShape } from '../../src/routes/endpoints.js';
 import { relaySse, type StreamOutcome } from '../../src/streaming/relay.js';
 import { canInjectUsage, InjectedUsageStripper, injectUsageRequest } from '../../src/streaming/usage-injection.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { prng } from '../helpers/prng.js';
 
 // Tollgate asks the upstream for usage on the client's behalf and must hand the client exactly the
 // stream it would have got without include_usage. The streams compared here are the fake upstream's
@@ -97,17 +98,6 @@ function splitAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
   return out;
 }
 
-/** Deterministic PRNG (mulberry32), so a failure is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const crlf = (buf: Buffer): Buffer => Buffer.from(buf.toString('utf8').replaceAll('\n', '\r\n'));
 
