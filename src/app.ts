@@ -139,7 +139,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const recorder = createUsageRecorder({
     store: stores.primary,
     keyPrefix: config.limits.key_prefix,
-    intervalMs: app.redis ? config.usage.flush_interval_ms : 0,
+    // Summed in process and written once a second, to Redis or to process memory alike: reports
+    // flush first, so they always include this instance's latest requests.
+    intervalMs: config.usage.flush_interval_ms,
     onError: () => metrics.redisErrors.inc(),
   });
   // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).

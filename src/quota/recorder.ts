@@ -25,7 +25,7 @@ export interface RecorderOptions {
   readonly store: LimiterStore;
   /** Prefix of the usage hashes' keys (config limits.key_prefix). */
   readonly keyPrefix: string;
-  /** 0: write at once (the in-memory store: nothing to batch). */
+  /** 0: write at once (tests); the gateway batches for every store, memory included. */
   readonly intervalMs: number;
   readonly onError?: (error: unknown) => void;
 }
@@ -172,7 +172,7 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
       t.cached += actual.cachedTokens;
       t.output += actual.outputTokens;
       t.cost += cost;
-      // The in-memory store: nothing to batch.
+      // Written at once only when asked to (tests).
       if (intervalMs === 0) void flushAll();
     },
     flush: flushAll,
