@@ -73,6 +73,10 @@ options (env var in brackets):
   --upstream-script F  fake upstream entry point              [BENCH_UPSTREAM_SCRIPT]
                        (default test/helpers/mock-upstream.ts)
   --out FILE           JSON results                           [BENCH_OUT] (default .bench/latest.json)
+
+environment only:
+  BENCH_NODE_ARGS      extra node flags for the bare forwarder and tollgate, e.g.
+                       "--cpu-prof --cpu-prof-dir=.bench/prof" to profile them under load
 `;
 
 function parseConfig(argv: string[]): Config {
