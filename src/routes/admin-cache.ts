@@ -1,34 +1,13 @@
-import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { bearerToken } from '../auth/keys.js';
-import { ServiceUnavailableError, TollgateError } from '../errors/errors.js';
+import { KeyNotFoundError, ServiceUnavailableError } from '../errors/errors.js';
 import type { ResponseCache } from '../cache/response-cache.js';
+import { adminAuth } from './admin.js';
 
 /**
- * Admin routes of the response cache, until the admin API (issue 5) lands and takes them in:
- * `DELETE /admin/cache` purges every entry, `DELETE /admin/cache/keys/{id}` one key's (its
- * group's, when the key shares a group). Bearer `TOLLGATE_ADMIN_TOKEN`, compared in constant
- * time; registered only when the token is set (otherwise `/admin/*` is 404).
+ * Admin routes of the response cache: `DELETE /admin/cache` purges every entry,
+ * `DELETE /admin/cache/keys/{id}` one key's (its group's, when the key shares a group). The admin
+ * API's token check (routes/admin.ts); registered only when the token is set (otherwise 404).
  */
-
-export class InvalidAdminTokenError extends TollgateError {
-  readonly status = 401;
-  readonly type = 'invalid_request_error';
-  override readonly code = 'invalid_api_key';
-  constructor() {
-    super('The admin API needs `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`.');
-  }
-}
-
-export class KeyNotFoundError extends TollgateError {
-  readonly status = 404;
-  readonly type = 'invalid_request_error';
-  override readonly code = 'key_not_found';
-  override readonly param = 'id';
-  constructor(id: string) {
-    super(`No key with id '${id}'.`);
-  }
-}
 
 export interface AdminCacheDeps {
   readonly token: string;
@@ -39,17 +18,12 @@ export interface AdminCacheDeps {
   readonly responseCache: ResponseCache;
 }
 
-const digest = (text: string): Buffer => hash('sha256', text, 'buffer');
-
 export async function adminCacheRoutes(app: FastifyInstance, deps: AdminCacheDeps): Promise<void> {
-  const expected = digest(deps.token);
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    const presented = bearerToken(request.headers.authorization);
-    // Digests of equal length: the comparison takes the same time whatever was presented.
-    if (presented === undefined || !timingSafeEqual(digest(presented), expected)) return done(new InvalidAdminTokenError());
     done();
   });
+  app.addHook('onRequest', adminAuth(deps.token));
   const purge = async (scope?: string): Promise<number> => {
     try {
       return await deps.responseCache.purge(scope);

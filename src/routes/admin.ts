@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify';
 import { bearerToken, sha256 } from '../auth/keys.js';
 import type { KeyPolicy } from '../config/key-policy.js';
 import { AdminUnauthorizedError, InvalidJsonError } from '../errors/errors.js';
@@ -42,13 +42,26 @@ function schemaOf(route: RouteSchemas): Record<string, unknown> {
 }
 
 /**
+ * The admin token check of every /admin route: `Authorization: Bearer $TOLLGATE_ADMIN_TOKEN`,
+ * compared as SHA-256 digests (equal lengths: the same time whatever was presented).
+ */
+export function adminAuth(token: string): onRequestHookHandler {
+  const expected = sha256(token);
+  return (request, _reply, done) => {
+    const presented = bearerToken(request.headers.authorization);
+    if (presented === undefined) return done(new AdminUnauthorizedError(true));
+    if (!timingSafeEqual(sha256(presented), expected)) return done(new AdminUnauthorizedError(false));
+    done();
+  };
+}
+
+/**
  * The admin API under /admin: keys (create, list, show, change, revoke, rotate) and their usage,
  * behind `Authorization: Bearer $TOLLGATE_ADMIN_TOKEN` (compared in constant time). Requests are
  * validated against the route schemas (zod, strict); /admin/openapi.json documents every route.
  */
 export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
   const { admin } = deps;
-  const expected = sha256(deps.token);
 
   app.setValidatorCompiler(({ schema }) => zodValidator(schema as Record<string, unknown>));
   // `POST /admin/keys/{id}/rotate` has no body; a client that still says application/json is fine.
@@ -63,13 +76,7 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
   });
   // Answers are built from typed values; the schemas document them (openapi.json).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  app.addHook('onRequest', (request, _reply, done) => {
-    const presented = bearerToken(request.headers.authorization);
-    if (presented === undefined) return done(new AdminUnauthorizedError(true));
-    // Digests of equal length: the comparison takes the same time whatever was presented.
-    if (!timingSafeEqual(sha256(presented), expected)) return done(new AdminUnauthorizedError(false));
-    done();
-  });
+  app.addHook('onRequest', adminAuth(deps.token));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');

@@ -102,7 +102,7 @@ describe('purging (admin routes)', () => {
   it('refuses a wrong or missing token, and names an unknown key', async () => {
     const wrong = await purge('/admin/cache', 'not-the-token');
     expect(wrong.status).toBe(401);
-    expect(await wrong.json()).toMatchObject({ error: { type: 'invalid_request_error', code: 'invalid_api_key' } });
+    expect(await wrong.json()).toMatchObject({ error: { type: 'invalid_request_error', code: 'invalid_admin_token' } });
     expect((await fetch(`${gw.origin}/admin/cache`, { method: 'DELETE' })).status).toBe(401);
     const unknown = await purge('/admin/cache/keys/nobody');
     expect(unknown.status).toBe(404);
