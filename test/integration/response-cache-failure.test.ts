@@ -99,6 +99,24 @@ describe('purging (admin routes)', () => {
     expect(await outcome(BETA, 'two')).toBe('miss');
   });
 
+  it('a key created through the admin API can have a cache, purged by its id; a revoked key is unknown', async () => {
+    const created = await fetch(`${gw.origin}/admin/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'runtime-cached', tier: 'tier-1', cache: { ttl_s: 60 } }),
+    });
+    expect(created.status).toBe(201);
+    const secret = ((await created.json()) as { key: string }).key;
+    expect(await outcome(secret, 'run-time one')).toBe('miss');
+    expect(await outcome(secret, 'run-time one')).toBe('hit');
+    const purged = await purge('/admin/cache/keys/runtime-cached');
+    expect(await purged.json()).toEqual({ object: 'cache.purge', key_id: 'runtime-cached', group: null, purged: 1 });
+    expect(await outcome(secret, 'run-time one')).toBe('miss');
+    const revoked = await fetch(`${gw.origin}/admin/keys/runtime-cached`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } });
+    expect(revoked.status).toBe(200);
+    expect((await purge('/admin/cache/keys/runtime-cached')).status).toBe(404);
+  });
+
   it('refuses a wrong or missing token, and names an unknown key', async () => {
     const wrong = await purge('/admin/cache', 'not-the-token');
     expect(wrong.status).toBe(401);
