@@ -242,12 +242,15 @@ export function createLimiter(options: LimiterOptions): Limiter {
         return admitWaiting(request, buckets, counters, orgBuckets, undefined);
       }
       const outcome = store.admit(buckets, counters);
-      // The common case, answered at once by process memory: no promise at all.
-      if (!(outcome instanceof Promise)) {
-        if (outcome.allowed) return reservation(store, buckets, outcome, NO_BUCKETS, undefined, charge);
-        if (charge && outcome.refusing >= buckets.length) throw charge.refusal(outcome.refusing - buckets.length, outcome.values ?? []);
-        if (!request.caller.maxWaitMs) throw refusal(request.model, request.caller.id, buckets, outcome);
-      }
+      const decide = (answer: AdmitOutcome): Reservation => {
+        if (answer.allowed) return reservation(store, buckets, answer, NO_BUCKETS, undefined, charge);
+        if (charge && answer.refusing >= buckets.length) throw charge.refusal(answer.refusing - buckets.length, answer.values ?? []);
+        throw refusal(request.model, request.caller.id, buckets, answer);
+      };
+      // Without max_wait_ms there is one answer to take: at once from process memory (no
+      // promise at all), or when Redis's comes.
+      if (!request.caller.maxWaitMs) return outcome instanceof Promise ? outcome.then(decide) : decide(outcome);
+      if (!(outcome instanceof Promise) && outcome.allowed) return decide(outcome);
       return admitWaiting(request, buckets, counters, NO_BUCKETS, outcome);
     },
   };
@@ -289,7 +292,8 @@ function reservation(
       if (delta === 0 && counters.length === 0) return;
       const key = correct(tpm, outcome, delta, counters);
       const org = correct(orgTpm, orgOutcome, delta);
-      if (key instanceof Promise || org instanceof Promise) return Promise.all([key, org]).then(() => undefined);
+      if (org instanceof Promise) return Promise.all([key, org]).then(() => undefined);
+      if (key instanceof Promise) return key.then(() => undefined);
     },
   };
 }
