@@ -110,35 +110,38 @@ export interface RequestLine {
 }
 
 const str = (name: string, value: string | undefined): string => (value === undefined ? '' : `,"${name}":${JSON.stringify(value)}`);
+/** tollgate's own values (ids, method, route template, enums): nothing in them needs escaping. */
+const own = (name: string, value: string | undefined): string => (value === undefined ? '' : `,"${name}":"${value}"`);
 const num = (name: string, value: number | boolean | undefined): string => (value === undefined ? '' : `,"${name}":${value}`);
 
 /**
  * The request line as pino writes an info line (`level`, `time`, the base fields, then the
  * fields and `msg`), built directly: it is written once per request, and pino's generic
  * serialiser and redaction walk cost more than the rest of the logging. Every field is named
- * here, none can hold a credential; strings are JSON-escaped, numbers written as they are.
+ * here, none can hold a credential; strings from outside (key id, model, prompt cache key) are
+ * JSON-escaped, tollgate's own (request id, method, route template, enums) and numbers written as they are.
  */
 export function requestLine(line: RequestLine): string {
   return (
     `{"level":30,"time":${Date.now()},"service":"tollgate"` +
-    str('reqId', line.reqId) +
+    own('reqId', line.reqId) +
     str('key_id', line.key_id) +
-    str('method', line.method) +
-    str('endpoint', line.endpoint) +
+    own('method', line.method) +
+    own('endpoint', line.endpoint) +
     str('model', line.model) +
     num('status', line.status) +
     num('stream', line.stream) +
-    str('stream_end', line.stream_end) +
+    own('stream_end', line.stream_end) +
     num('upstream_status', line.upstream_status) +
     num('upstream_ms', line.upstream_ms) +
     num('total_ms', line.total_ms) +
     num('input_tokens', line.input_tokens) +
     num('cached_tokens', line.cached_tokens) +
     num('output_tokens', line.output_tokens) +
-    str('tokens_source', line.tokens_source) +
+    own('tokens_source', line.tokens_source) +
     num('cost_usd', line.cost_usd) +
     num('cost_nano', line.cost_nano) +
-    str('cache', line.cache) +
+    own('cache', line.cache) +
     num('saved_usd', line.saved_usd) +
     num('saved_nano', line.saved_nano) +
     str('prompt_cache_key', line.prompt_cache_key) +

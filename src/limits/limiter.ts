@@ -328,18 +328,25 @@ function refusal(
  */
 export function rateLimitHeaders(buckets: readonly PlannedBucket[], outcome: Pick<AdmitOutcome, 'levels' | 'limits'>): Record<string, string> {
   const headers: Record<string, string> = {};
-  const describe = (kind: LimitKind, name: 'requests' | 'tokens'): void => {
-    const index = buckets.findIndex((b) => b.kind === kind);
-    if (index === -1) return;
-    const bucket = buckets[index] as PlannedBucket;
-    const level = outcome.levels[index] ?? 0;
-    const limit = outcome.limits?.[index] ?? bucket.limit;
-    const capacity = limit * bucket.windowMs;
-    headers[`x-ratelimit-limit-${name}`] = String(limit);
-    headers[`x-ratelimit-remaining-${name}`] = String(Math.max(0, Math.floor(level / bucket.windowMs)));
-    headers[`x-ratelimit-reset-${name}`] = goDuration(Math.ceil((capacity - level) / limit));
-  };
-  describe(buckets.some((b) => b.kind === 'rpm') ? 'rpm' : 'rpd', 'requests');
-  describe('tpm', 'tokens');
+  let requests = -1;
+  let tokens = -1;
+  for (let i = 0; i < buckets.length; i++) {
+    const kind = (buckets[i] as PlannedBucket).kind;
+    if (kind === 'rpm' || (kind === 'rpd' && requests === -1)) requests = i;
+    else if (kind === 'tpm') tokens = i;
+  }
+  if (requests !== -1) describe(headers, REQUEST_HEADERS, buckets[requests] as PlannedBucket, outcome.levels[requests] ?? 0, outcome.limits?.[requests]);
+  if (tokens !== -1) describe(headers, TOKEN_HEADERS, buckets[tokens] as PlannedBucket, outcome.levels[tokens] ?? 0, outcome.limits?.[tokens]);
   return headers;
+}
+
+const REQUEST_HEADERS = ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'] as const;
+const TOKEN_HEADERS = ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'] as const;
+
+/** One bucket's three headers: its limit, what is left, and how long until it is full again. */
+function describe(headers: Record<string, string>, names: readonly [string, string, string], bucket: PlannedBucket, level: number, applied: number | undefined): void {
+  const limit = applied ?? bucket.limit;
+  headers[names[0]] = String(limit);
+  headers[names[1]] = String(Math.max(0, Math.floor(level / bucket.windowMs)));
+  headers[names[2]] = goDuration(Math.ceil((limit * bucket.windowMs - level) / limit));
 }
