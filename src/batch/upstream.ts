@@ -15,16 +15,18 @@ export function readAnswer(body: BodySource, limitBytes: number): Promise<Buffer
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limitBytes) {
-        body.destroy(new AnswerTooLargeError(limitBytes));
-        return;
-      }
-      chunks.push(chunk);
+    body.consume({
+      data(chunk) {
+        size += chunk.length;
+        if (size > limitBytes) {
+          body.destroy(new AnswerTooLargeError(limitBytes));
+          return;
+        }
+        chunks.push(chunk);
+      },
+      end: () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
+      error: reject,
     });
-    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-    body.once('error', reject);
   });
 }
 

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { streamErrorEvent, type TollgateError } from '../errors/errors.js';
-import type { BodySource } from '../upstream/call.js';
+import { readableSource, type BodySource } from '../upstream/call.js';
 import type { UsageShape } from '../routes/endpoints.js';
 import { isTerminalEvent, readUsage, usageFromEvent, type Usage } from '../usage/extract.js';
 import { SseDecoder } from './sse.js';
@@ -79,7 +79,8 @@ function endsWithBlankLine(bytes: Buffer): boolean {
  * away, the upstream body is destroyed at once, even while it is silent. `onEnd` runs exactly
  * once. The sink's head must already be set (the first write sends it).
  */
-export function pipeBody(upstream: BodySource, sink: Writable, options: PipeOptions): void {
+export function pipeBody(body: BodySource | Readable, sink: Writable, options: PipeOptions): void {
+  const upstream = 'consume' in body ? body : readableSource(body);
   let bytes = 0;
   let firstByteAt: number | undefined;
   let ended = false;
@@ -90,8 +91,6 @@ export function pipeBody(upstream: BodySource, sink: Writable, options: PipeOpti
     options.onEnd({ error, clientGone, bytes, firstByteAt });
   };
   if (sink.destroyed) {
-    // Nobody listens to this body yet: without a listener, its abort error would be uncaught.
-    upstream.on('error', () => undefined);
     upstream.destroy();
     finish(undefined, true);
     return;
@@ -100,39 +99,41 @@ export function pipeBody(upstream: BodySource, sink: Writable, options: PipeOpti
   const resume = (): void => {
     upstream.resume();
   };
-  upstream.on('data', (chunk: Buffer) => {
-    firstByteAt ??= performance.now();
-    tap?.(chunk);
-    const out = transform ? transform(chunk) : chunk;
-    if (out === undefined || out.length === 0) return;
-    bytes += out.length;
-    atEventBoundary = endsWithBlankLine(out);
-    if (!sink.write(out)) {
-      upstream.pause();
-      sink.once('drain', resume);
-    }
-  });
-  upstream.once('end', () => {
-    if (ended) return;
-    const last = options.flush?.();
-    if (last !== undefined && last.length > 0) {
-      bytes += last.length;
-      sink.end(last);
-    } else {
-      sink.end();
-    }
-    finish(undefined, false);
-  });
-  upstream.once('error', (err) => {
-    if (ended) return;
-    const tail = options.errorTail?.(err, !atEventBoundary);
-    if (tail) {
-      bytes += tail.length;
-      sink.end(tail);
-    } else {
-      sink.destroy();
-    }
-    finish(err, false);
+  upstream.consume({
+    data(chunk) {
+      firstByteAt ??= performance.now();
+      tap?.(chunk);
+      const out = transform ? transform(chunk) : chunk;
+      if (out === undefined || out.length === 0) return;
+      bytes += out.length;
+      atEventBoundary = endsWithBlankLine(out);
+      if (!sink.write(out)) {
+        upstream.pause();
+        sink.once('drain', resume);
+      }
+    },
+    end() {
+      if (ended) return;
+      const last = options.flush?.();
+      if (last !== undefined && last.length > 0) {
+        bytes += last.length;
+        sink.end(last);
+      } else {
+        sink.end();
+      }
+      finish(undefined, false);
+    },
+    error(err) {
+      if (ended) return;
+      const tail = options.errorTail?.(err, !atEventBoundary);
+      if (tail) {
+        bytes += tail.length;
+        sink.end(tail);
+      } else {
+        sink.destroy();
+      }
+      finish(err, false);
+    },
   });
   sink.once('close', () => {
     if (ended) return;
@@ -149,7 +150,7 @@ export function pipeBody(upstream: BodySource, sink: Writable, options: PipeOpti
  * asked for; an event the upstream left unfinished when it failed is not sent, so the error event
  * starts on a fresh line.
  */
-export function relaySse(upstream: BodySource, sink: Writable, options: RelayOptions): void {
+export function relaySse(upstream: BodySource | Readable, sink: Writable, options: RelayOptions): void {
   const { shape } = options;
   let usage: Usage | undefined;
   let completed = false;

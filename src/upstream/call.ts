@@ -1,20 +1,43 @@
-import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { clientHead, type ClientHead } from './headers.js';
 
+/** Who reads a body: called with each chunk, then once with its end or its failure. */
+export interface BodyConsumer {
+  data(chunk: Buffer): void;
+  end(): void;
+  error(error: Error): void;
+}
+
 /**
- * What the answer side reads an upstream body through: the part of a Readable that relaying
- * needs. A Readable satisfies it (tests and uploads use them); the upstream's own bodies are
- * `UpstreamCall`s, which skip the stream machinery.
+ * What the answer side reads an upstream body through: plain calls, no events. The upstream's
+ * own bodies are `UpstreamCall`s, which skip the stream machinery; `readableSource` adapts a
+ * Readable (tests, other sources).
  */
 export interface BodySource {
-  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
-  once(event: 'end', listener: () => void): unknown;
-  once(event: 'error', listener: (error: Error) => void): unknown;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  pause(): unknown;
-  resume(): unknown;
-  destroy(error?: Error): unknown;
+  /** Start reading; the consumer's calls come after this returns. */
+  consume(consumer: BodyConsumer): void;
+  pause(): void;
+  resume(): void;
+  /** Stop reading (an open upstream request is aborted); with an error, the consumer hears of it. */
+  destroy(error?: Error): void;
+}
+
+export function readableSource(readable: Readable): BodySource {
+  return {
+    consume(consumer) {
+      readable.on('data', (chunk: Buffer) => consumer.data(chunk));
+      readable.once('end', () => consumer.end());
+      readable.once('error', (error) => consumer.error(error));
+    },
+    pause: () => void readable.pause(),
+    resume: () => void readable.resume(),
+    destroy(error) {
+      // Nobody may listen for the abort error a destroyed body can still emit.
+      if (!error) readable.on('error', () => undefined);
+      readable.destroy(error);
+    },
+  };
 }
 
 /** The response head, handed over when the upstream's headers arrive. */
@@ -39,7 +62,8 @@ export class UpstreamAbortedError extends Error {
  * Bytes that arrive before a consumer attaches are held (the whole of a small answer often
  * arrives with its head) and handed over, in order, once it has.
  */
-export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher.DispatchHandler {
+export class UpstreamCall implements BodySource, Dispatcher.DispatchHandler {
+  #consumer: BodyConsumer | undefined;
   #abort: ((reason: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #onHead: ((head: CallHead) => void) | undefined;
@@ -53,7 +77,6 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
   #endHeld = false;
 
   constructor(onHead: (head: CallHead) => void, onFail: (error: Error) => void) {
-    super();
     this.#onHead = onHead;
     this.#onFail = onFail;
   }
@@ -84,7 +107,7 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
       // pause the socket too.
       return !this.#flowing || !this.#paused;
     }
-    this.emit('data', chunk);
+    (this.#consumer as BodyConsumer).data(chunk);
     return !this.#paused;
   }
 
@@ -97,16 +120,17 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
   }
 
   /**
-   * The last event: emitted, then every reference let go. undici may keep its handler (this
+   * The last call to the consumer, after every reference is let go. undici may keep its handler (this
    * object) a while after the response; it must not keep the consumer's closures, and through
    * them the client's response and the buffered bytes, alive with it.
    */
   #finish(event: 'end' | 'error', error?: Error): void {
-    if (event === 'end') this.emit('end');
-    else this.emit('error', error);
-    this.removeAllListeners();
+    const consumer = this.#consumer as BodyConsumer;
+    this.#consumer = undefined;
     this.#held = undefined;
     this.#abort = this.#resume = undefined;
+    if (event === 'end') consumer.end();
+    else consumer.error(error as Error);
   }
 
   onError(error: Error): void {
@@ -126,15 +150,12 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
 
   // ---- the body, as a BodySource -------------------------------------------------------------
 
-  override on(event: string | symbol, listener: (...args: never[]) => void): this {
-    super.on(event, listener as (...args: unknown[]) => void);
-    if (event === 'data' && !this.#flowing) {
-      this.#flowing = true;
-      // The consumer attaches its other listeners in the same synchronous step: hand over what
-      // is held once it has.
-      if (this.#held || this.#state !== 0) queueMicrotask(() => this.#drain());
-    }
-    return this;
+  consume(consumer: BodyConsumer): void {
+    if (this.#flowing) throw new Error('an upstream body is read once');
+    this.#flowing = true;
+    this.#consumer = consumer;
+    // Hand over what is held once the consumer's setup has finished.
+    if (this.#held || this.#state !== 0) queueMicrotask(() => this.#drain());
   }
 
   #drain(): void {
@@ -142,7 +163,7 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
     if (held) {
       while (held.length > 0 && this.#state !== 3) {
         if (this.#paused) return;
-        this.emit('data', held.shift() as Buffer);
+        (this.#consumer as BodyConsumer).data(held.shift() as Buffer);
       }
       this.#held = undefined;
     }
@@ -157,22 +178,20 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
     }
   }
 
-  pause(): this {
+  pause(): void {
     this.#paused = true;
-    return this;
   }
 
-  resume(): this {
-    if (!this.#paused) return this;
+  resume(): void {
+    if (!this.#paused) return;
     this.#paused = false;
     if (this.#held || this.#endHeld || (this.#state === 2 && this.#error)) this.#drain();
     if (this.#state === 0) this.#resume?.();
-    return this;
   }
 
-  /** Stop reading: the upstream request is aborted (if still open) and nothing more is emitted. */
-  destroy(error?: Error): this {
-    if (this.#state === 3) return this;
+  /** Stop reading: the upstream request is aborted (if still open) and the consumer hears nothing more (but the error given). */
+  destroy(error?: Error): void {
+    if (this.#state === 3) return;
     const open = this.#state === 0;
     this.#state = 3;
     this.#error = error;
@@ -181,8 +200,8 @@ export class UpstreamCall extends EventEmitter implements BodySource, Dispatcher
     const abort = this.#abort;
     this.#abort = this.#resume = undefined;
     if (open) abort?.(error ?? new UpstreamAbortedError());
-    if (error && this.listenerCount('error') > 0) this.emit('error', error);
-    this.removeAllListeners();
-    return this;
+    const consumer = this.#consumer;
+    this.#consumer = undefined;
+    if (error) consumer?.error(error);
   }
 }
