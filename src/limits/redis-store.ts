@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis, Result } from 'ioredis';
-import type { AdmitOutcome, BucketCall, CounterCall, LimiterStore } from './store.js';
+import { hashTag, type AdmitOutcome, type BucketCall, type CounterCall, type LimiterStore } from './store.js';
 
 const luaPath = (name: string): string => fileURLToPath(new URL(`./lua/${name}`, import.meta.url));
 
@@ -148,12 +148,6 @@ class Group {
   }
 }
 
-/** `prefix{tag}:kind` → `tag`: calls on one tag share a Cluster slot, so they can share a script call. */
-function hashTag(key: string): string {
-  const open = key.indexOf('{');
-  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
-  return close > open + 1 ? key.slice(open + 1, close) : key;
-}
 
 /**
  * The limiter in Redis, shared by every gateway instance. Admissions and settlements made in one

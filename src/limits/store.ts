@@ -62,3 +62,10 @@ export interface LimiterStore {
   read(keys: readonly string[]): Promise<Record<string, number>[]>;
   close(): Promise<void>;
 }
+
+/** `prefix{tag}:kind` → `tag`: calls on one tag share a Cluster slot, so they can share a script call. */
+export function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}

@@ -1,4 +1,4 @@
-import type { CounterCall, LimiterStore } from '../limits/store.js';
+import { hashTag, type CounterCall, type LimiterStore } from '../limits/store.js';
 import type { Usage } from '../usage/extract.js';
 import { FIELDS, usageKey } from './fields.js';
 import { windowTtlMs, type Window } from './windows.js';
@@ -35,12 +35,6 @@ interface Pending {
   ttlMs: number | undefined;
 }
 
-/** The hash tag of a storage key: counters of one tag go to the store in one call. */
-function tagOf(key: string): string {
-  const open = key.indexOf('{');
-  const close = key.indexOf('}', open + 1);
-  return open === -1 || close === -1 ? key : key.slice(open, close + 1);
-}
 
 /** A key's settled usage in one set of windows, summed until the next flush. */
 interface Totals {
@@ -63,7 +57,7 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
 
   const merge = (counters: readonly CounterCall[]): void => {
     for (const counter of counters) {
-      const tag = tagOf(counter.key);
+      const tag = hashTag(counter.key);
       let group = pending.get(tag);
       if (!group) {
         group = new Map();
