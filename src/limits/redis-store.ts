@@ -25,6 +25,14 @@ export function defineLimiterCommands(redis: Redis | Cluster): void {
   redis.defineCommand(LIMITER_COMMAND, { lua: loadLua('limits.lua') });
 }
 
+/**
+ * A call that timed out had been sent: Redis may still run it. Its counters (spend, usage) must
+ * then not be written again by a retry, or they would count twice.
+ */
+export function mayHaveRun(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Command timed out';
+}
+
 /** Most admissions one script call takes; a larger burst is split over several calls. */
 const MAX_ADMITS_PER_CALL = 128;
 

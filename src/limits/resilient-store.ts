@@ -1,4 +1,5 @@
 import { ServiceUnavailableError } from '../errors/errors.js';
+import { mayHaveRun } from './redis-store.js';
 import type { AdmitOutcome, BucketCall, CounterCall, LimiterStore } from './store.js';
 
 /**
@@ -72,11 +73,12 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
     }
   };
 
-  const viaFallback = async (calls: readonly BucketCall[], counters: readonly CounterCall[]): Promise<AdmitOutcome> => {
+  const viaFallback = async (calls: readonly BucketCall[], counters: readonly CounterCall[], error?: unknown): Promise<AdmitOutcome> => {
     if (mode === 'fail_closed') throw new LimiterUnavailableError();
     const localCalls = local(calls);
     const outcome = await fallback.admit(localCalls, localCounters(counters));
-    if (outcome.allowed) unwritten(counters);
+    // A timed-out admission may still run in Redis with its counters: they are not written twice.
+    if (outcome.allowed && !mayHaveRun(error)) unwritten(counters);
     return {
       ...outcome,
       limits: localCalls.map((call) => call.limit),
@@ -97,7 +99,7 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
         return outcome;
       } catch (error) {
         failed(error);
-        return viaFallback(calls, counters);
+        return viaFallback(calls, counters, error);
       }
     },
     async settle(calls, counters = []) {
@@ -105,9 +107,10 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
         return await primary.settle(calls, counters);
       } catch (error) {
         // A settlement Redis cannot take now is lost to the shared bucket; the local one keeps it.
-        // Counters (spend, usage) are handed back to be written when Redis is back.
+        // Counters (spend, usage) are handed back to be written when Redis is back, unless the
+        // call timed out: Redis may still run it, and they would count twice.
         failed(error);
-        unwritten(counters);
+        if (!mayHaveRun(error)) unwritten(counters);
         return fallback.settle(local(calls));
       }
     },

@@ -1,3 +1,4 @@
+import { mayHaveRun } from '../limits/redis-store.js';
 import { hashTag, type CounterCall, type LimiterStore } from '../limits/store.js';
 import type { Usage } from '../usage/extract.js';
 import { FIELDS, usageKey } from './fields.js';
@@ -118,7 +119,8 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
           await store.settle([], counters);
         } catch (error) {
           options.onError?.(error);
-          merge(counters);
+          // Tried again with the next flush, unless the call timed out: Redis may still run it.
+          if (!mayHaveRun(error)) merge(counters);
         }
       }),
     );
@@ -146,7 +148,7 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
         .then(() => store.settle([], counters))
         .catch((error: unknown) => {
           options.onError?.(error);
-          merge(counters);
+          if (!mayHaveRun(error)) merge(counters);
         });
     },
     record(keyId, windows, at, actual, cost) {
