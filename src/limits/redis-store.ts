@@ -33,6 +33,16 @@ export function mayHaveRun(error: unknown): boolean {
   return error instanceof Error && error.message === 'Command timed out';
 }
 
+/** The longest a group waits for the call in flight on its tag before it is sent anyway. */
+const HOLD_MAX_MS = 2;
+
+interface Busy {
+  /** Script calls sent and not answered yet. */
+  inFlight: number;
+  /** The timer that sends waiting groups after HOLD_MAX_MS. */
+  hold: NodeJS.Timeout | undefined;
+}
+
 /** Most admissions one script call takes; a larger burst is split over several calls. */
 const MAX_ADMITS_PER_CALL = 128;
 
@@ -158,28 +168,76 @@ class Group {
 
 
 /**
- * The limiter in Redis, shared by every gateway instance. Admissions and settlements made in one
- * event-loop turn are batched per hash tag into one script call (lua/limits.lua), which runs
- * them atomically in arrival order, settlements first: exactness is the same as one call each,
- * at a fraction of the round trips and of Redis's work under load.
+ * The limiter in Redis, shared by every gateway instance. Admissions and settlements are batched
+ * per hash tag into one script call (lua/limits.lua), which runs them atomically in arrival order,
+ * settlements first: exactness is the same as one call each, at a fraction of the round trips and
+ * of Redis's work under load. A batch gathers one event-loop turn's calls, or, while a call on its
+ * tag is in flight, every call until that call's answer (`flush`).
  */
 export function createRedisStore(redis: Redis | Cluster): LimiterStore {
   defineLimiterCommands(redis);
-  let pending = new Map<string, Group[]>();
+  /** Groups waiting to be sent, per hash tag. */
+  const pending = new Map<string, Group[]>();
+  /** Tags with a script call in flight: their next groups wait for its answer (see `flush`). */
+  const busy = new Map<string, Busy>();
   let scheduled = false;
 
-  const flush = (): void => {
-    const groups = pending;
-    pending = new Map();
-    scheduled = false;
-    for (const list of groups.values()) {
-      for (const group of list) {
-        redis.tollgateLimits(group.keys.length + group.hashes.length, ...group.args()).then(
-          (reply) => group.answer(reply),
-          (error: unknown) => group.fail(error),
-        );
-      }
+  const send = (tag: string, list: Group[]): void => {
+    pending.delete(tag);
+    let state = busy.get(tag);
+    if (!state) {
+      state = { inFlight: 0, hold: undefined };
+      busy.set(tag, state);
+    } else if (state.hold) {
+      clearTimeout(state.hold);
+      state.hold = undefined;
     }
+    state.inFlight += list.length;
+    for (const group of list) {
+      redis.tollgateLimits(group.keys.length + group.hashes.length, ...group.args()).then(
+        (reply) => {
+          answered(tag);
+          group.answer(reply);
+        },
+        (error: unknown) => {
+          answered(tag);
+          group.fail(error);
+        },
+      );
+    }
+  };
+
+  /** A call on `tag` came back: what gathered meanwhile goes now, as one call. */
+  const answered = (tag: string): void => {
+    const state = busy.get(tag) as Busy;
+    if (--state.inFlight > 0) return;
+    if (state.hold) clearTimeout(state.hold);
+    busy.delete(tag);
+    const list = pending.get(tag);
+    if (list) send(tag, list);
+  };
+
+  /**
+   * Once per event-loop turn with new groups. A tag without a call in flight is sent at once; a
+   * tag with one waits for its answer, and everything that arrives meanwhile goes in one call
+   * (group commit): under load a call carries many requests, at low load none waits. A slow or
+   * frozen Redis cannot stretch the wait beyond HOLD_MAX_MS: the group is then sent anyway, and
+   * bounded by the command timeout like any call.
+   */
+  const flush = (): void => {
+    scheduled = false;
+    for (const [tag, list] of pending) {
+      const state = busy.get(tag);
+      if (!state) send(tag, list);
+      else state.hold ??= setTimeout(release, HOLD_MAX_MS, tag);
+    }
+  };
+
+  const release = (tag: string): void => {
+    const state = busy.get(tag);
+    if (state) state.hold = undefined;
+    const list = pending.get(tag);
+    if (list) send(tag, list);
   };
 
   /** The group this turn's call joins, and the call's bucket indexes in it. */
