@@ -39,7 +39,7 @@ describe('redis limiter: group commit', () => {
       const first = store.admit([call]);
       await turn();
       // Five more calls, over five later turns, while the first is in flight: they wait for it.
-      const later: Promise<unknown>[] = [];
+      const later: unknown[] = [];
       for (let i = 0; i < 5; i++) {
         later.push(store.admit([call]));
         await turn();
