@@ -1,0 +1,138 @@
+/**
+ * Deterministic cost per request, for a host too noisy for timings to settle small differences:
+ * the instructions a target executes per request (valgrind's callgrind counts them; the same
+ * binary, inputs and load give the same count within about 0.1%, whatever else the machine does).
+ *
+ *   npx tsx bench/instructions.ts [bare|tollgate|tollgate-redis] ...
+ *
+ * Each target runs under callgrind with instrumentation off while it starts and warms up
+ * (BENCH_IR_WARMUP requests, default 8000, so the JIT has settled), then on for
+ * BENCH_IR_REQUESTS measured requests (default 3000), 16 at a time, of the `chat` scenario.
+ * V8 runs its garbage collector on the main thread (--single-threaded-gc), so the main thread's
+ * count includes it; background threads (the JIT compiler, libuv's pool) are shown apart.
+ * Instructions are not time: cache misses and system calls are not in them. Use it to compare
+ * two builds or two configurations, and `npm run bench` for the figures users see.
+ * Needs valgrind (apt-get install valgrind); takes about two minutes per target.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Pool } from 'undici';
+import { getFreePort, startChild, type Child } from './processes.js';
+import { SCENARIOS } from './scenarios.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 8000);
+const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 3000);
+const CONCURRENCY = 16;
+const CLIENT_KEY = 'sk-bench-instructions';
+// callgrind_control finds the process by a FIFO named after USER and HOST: both sides must agree
+// (HOST is also the listen address the targets read).
+const VG_ENV = { USER: 'root', LOGNAME: 'root', HOST: '127.0.0.1' };
+
+async function measure(target: string, upstreamUrl: string): Promise<void> {
+  const out = mkdtempSync(path.join(tmpdir(), 'tollgate-ir-'));
+  const port = await getFreePort();
+  const callgrind = ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}/cg.%p`];
+  const node = [process.execPath, '--single-threaded-gc'];
+  let redis: Child | undefined;
+  const env: Record<string, string> = { ...VG_ENV, PORT: String(port) };
+  if (target === 'tollgate-redis') {
+    const redisPort = await getFreePort();
+    redis = await startChild({ name: 'redis-server', command: 'redis-server', args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], cwd: ROOT, env: {}, ready: { line: /Ready to accept connections/ } });
+    env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
+  }
+  const child =
+    target === 'bare'
+      ? await startChild({ name: target, command: 'valgrind', args: [...callgrind, ...node, '--import', 'tsx', 'bench/bare-forwarder.ts'], cwd: ROOT, env: { ...env, UPSTREAM_URL: upstreamUrl }, ready: { line: /bare-forwarder listening/ }, readyTimeoutMs: 300_000 })
+      : await startChild({
+          name: target,
+          command: 'valgrind',
+          args: [...callgrind, ...node, 'dist/server.js'],
+          cwd: ROOT,
+          env: {
+            ...env,
+            // Redis calls take about 50 times longer under valgrind: a wide timeout keeps them answered.
+            TOLLGATE_CONFIG: path.join(ROOT, 'bench/tollgate.bench.yaml'),
+            BENCH_REDIS_TIMEOUT_MS: '30000',
+            TOLLGATE_UPSTREAM_URL: upstreamUrl,
+            OPENAI_API_KEY: 'sk-bench-upstream',
+            BENCH_CLIENT_KEY: CLIENT_KEY,
+            LOG_LEVEL: 'info',
+            NODE_ENV: 'production',
+          },
+          stdout: 'ignore',
+          ready: { httpGet: `http://127.0.0.1:${port}/healthz` },
+          readyTimeoutMs: 300_000,
+        });
+  const control = (...args: string[]): void => {
+    execFileSync('callgrind_control', [...args, String(child.pid)], { env: { ...process.env, ...VG_ENV }, stdio: 'ignore' });
+  };
+  try {
+    const errors = await drive(`http://127.0.0.1:${port}`, WARMUP);
+    control('--instr=on');
+    await drive(`http://127.0.0.1:${port}`, 200);
+    control('--zero');
+    const measuredErrors = await drive(`http://127.0.0.1:${port}`, REQUESTS);
+    control('--dump');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // One file per thread: cg.<pid>.1-01 is the main thread.
+    const totals = readdirSync(out)
+      .filter((file) => /\.1-\d+$/.test(file))
+      .sort()
+      .map((file) => Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(path.join(out, file), 'utf8'))?.[1] ?? 0));
+    const main = totals[0] ?? 0;
+    const all = totals.reduce((sum, value) => sum + value, 0);
+    console.log(
+      `${target.padEnd(15)} main thread ${Math.round(main / REQUESTS).toLocaleString('en-US').padStart(9)} instructions/request` +
+        `   all threads ${Math.round(all / REQUESTS).toLocaleString('en-US').padStart(9)}` +
+        (errors + measuredErrors > 0 ? `   (${errors + measuredErrors} non-200 answers!)` : ''),
+    );
+  } finally {
+    await child.stop();
+    await redis?.stop();
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+/** `count` requests of the chat scenario, CONCURRENCY at a time; returns the non-200 answers. */
+async function drive(origin: string, count: number): Promise<number> {
+  const scenario = SCENARIOS.find((s) => s.id === 'chat');
+  if (!scenario) throw new Error('no chat scenario');
+  const pool = new Pool(origin, { connections: CONCURRENCY, pipelining: 1 });
+  const headers = { ...scenario.headers, authorization: `Bearer ${CLIENT_KEY}` };
+  let left = count;
+  let errors = 0;
+  const worker = async (): Promise<void> => {
+    while (left-- > 0) {
+      const res = await pool.request({ method: 'POST', path: scenario.path, headers, body: scenario.body });
+      if (res.statusCode !== 200) errors++;
+      await res.body.dump();
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await pool.close();
+  return errors;
+}
+
+const targets = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['bare', 'tollgate', 'tollgate-redis'];
+for (const target of targets) {
+  if (!['bare', 'tollgate', 'tollgate-redis'].includes(target)) throw new Error(`unknown target ${target}`);
+}
+if (targets.some((t) => t !== 'bare') && !existsSync(path.join(ROOT, 'dist/server.js'))) throw new Error('run `npm run build` first');
+const upstream = await startChild({
+  name: 'mock-upstream',
+  command: process.execPath,
+  args: ['--import', 'tsx', 'test/helpers/mock-upstream.ts'],
+  cwd: ROOT,
+  env: { PORT: String(await getFreePort()), HOST: '127.0.0.1', MOCK_UPSTREAM_RECORD: '0' },
+  ready: { line: /listening on (https?:\/\/\S+)/ },
+});
+try {
+  const upstreamUrl = (upstream.readyMatch?.[1] ?? '').replace(/\/+$/, '');
+  console.log(`chat non-stream: instructions per request after ${WARMUP} warm-up requests, over ${REQUESTS} requests`);
+  for (const target of targets) await measure(target, upstreamUrl);
+} finally {
+  await upstream.stop();
+}
