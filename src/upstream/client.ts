@@ -69,7 +69,11 @@ export function createUpstream(options: UpstreamOptions): LoadedUpstream {
           (answer) => resolve({ status: answer.status, head: answer.head, body: call }),
           reject,
         );
-        if (cancellable) cancellable.abortUpstream = () => call.destroy();
+        // A bound method, not an arrow: an arrow here would share this scope's closure context,
+        // and kept the whole request (its state, its exchange, the answer head) alive past its
+        // end until a full collection: 1.2 KB promoted per request, 10x the bare forwarder's
+        // (`bench/gc.ts`).
+        if (cancellable) cancellable.abortUpstream = call.destroy.bind(call);
         const signal = request.signal;
         if (signal) {
           if (signal.aborted) call.destroy(signal.reason as Error);
