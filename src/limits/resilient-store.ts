@@ -90,29 +90,42 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
   };
 
   return {
-    async admit(calls, counters = []) {
+    // Promise chains rather than async functions: one promise per call on the hot path, not two.
+    admit(calls, counters = []) {
       if (Date.now() < degradedUntil) return viaFallback(calls, counters);
+      let answer: Promise<AdmitOutcome>;
       try {
-        const outcome = await primary.admit(calls, counters);
-        recovered();
-        remember(counters, outcome.values);
-        return outcome;
+        answer = Promise.resolve(primary.admit(calls, counters));
       } catch (error) {
-        failed(error);
-        return viaFallback(calls, counters, error);
+        answer = Promise.reject(error);
       }
+      return answer.then(
+        (outcome) => {
+          recovered();
+          remember(counters, outcome.values);
+          return outcome;
+        },
+        (error: unknown) => {
+          failed(error);
+          return viaFallback(calls, counters, error);
+        },
+      );
     },
-    async settle(calls, counters = []) {
+    settle(calls, counters = []) {
+      let answer: Promise<readonly number[]>;
       try {
-        return await primary.settle(calls, counters);
+        answer = Promise.resolve(primary.settle(calls, counters));
       } catch (error) {
+        answer = Promise.reject(error);
+      }
+      return answer.then(undefined, (error: unknown) => {
         // A settlement Redis cannot take now is lost to the shared bucket; the local one keeps it.
         // Counters (spend, usage) are handed back to be written when Redis is back, unless the
         // call timed out: Redis may still run it, and they would count twice.
         failed(error);
         if (!mayHaveRun(error)) unwritten(counters);
         return fallback.settle(local(calls));
-      }
+      });
     },
     read: (keys) => primary.read(keys),
     async close() {
