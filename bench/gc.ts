@@ -10,14 +10,13 @@
  * requests of the `chat` scenario, 32 at a time; only the second part is counted.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Pool, request } from 'undici';
-import { getFreePort, startChild, type Child } from './processes.js';
-import { SCENARIOS } from './scenarios.js';
+import { request } from 'undici';
+import { getFreePort, type Child } from './processes.js';
+import { driveChat, ROOT, startRedis, startUpstream, targetsFromArgs } from './steady.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const WARMUP = Number(process.env.BENCH_GC_WARMUP ?? 8000);
 const REQUESTS = Number(process.env.BENCH_GC_REQUESTS ?? 20000);
 const CONCURRENCY = 32;
@@ -30,9 +29,9 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
   let redis: Child | undefined;
   const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', UPSTREAM_URL: upstreamUrl };
   if (target === 'tollgate-redis') {
-    const redisPort = await getFreePort();
-    redis = await startChild({ name: 'redis-server', command: 'redis-server', args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], cwd: ROOT, env: {}, ready: { line: /Ready to accept connections/ } });
-    env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
+    const started = await startRedis();
+    redis = started.child;
+    env.REDIS_URL = started.url;
   }
   const args = target === 'bare' ? ['--trace-gc-nvp', '--import', 'tsx', 'bench/bare-forwarder.ts'] : ['--trace-gc-nvp', 'dist/server.js'];
   // The trace and tollgate's log lines share stdout: both go to a file, read once the run is over.
@@ -59,9 +58,9 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
       if (i > 300) throw new Error(`${target} did not start`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await drive(origin, WARMUP);
+    await driveChat(origin, WARMUP, CONCURRENCY, CLIENT_KEY);
     const before = readFileSync(trace, 'utf8').split('\n').length;
-    await drive(origin, REQUESTS);
+    await driveChat(origin, REQUESTS, CONCURRENCY, CLIENT_KEY);
     const lines = readFileSync(trace, 'utf8').split('\n').slice(before - 1);
     const field = (line: string, name: string): number => Number(new RegExp(`\\b${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
     const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
@@ -81,39 +80,11 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
   }
 }
 
-async function drive(origin: string, count: number): Promise<void> {
-  const scenario = SCENARIOS.find((s) => s.id === 'chat');
-  if (!scenario) throw new Error('no chat scenario');
-  const pool = new Pool(origin, { connections: CONCURRENCY, pipelining: 1 });
-  const headers = { ...scenario.headers, authorization: `Bearer ${CLIENT_KEY}` };
-  let left = count;
-  const worker = async (): Promise<void> => {
-    while (left-- > 0) {
-      const res = await pool.request({ method: 'POST', path: scenario.path, headers, body: scenario.body });
-      await res.body.dump();
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  await pool.close();
-}
-
-const targets = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['bare', 'tollgate', 'tollgate-redis'];
-for (const target of targets) {
-  if (!['bare', 'tollgate', 'tollgate-redis'].includes(target)) throw new Error(`unknown target ${target}`);
-}
-if (targets.some((t) => t !== 'bare') && !existsSync(path.join(ROOT, 'dist/server.js'))) throw new Error('run `npm run build` first');
-const upstream = await startChild({
-  name: 'mock-upstream',
-  command: process.execPath,
-  args: ['--import', 'tsx', 'test/helpers/mock-upstream.ts'],
-  cwd: ROOT,
-  env: { PORT: String(await getFreePort()), HOST: '127.0.0.1', MOCK_UPSTREAM_RECORD: '0' },
-  ready: { line: /listening on (https?:\/\/\S+)/ },
-});
+const targets = targetsFromArgs(process.argv.slice(2));
+const upstream = await startUpstream();
 try {
-  const upstreamUrl = (upstream.readyMatch?.[1] ?? '').replace(/\/+$/, '');
   console.log(`chat non-stream: garbage collection over ${REQUESTS} requests after ${WARMUP} warm-up requests`);
-  for (const target of targets) await measure(target, upstreamUrl);
+  for (const target of targets) await measure(target, upstream.url);
 } finally {
-  await upstream.stop();
+  await upstream.child.stop();
 }

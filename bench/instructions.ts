@@ -15,14 +15,12 @@
  * Needs valgrind (apt-get install valgrind); takes about two minutes per target.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Pool } from 'undici';
 import { getFreePort, startChild, type Child } from './processes.js';
-import { SCENARIOS } from './scenarios.js';
+import { driveChat, ROOT, startRedis, startUpstream, targetsFromArgs } from './steady.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 8000);
 const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 3000);
 const CONCURRENCY = 16;
@@ -39,9 +37,9 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
   let redis: Child | undefined;
   const env: Record<string, string> = { ...VG_ENV, PORT: String(port) };
   if (target === 'tollgate-redis') {
-    const redisPort = await getFreePort();
-    redis = await startChild({ name: 'redis-server', command: 'redis-server', args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], cwd: ROOT, env: {}, ready: { line: /Ready to accept connections/ } });
-    env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
+    const started = await startRedis();
+    redis = started.child;
+    env.REDIS_URL = started.url;
   }
   const child =
     target === 'bare'
@@ -70,11 +68,11 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
     execFileSync('callgrind_control', [...args, String(child.pid)], { env: { ...process.env, ...VG_ENV }, stdio: 'ignore' });
   };
   try {
-    const errors = await drive(`http://127.0.0.1:${port}`, WARMUP);
+    const errors = await driveChat(`http://127.0.0.1:${port}`, WARMUP, CONCURRENCY, CLIENT_KEY);
     control('--instr=on');
-    await drive(`http://127.0.0.1:${port}`, 200);
+    await driveChat(`http://127.0.0.1:${port}`, 200, CONCURRENCY, CLIENT_KEY);
     control('--zero');
-    const measuredErrors = await drive(`http://127.0.0.1:${port}`, REQUESTS);
+    const measuredErrors = await driveChat(`http://127.0.0.1:${port}`, REQUESTS, CONCURRENCY, CLIENT_KEY);
     control('--dump');
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // One file per thread: cg.<pid>.1-01 is the main thread.
@@ -96,43 +94,11 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
   }
 }
 
-/** `count` requests of the chat scenario, CONCURRENCY at a time; returns the non-200 answers. */
-async function drive(origin: string, count: number): Promise<number> {
-  const scenario = SCENARIOS.find((s) => s.id === 'chat');
-  if (!scenario) throw new Error('no chat scenario');
-  const pool = new Pool(origin, { connections: CONCURRENCY, pipelining: 1 });
-  const headers = { ...scenario.headers, authorization: `Bearer ${CLIENT_KEY}` };
-  let left = count;
-  let errors = 0;
-  const worker = async (): Promise<void> => {
-    while (left-- > 0) {
-      const res = await pool.request({ method: 'POST', path: scenario.path, headers, body: scenario.body });
-      if (res.statusCode !== 200) errors++;
-      await res.body.dump();
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  await pool.close();
-  return errors;
-}
-
-const targets = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['bare', 'tollgate', 'tollgate-redis'];
-for (const target of targets) {
-  if (!['bare', 'tollgate', 'tollgate-redis'].includes(target)) throw new Error(`unknown target ${target}`);
-}
-if (targets.some((t) => t !== 'bare') && !existsSync(path.join(ROOT, 'dist/server.js'))) throw new Error('run `npm run build` first');
-const upstream = await startChild({
-  name: 'mock-upstream',
-  command: process.execPath,
-  args: ['--import', 'tsx', 'test/helpers/mock-upstream.ts'],
-  cwd: ROOT,
-  env: { PORT: String(await getFreePort()), HOST: '127.0.0.1', MOCK_UPSTREAM_RECORD: '0' },
-  ready: { line: /listening on (https?:\/\/\S+)/ },
-});
+const targets = targetsFromArgs(process.argv.slice(2));
+const upstream = await startUpstream();
 try {
-  const upstreamUrl = (upstream.readyMatch?.[1] ?? '').replace(/\/+$/, '');
   console.log(`chat non-stream: instructions per request after ${WARMUP} warm-up requests, over ${REQUESTS} requests`);
-  for (const target of targets) await measure(target, upstreamUrl);
+  for (const target of targets) await measure(target, upstream.url);
 } finally {
-  await upstream.stop();
+  await upstream.child.stop();
 }
