@@ -1,7 +1,8 @@
 /**
  * Deterministic cost per request, for a host too noisy for timings to settle small differences:
  * the instructions a target executes per request (valgrind's callgrind counts them; the same
- * binary, inputs and load give the same count within about 0.1%, whatever else the machine does).
+ * binary, inputs and load give the same count within about 0.1% on a quiet machine, about 1%
+ * while other work shares it, as that changes how requests batch per event-loop turn).
  *
  *   npx tsx bench/instructions.ts [bare|tollgate|tollgate-redis] ...
  *
