@@ -30,6 +30,7 @@ import {
   type Child,
 } from './processes.js';
 import { SCENARIOS } from './scenarios.js';
+import { startRedis } from './steady.js';
 import { benchAdmissions, type AdmissionResult } from './admissions.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -229,17 +230,9 @@ const TARGETS: TargetDef[] = [
     // The same tollgate with its limiter in Redis (a local redis-server started for the run).
     name: 'tollgate-redis',
     async start(ctx) {
-      const redisPort = await getFreePort();
-      const redis = await startChild({
-        name: 'redis-server',
-        command: 'redis-server',
-        args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        cwd: ROOT,
-        env: {},
-        ready: { line: /Ready to accept connections/ },
-      });
-      ctx.redisUrl = `redis://127.0.0.1:${redisPort}`;
-      ctx.redisChild = redis;
+      const redis = await startRedis();
+      ctx.redisUrl = redis.url;
+      ctx.redisChild = redis.child;
       return startTollgate(ctx, 'tollgate-redis', { REDIS_URL: ctx.redisUrl });
     },
   },
