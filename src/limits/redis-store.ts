@@ -15,7 +15,7 @@ export const LIMITER_COMMAND = 'tollgateLimits';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    tollgateLimits(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number[], Context>;
+    tollgateLimits(numKeys: number, ...keysAndArgs: (string | Buffer)[]): Result<number[], Context>;
   }
 }
 
@@ -41,6 +41,43 @@ interface Busy {
   inFlight: number;
   /** The timer that sends waiting groups after HOLD_MAX_MS. */
   hold: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Integers as one MessagePack array (what lua/limits.lua decodes with cmsgpack): fixints, int32,
+ * else float64, which holds every integer below 2^53 exactly (as Lua's numbers do).
+ */
+class IntPacker {
+  private buf = Buffer.allocUnsafe(512);
+  private at = 5;
+  private count = 0;
+
+  int(n: number): void {
+    if (this.at + 9 > this.buf.length) {
+      const grown = Buffer.allocUnsafe(this.buf.length * 2);
+      this.buf.copy(grown, 0, 0, this.at);
+      this.buf = grown;
+    }
+    const buf = this.buf;
+    this.count++;
+    if (n >= -32 && n < 128 && Number.isInteger(n)) {
+      buf[this.at++] = n & 0xff;
+    } else if (n >= -2_147_483_648 && n <= 2_147_483_647 && Number.isInteger(n)) {
+      buf[this.at] = 0xd2;
+      buf.writeInt32BE(n, this.at + 1);
+      this.at += 5;
+    } else {
+      buf[this.at] = 0xcb;
+      buf.writeDoubleBE(n, this.at + 1);
+      this.at += 9;
+    }
+  }
+
+  finish(): Buffer {
+    this.buf[0] = 0xdd;
+    this.buf.writeUInt32BE(this.count, 1);
+    return this.buf.subarray(0, this.at);
+  }
 }
 
 /** Most admissions one script call takes; a larger burst is split over several calls. */
@@ -121,42 +158,92 @@ class Group {
     return slots;
   }
 
-  args(): (string | number)[] {
-    const out: (string | number)[] = [...this.keys, ...this.hashes, this.keys.length];
-    for (let k = 0; k < this.keys.length; k++) out.push(this.limits[k] as number, this.windows[k] as number, this.deltas[k] as number);
-    out.push(this.hashes.length, this.counterHash.length);
-    for (let s = 0; s < this.counterHash.length; s++) {
-      out.push((this.counterHash[s] as number) + 1, this.counterField[s] as string, this.counterTtl[s] as number, this.counterDelta[s] as number);
+  /** KEYS, then ARGV: the numbers as one MessagePack array, then the counters' fields (see lua/limits.lua). */
+  args(): (string | Buffer)[] {
+    const pack = new IntPacker();
+    const K = this.keys.length;
+    const S = this.counterHash.length;
+    pack.int(K);
+    for (let k = 0; k < K; k++) {
+      pack.int(this.limits[k] as number);
+      pack.int(this.windows[k] as number);
+      pack.int(this.deltas[k] as number);
     }
-    out.push(this.admits.length);
+    pack.int(this.hashes.length);
+    pack.int(S);
+    for (let s = 0; s < S; s++) {
+      pack.int((this.counterHash[s] as number) + 1);
+      pack.int(this.counterTtl[s] as number);
+      pack.int(this.counterDelta[s] as number);
+    }
+    pack.int(this.admits.length);
     for (const admit of this.admits) {
-      out.push(admit.calls.length);
-      admit.calls.forEach((call, j) => out.push((admit.slots[j] as number) + 1, call.units));
-      out.push(admit.counters.length);
-      admit.counters.forEach((counter, j) => out.push((admit.counterSlots[j] as number) + 1, counter.cap ?? -1, counter.units));
+      const { calls, counters, slots, counterSlots } = admit;
+      pack.int(calls.length);
+      for (let j = 0; j < calls.length; j++) {
+        pack.int((slots[j] as number) + 1);
+        pack.int((calls[j] as BucketCall).units);
+      }
+      pack.int(counters.length);
+      for (let j = 0; j < counters.length; j++) {
+        const counter = counters[j] as CounterCall;
+        pack.int((counterSlots[j] as number) + 1);
+        pack.int(counter.cap ?? -1);
+        pack.int(counter.units);
+      }
     }
-    return out;
+    return [...this.keys, ...this.hashes, pack.finish(), ...this.counterField];
   }
 
-  /** Hand each caller its part of the script's answer (see lua/limits.lua). */
+  /**
+   * Hand each caller its part of the script's answer (see lua/limits.lua): the levels and values
+   * after settlement, and the refused requests. Each admitted request's costs are taken here in
+   * arrival order, as the script took them, which gives every request its own levels and values.
+   */
   answer(reply: readonly number[]): void {
     const K = this.keys.length;
     const S = this.counterHash.length;
-    const levels = reply.slice(1, 1 + K).map(Number);
-    const values = reply.slice(1 + K, 1 + K + S).map(Number);
+    const levels = new Array<number>(K);
+    for (let k = 0; k < K; k++) levels[k] = Number(reply[1 + k]);
+    const values = new Array<number>(S);
+    for (let s = 0; s < S; s++) values[s] = Number(reply[1 + K + s]);
     for (const settle of this.settles) {
-      settle.resolve([...settle.slots.map((slot) => levels[slot] as number), ...settle.counterSlots.map((slot) => values[slot] as number)]);
+      const out: number[] = [];
+      for (const slot of settle.slots) out.push(levels[slot] as number);
+      for (const slot of settle.counterSlots) out.push(values[slot] as number);
+      settle.resolve(out);
     }
-    let at = 1 + K + S;
-    for (const admit of this.admits) {
-      const m = admit.calls.length;
-      const c = admit.counters.length;
-      const allowed = reply[at] === 1;
-      const refusing = Number(reply[at + 1]) - 1;
-      const waitMs = Number(reply[at + 2]);
-      const outcome: AdmitOutcome = { allowed, refusing: allowed ? -1 : refusing, waitMs, levels: reply.slice(at + 3, at + 3 + m).map(Number) };
-      admit.resolve(c === 0 ? outcome : { ...outcome, values: reply.slice(at + 3 + m, at + 3 + m + c).map(Number) });
-      at += 3 + m + c;
+    let refused = 1 + K + S;
+    for (let i = 0; i < this.admits.length; i++) {
+      const { calls, counters, slots, counterSlots, resolve } = this.admits[i] as Admit;
+      const allowed = Number(reply[refused]) !== i + 1;
+      let outcome: AdmitOutcome;
+      if (allowed) {
+        const after = new Array<number>(calls.length);
+        for (let j = 0; j < calls.length; j++) {
+          const slot = slots[j] as number;
+          after[j] = levels[slot] = (levels[slot] as number) - (calls[j] as BucketCall).units * (this.windows[slot] as number);
+        }
+        outcome = { allowed, refusing: -1, waitMs: 0, levels: after };
+        if (counters.length > 0) {
+          const valuesAfter = new Array<number>(counters.length);
+          for (let j = 0; j < counters.length; j++) {
+            const slot = counterSlots[j] as number;
+            valuesAfter[j] = values[slot] = (values[slot] as number) + (counters[j] as CounterCall).units;
+          }
+          outcome = { ...outcome, values: valuesAfter };
+        }
+      } else {
+        outcome = {
+          allowed,
+          refusing: Number(reply[refused + 1]) - 1,
+          waitMs: Number(reply[refused + 2]),
+          levels: slots.map((slot) => levels[slot] as number),
+        };
+        if (counters.length > 0) outcome = { ...outcome, values: counterSlots.map((slot) => values[slot] as number) };
+        refused += 3;
+      }
+      resolve(outcome);
     }
   }
 

@@ -62,6 +62,30 @@ function counterContract(name: string, prefix: string, store: LimiterStore, tear
       // A counter-only admission without a cap always passes.
       expect((await store.admit([], [{ key: `${t}|usage:total`, field: 'requests', units: 1 }])).allowed).toBe(true);
     });
+
+    it('one turn of admissions with counters: each sees the values its predecessors left, at nano-dollar sizes', async () => {
+      const t = tag();
+      // A $5,000 cap in nano-dollars (5e12): past 32-bit integers, exact below 2^53.
+      const cap = 5_000_000_000_000;
+      const bucket: BucketCall = { key: `${t}|m:rpd`, limit: 1000, windowMs: DAY, units: 1 };
+      const spend = (units: number): CounterCall => ({ key: `${t}|usage:m`, field: 'spend', cap, units, ttlMs: 60_000 });
+      const requests: CounterCall = { key: `${t}|usage:m`, field: 'requests', units: 1, ttlMs: 60_000 };
+      const costs = [2_000_000_000_001, 3_500_000_000_000, 2_999_999_999_999, 1];
+      const outcomes = await Promise.all(costs.map((units) => store.admit([bucket], [spend(units), requests])));
+      // 2e12 + 1 fits; 3.5e12 would pass the cap; 3e12 − 1 reaches it exactly; then 1 more is over.
+      expect(outcomes.map((o) => o.allowed)).toEqual([true, false, true, false]);
+      expect(outcomes.map((o) => o.values)).toEqual([
+        [2_000_000_000_001, 1],
+        [2_000_000_000_001, 1],
+        [cap, 2],
+        [cap, 2],
+      ]);
+      expect(outcomes.map((o) => o.refusing)).toEqual([-1, 1, -1, 1]);
+      // Only the admitted took a request from the bucket.
+      expect(outcomes.map((o) => Math.floor((o.levels[0] as number) / DAY))).toEqual([999, 999, 998, 998]);
+      expect(await store.read([`${t}|usage:m`])).toEqual([{ spend: cap, requests: 2 }]);
+      expect(await store.settle([], [{ ...spend(-1_234_567_890_123), cap: undefined }])).toEqual([cap - 1_234_567_890_123]);
+    });
   });
 }
 

@@ -1,9 +1,8 @@
 --[[
   limits.lua: the limiter's one script. It settles earlier reservations and admits new requests
   against continuously refilling token buckets and capped usage counters, in one atomic step. The
-  gateway batches the calls of one event-loop turn that share a hash tag (one key) into one call
-  of this script, so a burst costs one round trip and one read and write of each bucket, not one
-  per request.
+  gateway batches the calls that share a hash tag (one key) into one call of this script, so a
+  burst costs one round trip and one read and write of each bucket, not one per request.
 
   Buckets are token buckets (equivalent to GCRA). A bucket with limit L per window W (ms) stores
   its level in "unit-milliseconds": level = units * W, capacity L * W. Refill is then an integer:
@@ -15,14 +14,20 @@
 
   KEYS       the bucket hashes (fields l = level, t = last update in ms), then the counter hashes;
              all KEYS share one {hash tag}
-  ARGV[1]    K, the number of buckets
-  then, for each bucket k: limit, window_ms, settle delta (units; + returns, - takes more)
-  then H, the number of counter hashes (KEYS[K + 1 .. K + H])
-  then S, the number of counters; for each counter s: hash (1-based among the counter hashes),
-             field, ttl_ms (0: none), settle delta (units, may be negative)
-  then R, the number of requests to admit, in arrival order; for each request:
-             m, then m pairs (bucket index k, cost in units),
-             c, then c triples (counter index s, cap (-1: none), units)
+  ARGV[1]    the numbers below, as one MessagePack array: decoding it in C (cmsgpack) costs a
+             fraction of what one argument per number costs (Redis's own conversion of each
+             argument, then tonumber in Lua)
+  ARGV[2..]  the counters' field names, in counter order
+
+  The numbers:
+    K, the number of buckets
+    then, for each bucket k: limit, window_ms, settle delta (units; + returns, - takes more)
+    then H, the number of counter hashes (KEYS[K + 1 .. K + H])
+    then S, the number of counters; for each counter s: hash (1-based among the counter hashes),
+               ttl_ms (0: none), settle delta (units, may be negative)
+    then R, the number of requests to admit, in arrival order; for each request:
+               m, then m pairs (bucket index k, cost in units),
+               c, then c triples (counter index s, cap (-1: none), units)
 
   Settlement first: level = min(capacity, level + delta * window); the level may go below zero
   (the bucket is in debt and later requests wait until it has refilled); counters add their
@@ -30,102 +35,92 @@
   cannot help: wait 0), else a bucket without room refuses it (the longest wait), else its costs
   are taken from its buckets and its units added to its counters.
 
-  Returns { now_ms, level_1 … level_K and value_1 … value_S after settlement,
-            then per request: allowed (1/0), refusing (its own 1-based position over its buckets
-            then its counters, 0), wait_ms, then m levels and c values (after taking its cost, or
-            as found when refused) }
+  Returns { now_ms, level_1 … level_K and value_1 … value_S after settlement, then, for each
+            refused request only: its position (1-based), refusing (its own 1-based position over
+            its buckets then its counters), wait_ms }.
+  The caller replays the admitted requests' costs in order to know each request's levels and
+  values: the same integer arithmetic, so the same figures, without a reply of their size.
 ]]
+local tonumber, min, max, ceil = tonumber, math.min, math.max, math.ceil
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local K = tonumber(ARGV[1])
+local a = cmsgpack.unpack(ARGV[1])
+local K = a[1]
 local limits, windows, levels, dirty = {}, {}, {}, {}
 local result = { now }
 
+local at = 2
 for k = 1, K do
-  local base = 2 + (k - 1) * 3
-  local limit = tonumber(ARGV[base])
-  local window = tonumber(ARGV[base + 1])
-  local delta = tonumber(ARGV[base + 2])
+  local limit, window, delta = a[at], a[at + 1], a[at + 2]
+  at = at + 3
   local capacity = limit * window
   local state = redis.call('HMGET', KEYS[k], 'l', 't')
   local level = capacity
   if state[1] then
-    local elapsed = math.max(0, now - tonumber(state[2]))
-    level = math.min(capacity, tonumber(state[1]) + elapsed * limit)
+    level = min(capacity, tonumber(state[1]) + max(0, now - tonumber(state[2])) * limit)
   end
   if delta ~= 0 then
-    level = math.min(capacity, level + delta * window)
+    level = min(capacity, level + delta * window)
     dirty[k] = true
   end
   limits[k], windows[k], levels[k] = limit, window, level
-  result[#result + 1] = level
+  result[k + 1] = level
 end
 
-local at = 2 + K * 3
-local H = tonumber(ARGV[at])
-local S = tonumber(ARGV[at + 1])
+local S = a[at + 1]
 at = at + 2
 local hashes, fields, ttls, values, added = {}, {}, {}, {}, {}
 for s = 1, S do
-  hashes[s] = KEYS[K + tonumber(ARGV[at])]
-  fields[s] = ARGV[at + 1]
-  ttls[s] = tonumber(ARGV[at + 2])
-  added[s] = tonumber(ARGV[at + 3])
+  hashes[s] = KEYS[K + a[at]]
+  fields[s] = ARGV[1 + s]
+  ttls[s] = a[at + 1]
+  added[s] = a[at + 2]
   values[s] = tonumber(redis.call('HGET', hashes[s], fields[s]) or '0') + added[s]
-  result[#result + 1] = values[s]
-  at = at + 4
+  result[K + 1 + s] = values[s]
+  at = at + 3
 end
 
-local R = tonumber(ARGV[at])
+local n = K + S + 1
+local R = a[at]
 at = at + 1
-for _ = 1, R do
-  local m = tonumber(ARGV[at])
+for i = 1, R do
+  local m = a[at]
   local first = at + 1
   at = first + m * 2
-  local c = tonumber(ARGV[at])
+  local c = a[at]
   local firstCounter = at + 1
   at = firstCounter + c * 3
   local refusing, wait = 0, 0
-  for j = 1, m do
-    local k = tonumber(ARGV[first + (j - 1) * 2])
-    local need = tonumber(ARGV[first + (j - 1) * 2 + 1]) * windows[k]
+  for p = first, first + (m - 1) * 2, 2 do
+    local k = a[p]
+    local need = a[p + 1] * windows[k]
     if need > levels[k] then
-      local ms = math.ceil((need - levels[k]) / limits[k])
+      local ms = ceil((need - levels[k]) / limits[k])
       if refusing == 0 or ms > wait then
-        refusing, wait = j, ms
+        refusing, wait = (p - first) / 2 + 1, ms
       end
     end
   end
-  for j = 1, c do
-    local base = firstCounter + (j - 1) * 3
-    local s = tonumber(ARGV[base])
-    local cap = tonumber(ARGV[base + 1])
-    if cap >= 0 and values[s] + tonumber(ARGV[base + 2]) > cap and (refusing == 0 or refusing <= m) then
-      refusing, wait = m + j, 0
+  for p = firstCounter, firstCounter + (c - 1) * 3, 3 do
+    local cap = a[p + 1]
+    if cap >= 0 and values[a[p]] + a[p + 2] > cap and (refusing == 0 or refusing <= m) then
+      refusing, wait = m + (p - firstCounter) / 3 + 1, 0
     end
   end
   if refusing == 0 then
-    for j = 1, m do
-      local k = tonumber(ARGV[first + (j - 1) * 2])
-      levels[k] = levels[k] - tonumber(ARGV[first + (j - 1) * 2 + 1]) * windows[k]
+    for p = first, first + (m - 1) * 2, 2 do
+      local k = a[p]
+      levels[k] = levels[k] - a[p + 1] * windows[k]
       dirty[k] = true
     end
-    for j = 1, c do
-      local base = firstCounter + (j - 1) * 3
-      local s = tonumber(ARGV[base])
-      local units = tonumber(ARGV[base + 2])
+    for p = firstCounter, firstCounter + (c - 1) * 3, 3 do
+      local s, units = a[p], a[p + 2]
       values[s] = values[s] + units
       added[s] = added[s] + units
     end
-  end
-  result[#result + 1] = refusing == 0 and 1 or 0
-  result[#result + 1] = refusing
-  result[#result + 1] = wait
-  for j = 1, m do
-    result[#result + 1] = levels[tonumber(ARGV[first + (j - 1) * 2])]
-  end
-  for j = 1, c do
-    result[#result + 1] = values[tonumber(ARGV[firstCounter + (j - 1) * 3])]
+  else
+    result[n + 1], result[n + 2], result[n + 3] = i, refusing, wait
+    n = n + 3
   end
 end
 
@@ -134,7 +129,7 @@ for k = 1, K do
     local level = levels[k]
     redis.call('HSET', KEYS[k], 'l', level, 't', now)
     -- The key is redundant once the bucket is full again: let Redis drop it then.
-    redis.call('PEXPIRE', KEYS[k], math.ceil((limits[k] * windows[k] - level) / limits[k]) + 1000)
+    redis.call('PEXPIRE', KEYS[k], ceil((limits[k] * windows[k] - level) / limits[k]) + 1000)
   end
 end
 for s = 1, S do
