@@ -264,6 +264,24 @@ describe('redis store specifics', () => {
     }
   });
 
+  it('a large turn (a call of over a kilobyte, numbers past 32 bits) admits exactly in order', async () => {
+    const probe = new Redis(inject('redisUrl'));
+    try {
+      const store = createRedisStore(probe);
+      // 100 requests of 3e9 units each (9 bytes per number): the call's arguments outgrow any
+      // first buffer; a limit of 100e9 (capacity 6e15, below 2^53) admits the first 33 only.
+      const call = { key: `${redisPrefix}{large|gpt-4.1-nano}:tpm`, limit: 100_000_000_000, windowMs: MINUTE, units: 3_000_000_000 };
+      const outcomes = await Promise.all(Array.from({ length: 100 }, () => store.admit([call])));
+      expect(outcomes.map((o) => o.allowed)).toEqual(Array.from({ length: 100 }, (_, i) => i < 33));
+      const left = outcomes.map((o) => (o.levels[0] as number) / MINUTE);
+      expect(left.slice(0, 33)).toEqual(Array.from({ length: 33 }, (_, i) => 100_000_000_000 - (i + 1) * 3_000_000_000));
+      expect(left.slice(33).every((l) => l === 1_000_000_000)).toBe(true);
+      expect(outcomes[33]?.refusing).toBe(0);
+    } finally {
+      await probe.quit();
+    }
+  });
+
   it('a bucket whose figures change within one turn is handled in a later call, not mixed up', async () => {
     const probe = new Redis(inject('redisUrl'));
     try {
