@@ -444,11 +444,12 @@ function table(rows: string[][]): string {
 }
 
 interface Comparisons {
-  throughputRatios: { scenario: string; numerator: string; denominator: string; ratio: number }[];
+  /** `ratio`: of the medians; `perRound`: each round's own ratio (the two runs closest in time). */
+  throughputRatios: { scenario: string; numerator: string; denominator: string; ratio: number; perRound: number[] }[];
   addedLatency: { scenario: string; a: string; b: string; p50Ms: number; p99Ms: number }[];
 }
 
-function compare(summaries: Summary[], cfg: Config): Comparisons {
+function compare(summaries: Summary[], cfg: Config, ms: Measurement[]): Comparisons {
   const get = (sid: string, mode: Mode, target: string): Summary | undefined =>
     summaries.find((s) => s.scenario === sid && s.mode === mode && s.target === target);
   const has = (t: string): boolean => cfg.targets.includes(t);
@@ -463,7 +464,17 @@ function compare(summaries: Summary[], cfg: Config): Comparisons {
     for (const [a, b] of pairs) {
       const ta = get(sid, 'throughput', a);
       const tb = get(sid, 'throughput', b);
-      if (ta && tb) res.throughputRatios.push({ scenario: sid, numerator: a, denominator: b, ratio: ta.rps / tb.rps });
+      if (ta && tb) {
+        const rps = (target: string, round: number): number | undefined =>
+          ms.find((m) => m.scenario === sid && m.mode === 'throughput' && m.target === target && m.round === round)?.result.rps;
+        const perRound: number[] = [];
+        for (let round = 0; round < cfg.rounds; round++) {
+          const ra = rps(a, round);
+          const rb = rps(b, round);
+          if (ra !== undefined && rb) perRound.push(ra / rb);
+        }
+        res.throughputRatios.push({ scenario: sid, numerator: a, denominator: b, ratio: ta.rps / tb.rps, perRound });
+      }
       const fa = get(sid, 'fixed-rate', a);
       const fb = get(sid, 'fixed-rate', b);
       if (fa && fb) res.addedLatency.push({ scenario: sid, a, b, p50Ms: fa.p50 - fb.p50, p99Ms: fa.p99 - fb.p99 });
@@ -504,7 +515,12 @@ function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measure
     const [a, b] = pair.split('/') as [string, string];
     const items = cmp.throughputRatios
       .filter((r) => r.numerator === a && r.denominator === b)
-      .map((r) => `${name(r.scenario)} throughput ${r.ratio.toFixed(2)}x`);
+      .map((r) => {
+        const low = Math.min(...r.perRound);
+        const high = Math.max(...r.perRound);
+        const rounds = r.perRound.length > 1 ? ` (rounds ${low.toFixed(2)}–${high.toFixed(2)})` : '';
+        return `${name(r.scenario)} throughput ${r.ratio.toFixed(2)}x${rounds}`;
+      });
     lines.push(`ratios (${label[a]} / ${label[b]}): ${items.join(', ')}`);
   }
   const latPairs = [...new Set(cmp.addedLatency.map((r) => `${r.a}/${r.b}`))];
@@ -546,7 +562,8 @@ function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measure
     `medians of ${cfg.rounds} interleaved round(s), ${fmt(cfg.durationS / cfg.rounds, 2)} s measured per run; ` +
       `throughput: ${cfg.concurrency} connections; fixed-rate latency is measured from the scheduled send time.`,
     'cpu µs/req: CPU time of the target process itself (upstream row: the fake upstream alone) per request; ' +
-      'spread %: (max − min) / median across rounds (req/s for throughput, p99 for fixed-rate).',
+      'spread %: (max − min) / median across rounds (req/s for throughput, p99 for fixed-rate); ' +
+      'ratios: of the medians, then the lowest and highest of each round\'s own ratio.',
   );
   return lines.join('\n');
 }
@@ -622,7 +639,7 @@ async function main(): Promise<void> {
   }
 
   const summaries = summarizeAll(measurements, cfg);
-  const cmp = compare(summaries, cfg);
+  const cmp = compare(summaries, cfg, measurements);
   process.stdout.write('\n' + report(summaries, cmp, cfg, measurements) + '\n');
 
   // The limiter alone: admissions per second against the local Redis (and in memory).
