@@ -169,7 +169,6 @@ class Group {
       pack.int(this.windows[k] as number);
       pack.int(this.deltas[k] as number);
     }
-    pack.int(this.hashes.length);
     pack.int(S);
     for (let s = 0; s < S; s++) {
       pack.int((this.counterHash[s] as number) + 1);

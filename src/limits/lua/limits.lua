@@ -22,8 +22,8 @@
   The numbers:
     K, the number of buckets
     then, for each bucket k: limit, window_ms, settle delta (units; + returns, - takes more)
-    then H, the number of counter hashes (KEYS[K + 1 .. K + H])
-    then S, the number of counters; for each counter s: hash (1-based among the counter hashes),
+    then S, the number of counters; for each counter s: hash (1-based among the counter hashes,
+               which are KEYS[K + 1 ..]),
                ttl_ms (0: none), settle delta (units, may be negative)
     then R, the number of requests to admit, in arrival order; for each request:
                m, then m pairs (bucket index k, cost in units),
@@ -67,8 +67,8 @@ for k = 1, K do
   result[k + 1] = level
 end
 
-local S = a[at + 1]
-at = at + 2
+local S = a[at]
+at = at + 1
 local hashes, fields, ttls, values, added = {}, {}, {}, {}, {}
 for s = 1, S do
   hashes[s] = KEYS[K + a[at]]
