@@ -266,6 +266,8 @@ function limiterStore(
   const redis = app.redis;
   if (!redis) return { store: memory, primary: memory };
   const primary = createRedisStore(redis);
+  // Registered after the Redis plugin, so it runs before Redis closes: waiting settlements are written.
+  app.addHook('onClose', () => primary.close());
   const store = createResilientStore({
     primary,
     onUnwrittenCounters,

@@ -129,7 +129,7 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
     },
     read: (keys) => primary.read(keys),
     async close() {
-      await fallback.close();
+      await Promise.all([primary.close(), fallback.close()]);
     },
   };
 }

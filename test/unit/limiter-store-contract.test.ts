@@ -4,7 +4,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createMemoryStore } from '../../src/limits/memory-store.js';
-import { createRedisStore } from '../../src/limits/redis-store.js';
+import { createRedisStore, SETTLE_DELAY_MS } from '../../src/limits/redis-store.js';
 import type { AdmitOutcome, BucketCall, LimiterStore } from '../../src/limits/store.js';
 import { redisNowMs } from '../helpers/buckets.js';
 import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
@@ -260,6 +260,61 @@ describe('redis store specifics', () => {
       expect(seen).toHaveLength(3);
     } finally {
       monitor.disconnect();
+      await probe.quit();
+    }
+  });
+
+  it('a settlement waits for the next admission on its tag and goes with it; alone, it is written within SETTLE_DELAY_MS', async () => {
+    const probe = new Redis(inject('redisUrl'));
+    const monitor = await probe.duplicate().monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase().startsWith('eval') && args.some((a) => a.includes(`${redisPrefix}{ride|`))) seen.push(args.join(' '));
+    });
+    try {
+      const store = createRedisStore(probe);
+      const call = { key: `${redisPrefix}{ride|gpt-4.1-nano}:tpm`, limit: 1000, windowMs: DAY, units: 100 };
+      // A day's window: the bucket refills by a unit in 86 s, so whole units stay exact here.
+      expect(units((await store.admit([call])).levels[0] as number, DAY)).toBe(900);
+      // A settlement, then (the turn's flush has run, and found it alone) an admission: one call,
+      // the settlement applied first.
+      const settled = store.settle([{ ...call, units: 60 }]);
+      await new Promise((resolve) => setImmediate(resolve));
+      const admitted = await store.admit([call]);
+      expect(units((await settled)[0] as number, DAY)).toBe(960);
+      expect(units(admitted.levels[0] as number, DAY)).toBe(860);
+      await sleep(50);
+      expect(seen).toHaveLength(2);
+      // A settlement with no admission after it is written all the same.
+      const start = Date.now();
+      expect(units((await store.settle([{ ...call, units: 10 }]))[0] as number, DAY)).toBe(870);
+      expect(Date.now() - start).toBeGreaterThanOrEqual(SETTLE_DELAY_MS - 1);
+      expect(units(Number(await probe.hget(call.key, 'l')), DAY)).toBe(870);
+      await sleep(50);
+      expect(seen).toHaveLength(3);
+    } finally {
+      monitor.disconnect();
+      await probe.quit();
+    }
+  });
+
+  it('close() writes the settlements still waiting; read() sees this instance\'s waiting settlements', async () => {
+    const probe = new Redis(inject('redisUrl'));
+    const own = probe.duplicate();
+    try {
+      const store = createRedisStore(own);
+      const call = { key: `${redisPrefix}{drain|gpt-4.1-nano}:tpm`, limit: 1000, windowMs: DAY, units: 100 };
+      const usage = `${redisPrefix}{drain}:usage`;
+      await store.admit([call], [{ key: usage, field: 'tokens', units: 100 }]);
+      void store.settle([], [{ key: usage, field: 'tokens', units: -40 }]);
+      expect(await store.read([usage])).toEqual([{ tokens: 60 }]);
+      void store.settle([{ ...call, units: 30 }]);
+      await store.close();
+      await own.quit();
+      expect(units(Number(await probe.hget(call.key, 'l')), DAY)).toBe(930);
+      await probe.del(call.key, usage);
+    } finally {
+      own.disconnect();
       await probe.quit();
     }
   });
