@@ -98,7 +98,7 @@ function chargeOnly(charge: Charge, store: LimiterStore): Reservation {
       settled = true;
       const counters = charge.settle(actual);
       if (counters.length === 0) return;
-      const done = store.settle([], counters);
+      const done = store.settle([], counters, true);
       if (done instanceof Promise) return done.then(() => undefined);
     },
   };
@@ -278,7 +278,8 @@ function reservation(
   const correct = (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number, counters = NO_COUNTERS): void | Promise<unknown> => {
     const calls = bucket && delta !== 0 ? [{ ...bucket, units: delta }] : NO_BUCKETS;
     if (!via || (calls.length === 0 && counters.length === 0)) return;
-    const done = via.settleVia ? via.settleVia(calls, counters) : store.settle(calls, counters);
+    // Nothing waits for a request's settlement: the store may send it with its next call.
+    const done = via.settleVia ? via.settleVia(calls, counters) : store.settle(calls, counters, true);
     return done instanceof Promise ? done : undefined;
   };
   return {

@@ -125,7 +125,7 @@ class Group {
   readonly counterDelta: number[] = [];
   readonly admits: Admit[] = [];
   readonly settles: Settle[] = [];
-  /** Someone waits for this group's answer (an admission, or a read of the levels): it goes at once. */
+  /** Someone waits for this group's answer (an admission, a settlement not `deferrable`): it goes at once. */
   urgent = false;
 
   /** The buckets' indexes in this group, added as needed; undefined if a bucket's figures differ here. */
@@ -407,11 +407,10 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
         group.admits.push({ calls, counters, slots, counterSlots: group.placeCounters(counters), resolve, reject });
       });
     },
-    settle(calls, counters = NONE) {
+    settle(calls, counters = NONE, deferrable = false) {
       if (calls.length === 0 && counters.length === 0) return Promise.resolve([]);
       return new Promise<readonly number[]>((resolve, reject) => {
-        // A settlement of nothing is a read of the levels (the limiter's peek): someone waits for it.
-        const { group, slots } = join(calls, counters, calls.every((call) => call.units === 0) && counters.every((counter) => counter.units === 0));
+        const { group, slots } = join(calls, counters, !deferrable);
         calls.forEach((call, j) => {
           const slot = slots[j] as number;
           group.deltas[slot] = (group.deltas[slot] as number) + call.units;

@@ -111,10 +111,10 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
         },
       );
     },
-    settle(calls, counters = []) {
+    settle(calls, counters = [], deferrable) {
       let answer: Promise<readonly number[]>;
       try {
-        answer = Promise.resolve(primary.settle(calls, counters));
+        answer = Promise.resolve(primary.settle(calls, counters, deferrable));
       } catch (error) {
         answer = Promise.reject(error);
       }

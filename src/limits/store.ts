@@ -56,8 +56,12 @@ export interface AdmitOutcome {
 export interface LimiterStore {
   /** Buckets and counters of one call share one hash tag. */
   admit(buckets: readonly BucketCall[], counters?: readonly CounterCall[]): AdmitOutcome | Promise<AdmitOutcome>;
-  /** Returns the levels after settlement, then the counters' values. */
-  settle(buckets: readonly BucketCall[], counters?: readonly CounterCall[]): readonly number[] | Promise<readonly number[]>;
+  /**
+   * Returns the levels after settlement, then the counters' values. `deferrable`: the caller does
+   * not wait for the answer (a request's settlement), so a store may hold it briefly to travel with
+   * its next call (Redis: up to SETTLE_DELAY_MS, sent at once by `read` and `close`).
+   */
+  settle(buckets: readonly BucketCall[], counters?: readonly CounterCall[], deferrable?: boolean): readonly number[] | Promise<readonly number[]>;
   /** The fields of usage hashes (missing hashes read as empty), for reports. */
   read(keys: readonly string[]): Promise<Record<string, number>[]>;
   close(): Promise<void>;
