@@ -278,6 +278,8 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
   /** Tags with a script call in flight: their next groups wait for its answer (see `flush`). */
   const busy = new Map<string, Busy>();
   let scheduled = false;
+  /** Once closing, settlements go as they are made: waiting, they could miss the connection. */
+  let closing = false;
 
   const send = (tag: string, list: Group[]): void => {
     pending.delete(tag);
@@ -421,6 +423,11 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
           group.counterDelta[slot] = (group.counterDelta[slot] as number) + counter.units;
         });
         group.settles.push({ slots, counterSlots, resolve, reject });
+        if (closing) {
+          // The connection may quit before a flush: written now, ahead of the quit.
+          const tag = hashTag(calls[0]?.key ?? counters[0]?.key ?? '');
+          send(tag, pending.get(tag) as Group[]);
+        }
       });
     },
     async read(keys) {
@@ -431,6 +438,7 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
     },
     /** Settlements still waiting are written before the connection closes. */
     async close() {
+      closing = true;
       await drain([...pending.keys()]).catch(() => undefined);
     },
   };
