@@ -269,7 +269,8 @@ class Group {
  * per hash tag into one script call (lua/limits.lua), which runs them atomically in arrival order,
  * settlements first: exactness is the same as one call each, at a fraction of the round trips and
  * of Redis's work under load. A batch gathers one event-loop turn's calls, or, while a call on its
- * tag is in flight, every call until that call's answer (`flush`).
+ * tag is in flight, every call until that call's answer (`flush`). Settlements nobody waits for
+ * (`deferrable`) wait for the next admission's call, up to SETTLE_DELAY_MS (`delay`).
  */
 export function createRedisStore(redis: Redis | Cluster): LimiterStore {
   defineLimiterCommands(redis);
