@@ -370,8 +370,8 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
     await Promise.all(answers);
   };
 
-  /** The group this turn's call joins, and the call's bucket indexes in it. */
-  const join = (calls: readonly BucketCall[], counters: readonly CounterCall[], urgently: boolean): { group: Group; slots: number[] } => {
+  /** The group this turn's call joins, the call's bucket indexes in it, and its hash tag. */
+  const join = (calls: readonly BucketCall[], counters: readonly CounterCall[], urgently: boolean): { group: Group; slots: number[]; tag: string } => {
     const tag = hashTag(calls[0]?.key ?? counters[0]?.key ?? '');
     let list = pending.get(tag);
     if (!list) {
@@ -384,19 +384,19 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
       scheduled = true;
       setImmediate(flush);
     }
-    let joined: { group: Group; slots: number[] } | undefined;
+    let joined: { group: Group; slots: number[]; tag: string } | undefined;
     for (const group of list) {
       if (urgently && group.admits.length >= MAX_ADMITS_PER_CALL) continue;
       const slots = group.place(calls);
       if (slots) {
-        joined = { group, slots };
+        joined = { group, slots, tag };
         break;
       }
     }
     if (!joined) {
       const group = new Group();
       list.push(group);
-      joined = { group, slots: group.place(calls) as number[] };
+      joined = { group, slots: group.place(calls) as number[], tag };
     }
     if (urgently) joined.group.urgent = true;
     return joined;
@@ -413,7 +413,7 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
     settle(calls, counters = NONE, deferrable = false) {
       if (calls.length === 0 && counters.length === 0) return Promise.resolve([]);
       return new Promise<readonly number[]>((resolve, reject) => {
-        const { group, slots } = join(calls, counters, !deferrable);
+        const { group, slots, tag } = join(calls, counters, !deferrable);
         calls.forEach((call, j) => {
           const slot = slots[j] as number;
           group.deltas[slot] = (group.deltas[slot] as number) + call.units;
@@ -424,11 +424,8 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
           group.counterDelta[slot] = (group.counterDelta[slot] as number) + counter.units;
         });
         group.settles.push({ slots, counterSlots, resolve, reject });
-        if (closing) {
-          // The connection may quit before a flush: written now, ahead of the quit.
-          const tag = hashTag(calls[0]?.key ?? counters[0]?.key ?? '');
-          send(tag, pending.get(tag) as Group[]);
-        }
+        // Closing, the connection may quit before a flush: written now, ahead of the quit.
+        if (closing) send(tag, pending.get(tag) as Group[]);
       });
     },
     async read(keys) {
