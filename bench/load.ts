@@ -358,3 +358,64 @@ export async function probe(
     await closePool(pool);
   }
 }
+
+export interface InterleavedOptions {
+  /** Target name → origin. */
+  targets: { name: string; origin: string }[];
+  scenario: Scenario;
+  extraHeaders?: Record<string, string>;
+  concurrency: number;
+  /** Measured milliseconds of each slice. */
+  sliceMs: number;
+  /** Unmeasured milliseconds at the start of each slice (the target wakes up). */
+  settleMs: number;
+  slices: number;
+  /** Called around each measured window with the target's name (e.g. to sample its CPU). */
+  hooks?: { windowStart?: (target: string) => void; windowEnd?: (target: string) => void };
+}
+
+/**
+ * Closed loops of `concurrency` connections on each target in turn, in short slices (the order
+ * rotates every slice), for a throughput ratio that a shared host's drift does not skew: a host
+ * that slows down for a few seconds slows every target alike. Each target keeps its own warm
+ * connections; a slice ends by letting its requests in flight finish (not counted).
+ */
+export async function runInterleaved(o: InterleavedOptions): Promise<Map<string, RunResult>> {
+  const pools = o.targets.map((t) => newPool(t.origin, o.concurrency));
+  const req = requestOptions(o.scenario, o.extraHeaders ?? {});
+  const recorders = o.targets.map(() => new Recorder());
+  try {
+    for (let slice = 0; slice < o.slices; slice++) {
+      for (let j = 0; j < o.targets.length; j++) {
+        const i = (j + slice) % o.targets.length;
+        const pool = pools[i] as Pool;
+        const rec = recorders[i] as Recorder;
+        const name = (o.targets[i] as { name: string }).name;
+        const mStart = performance.now() + o.settleMs;
+        const mEnd = mStart + o.sliceMs;
+        const hooks = scheduleHooks(
+          { windowStart: () => o.hooks?.windowStart?.(name), windowEnd: () => o.hooks?.windowEnd?.(name) },
+          o.settleMs,
+          o.settleMs + o.sliceMs,
+        );
+        const worker = async (): Promise<void> => {
+          while (performance.now() < mEnd) {
+            const start = performance.now();
+            const out = await once(pool, req, o.scenario.isStream);
+            if (out.endAt >= mStart && out.endAt <= mEnd) rec.add(out, start);
+            if (!out.ok && out.bytes === 0) await sleep(5);
+          }
+        };
+        try {
+          await Promise.all(Array.from({ length: o.concurrency }, worker));
+        } finally {
+          hooks();
+        }
+      }
+    }
+  } finally {
+    await Promise.all(pools.map((pool) => closePool(pool)));
+  }
+  const durationS = (o.sliceMs * o.slices) / 1000;
+  return new Map(o.targets.map((t, i) => [t.name, (recorders[i] as Recorder).result('throughput', durationS)]));
+}

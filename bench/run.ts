@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runClosedLoop, runFixedRate, probe, type RunResult, type Scenario } from './load.js';
+import { runClosedLoop, runFixedRate, runInterleaved, probe, type RunResult, type Scenario } from './load.js';
 import {
   getFreePort,
   indent,
@@ -52,10 +52,16 @@ interface Config {
   /** Warm-up before later rounds (connections are new each run). */
   rewarmS: number;
   concurrency: number;
+  /** Interleaved throughput: slices per target (0: skip) and each slice's measured length. */
+  slices: number;
+  sliceS: number;
   rate: number;
   upstreamScript: string;
   out: string;
 }
+
+/** Unmeasured start of every interleaved slice: the target wakes, the previous one's tail ends. */
+const SLICE_SETTLE_S = 0.25;
 
 const HELP = `usage: tsx bench/run.ts [options]
 
@@ -70,6 +76,10 @@ options (env var in brackets):
   --warmup S           warm-up before the first round         [BENCH_WARMUP_S] (default 2)
   --rewarm S           warm-up before later rounds            [BENCH_REWARM_S] (default 0.5)
   --concurrency C      connections in throughput mode         [BENCH_CONCURRENCY] (default 32)
+  --slices N           interleaved throughput: slices per target, order rotating each
+                       slice (0: skip)                        [BENCH_SLICES] (default 10)
+  --slice-s S          measured seconds per slice, after ${SLICE_SETTLE_S} s unmeasured
+                                                              [BENCH_SLICE_S] (default 1)
   --rate R             requests/s in fixed-rate mode          [BENCH_RATE] (default 200)
   --upstream-script F  fake upstream entry point              [BENCH_UPSTREAM_SCRIPT]
                        (default test/helpers/mock-upstream.ts)
@@ -92,6 +102,8 @@ function parseConfig(argv: string[]): Config {
       warmup: { type: 'string' },
       rewarm: { type: 'string' },
       concurrency: { type: 'string' },
+      slices: { type: 'string' },
+      'slice-s': { type: 'string' },
       rate: { type: 'string' },
       'upstream-script': { type: 'string' },
       out: { type: 'string' },
@@ -130,6 +142,8 @@ function parseConfig(argv: string[]): Config {
     warmupS: num('warmup', values.warmup ?? env.BENCH_WARMUP_S, 2, 0),
     rewarmS: num('rewarm', values.rewarm ?? env.BENCH_REWARM_S, 0.5, 0),
     concurrency: Math.round(num('concurrency', values.concurrency ?? env.BENCH_CONCURRENCY, 32, 1)),
+    slices: Math.round(num('slices', values.slices ?? env.BENCH_SLICES, 10, 0)),
+    sliceS: num('slice-s', values['slice-s'] ?? env.BENCH_SLICE_S, 1, 0.1),
     rate: num('rate', values.rate ?? env.BENCH_RATE, 200, 1),
     upstreamScript: path.resolve(
       ROOT,
@@ -449,6 +463,56 @@ interface Comparisons {
   addedLatency: { scenario: string; a: string; b: string; p50Ms: number; p99Ms: number }[];
 }
 
+/** One target's share of an interleaved throughput run. */
+interface Interleaved {
+  scenario: string;
+  target: string;
+  rps: number;
+  errors: number;
+  errorSamples: Record<string, number>;
+  cpuUsPerReq: number | undefined;
+}
+
+/**
+ * Throughput with the targets taking turns in short slices (bench/load.ts runInterleaved): the
+ * ratio a drifting shared host skews least, since every target meets the same host over the run.
+ */
+async function measureInterleaved(cfg: Config, ctx: Context, scenario: Scenario, targets: RunningTarget[]): Promise<Interleaved[]> {
+  const cpu = new Map<string, number>();
+  let at: number | undefined;
+  const pidOf = (name: string): number => (targets.find((t) => t.name === name) as RunningTarget).child.pid;
+  const results = await runInterleaved({
+    targets: targets.map((t) => ({ name: t.name, origin: t.origin })),
+    scenario,
+    extraHeaders: { authorization: `Bearer ${ctx.clientKey}` },
+    concurrency: cfg.concurrency,
+    sliceMs: cfg.sliceS * 1000,
+    settleMs: SLICE_SETTLE_S * 1000,
+    slices: cfg.slices,
+    hooks: {
+      windowStart: (name) => (at = procCpuSeconds(pidOf(name))),
+      windowEnd: (name) => {
+        const now = procCpuSeconds(pidOf(name));
+        if (at !== undefined && now !== undefined) cpu.set(name, (cpu.get(name) ?? 0) + now - at);
+        at = undefined;
+      },
+    },
+  });
+  return targets.map((t) => {
+    const r = results.get(t.name) as RunResult;
+    const n = r.ok + r.errors;
+    const used = cpu.get(t.name);
+    return {
+      scenario: scenario.id,
+      target: t.name,
+      rps: r.rps,
+      errors: r.errors,
+      errorSamples: r.errorSamples,
+      cpuUsPerReq: used !== undefined && n > 0 ? (used * 1e6) / n : undefined,
+    };
+  });
+}
+
 function compare(summaries: Summary[], cfg: Config, ms: Measurement[]): Comparisons {
   const get = (sid: string, mode: Mode, target: string): Summary | undefined =>
     summaries.find((s) => s.scenario === sid && s.mode === mode && s.target === target);
@@ -483,7 +547,7 @@ function compare(summaries: Summary[], cfg: Config, ms: Measurement[]): Comparis
   return res;
 }
 
-function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measurement[]): string {
+function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measurement[], interleaved: Interleaved[]): string {
   const label: Record<string, string> = {
     upstream: 'upstream',
     bare: 'bare forwarder',
@@ -522,6 +586,18 @@ function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measure
         return `${name(r.scenario)} throughput ${r.ratio.toFixed(2)}x${rounds}`;
       });
     lines.push(`ratios (${label[a]} / ${label[b]}): ${items.join(', ')}`);
+  }
+  for (const sid of cfg.scenarios) {
+    const runs = interleaved.filter((r) => r.scenario === sid);
+    if (runs.length === 0) continue;
+    const base = runs.find((r) => r.target === 'bare');
+    const parts = runs.map(
+      (r) =>
+        `${r.target} ${fmt(r.rps, 0)} req/s, ${fmt(r.cpuUsPerReq, 0)} µs/req` +
+        (base && r !== base && base.rps > 0 ? ` (${(r.rps / base.rps).toFixed(2)}x bare)` : '') +
+        (r.errors ? `, ${r.errors} errors ${JSON.stringify(r.errorSamples)}` : ''),
+    );
+    lines.push(`interleaved throughput, ${name(sid)}: ${parts.join(' | ')}`);
   }
   const latPairs = [...new Set(cmp.addedLatency.map((r) => `${r.a}/${r.b}`))];
   for (const sid of cfg.scenarios) {
@@ -564,6 +640,13 @@ function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measure
     'cpu µs/req: CPU time of the target process itself (upstream row: the fake upstream alone) per request; ' +
       'spread %: (max − min) / median across rounds (req/s for throughput, p99 for fixed-rate); ' +
       'ratios: of the medians, then the lowest and highest of each round\'s own ratio.',
+    ...(interleaved.length
+      ? [
+          `interleaved throughput: the targets take turns, ${cfg.slices} slices of ${fmt(cfg.sliceS, 2)} s each ` +
+            `(after ${SLICE_SETTLE_S} s unmeasured), ${cfg.concurrency} connections, the order rotating every slice: ` +
+            'a shared host that slows down meets every target alike, so these ratios move least between runs.',
+        ]
+      : []),
   );
   return lines.join('\n');
 }
@@ -608,7 +691,8 @@ async function main(): Promise<void> {
   ) * cfg.modes.length;
   const estS =
     runsPerRound * (cfg.durationS + cfg.warmupS + (cfg.rounds - 1) * Math.min(cfg.rewarmS, cfg.warmupS)) +
-    runsPerRound * cfg.rounds * 0.3;
+    runsPerRound * cfg.rounds * 0.3 +
+    (cfg.modes.includes('throughput') ? (runsPerRound / cfg.modes.length) * cfg.slices * (cfg.sliceS + SLICE_SETTLE_S + 0.05) : 0);
   log(
     `measuring: ${runsPerRound} runs × ${cfg.rounds} round(s), ${(cfg.durationS / cfg.rounds).toFixed(2)} s each ` +
       `(+ warm-up); estimated ${Math.ceil(estS)} s`,
@@ -638,9 +722,22 @@ async function main(): Promise<void> {
     }
   }
 
+  // The same targets again, taking turns in short slices: the throughput ratios to quote.
+  const interleaved: Interleaved[] = [];
+  if (cfg.modes.includes('throughput') && cfg.slices > 0) {
+    for (const scenario of scenarios) {
+      const targets = measured.filter((t) => !scenario.targets || scenario.targets.includes(t.name));
+      if (targets.length < 2) continue;
+      const runs = await measureInterleaved(cfg, ctx, scenario, targets);
+      interleaved.push(...runs);
+      log(`  [${scenario.name} | interleaved] ` + runs.map((r) => `${r.target} ${r.rps.toFixed(0)} req/s`).join(', '));
+      for (const t of running) if (t.child.exited()) throw new Error(`${t.child.name} died during the run (${t.child.exitInfo() ?? '?'})`);
+    }
+  }
+
   const summaries = summarizeAll(measurements, cfg);
   const cmp = compare(summaries, cfg, measurements);
-  process.stdout.write('\n' + report(summaries, cmp, cfg, measurements) + '\n');
+  process.stdout.write('\n' + report(summaries, cmp, cfg, measurements, interleaved) + '\n');
 
   // The limiter alone: admissions per second against the local Redis (and in memory).
   let admissions: AdmissionResult[] = [];
@@ -669,6 +766,7 @@ async function main(): Promise<void> {
     scenarios,
     summary: summaries,
     comparisons: cmp,
+    interleaved,
     admissions,
     measurements,
   };
