@@ -264,22 +264,35 @@ export async function runClosedLoop(o: ClosedLoopOptions): Promise<RunResult> {
   const mEnd = mStart + o.durationMs;
   const cancelHooks = scheduleHooks(o.hooks, o.warmupMs, o.warmupMs + o.durationMs);
 
-  const worker = async (): Promise<void> => {
-    while (performance.now() < mEnd) {
-      const start = performance.now();
-      const out = await once(pool, req, o.scenario.isStream);
-      if (out.endAt >= mStart && out.endAt <= mEnd) rec.add(out, start);
-      // Avoid a hot spin when the target refuses connections.
-      if (!out.ok && out.bytes === 0) await sleep(5);
-    }
-  };
   try {
-    await Promise.all(Array.from({ length: o.concurrency }, worker));
+    await closedLoop(pool, req, o.scenario.isStream, o.concurrency, rec, mStart, mEnd);
   } finally {
     cancelHooks();
     await closePool(pool);
   }
   return rec.result('throughput', o.durationMs / 1000);
+}
+
+/** `concurrency` workers sending back to back until `mEnd`; requests that complete in [mStart, mEnd] are recorded. */
+async function closedLoop(
+  pool: Pool,
+  req: Dispatcher.RequestOptions,
+  isStream: boolean,
+  concurrency: number,
+  rec: Recorder,
+  mStart: number,
+  mEnd: number,
+): Promise<void> {
+  const worker = async (): Promise<void> => {
+    while (performance.now() < mEnd) {
+      const start = performance.now();
+      const out = await once(pool, req, isStream);
+      if (out.endAt >= mStart && out.endAt <= mEnd) rec.add(out, start);
+      // Avoid a hot spin when the target refuses connections.
+      if (!out.ok && out.bytes === 0) await sleep(5);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 export interface FixedRateOptions {
@@ -398,16 +411,8 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Map<string,
           o.settleMs,
           o.settleMs + o.sliceMs,
         );
-        const worker = async (): Promise<void> => {
-          while (performance.now() < mEnd) {
-            const start = performance.now();
-            const out = await once(pool, req, o.scenario.isStream);
-            if (out.endAt >= mStart && out.endAt <= mEnd) rec.add(out, start);
-            if (!out.ok && out.bytes === 0) await sleep(5);
-          }
-        };
         try {
-          await Promise.all(Array.from({ length: o.concurrency }, worker));
+          await closedLoop(pool, req, o.scenario.isStream, o.concurrency, rec, mStart, mEnd);
         } finally {
           hooks();
         }
