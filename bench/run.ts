@@ -343,6 +343,18 @@ function cpuSnapshot(running: RunningTarget[]): Record<string, number | undefine
   return snap;
 }
 
+/** A target that died mid-run makes every later figure meaningless: stop with its last output. */
+function assertAlive(running: RunningTarget[]): void {
+  for (const t of running) {
+    if (t.child.exited()) {
+      throw new Error(
+        `${t.child.name} died during the run (${t.child.exitInfo() ?? '?'})\n` +
+          indent(t.child.outputTail().trim(), '    '),
+      );
+    }
+  }
+}
+
 async function measure(
   cfg: Config,
   ctx: Context,
@@ -373,14 +385,7 @@ async function measure(
       ? await runClosedLoop({ ...common, concurrency: cfg.concurrency })
       : await runFixedRate({ ...common, rate: cfg.rate });
 
-  for (const t of running) {
-    if (t.child.exited()) {
-      throw new Error(
-        `${t.child.name} died during the run (${t.child.exitInfo() ?? '?'})\n` +
-          indent(t.child.outputTail().trim(), '    '),
-      );
-    }
-  }
+  assertAlive(running);
   const cpuS: Record<string, number> = {};
   for (const [name, b] of Object.entries(before)) {
     const a = after[name];
@@ -731,7 +736,7 @@ async function main(): Promise<void> {
       const runs = await measureInterleaved(cfg, ctx, scenario, targets);
       interleaved.push(...runs);
       log(`  [${scenario.name} | interleaved] ` + runs.map((r) => `${r.target} ${r.rps.toFixed(0)} req/s`).join(', '));
-      for (const t of running) if (t.child.exited()) throw new Error(`${t.child.name} died during the run (${t.child.exitInfo() ?? '?'})`);
+      assertAlive(running);
     }
   }
 
