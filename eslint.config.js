@@ -14,7 +14,17 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bench/**', 'test/helpers/mock-upstream.ts', 'src/cli.ts'],
+    // Layering: the modules below the request layer never reach up into routes/ or proxy/.
+    files: ['src/{limits,usage,streaming,cache,steering,metrics,tokens,quota,batch,upstream,keys,auth,config,errors}/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/routes/*', '**/proxy/*'], message: 'Lower layers do not import from routes/ or proxy/.' }] },
+      ],
+    },
+  },
+  {
+    files: ['bench/**', 'test/helpers/mock-upstream.ts'],
     rules: { 'no-console': 'off' },
   },
 );

@@ -1,4 +1,4 @@
-import type { Bindings, ChildLoggerOptions, DestinationStream, Logger, LoggerOptions } from 'pino';
+import type { Bindings, ChildLoggerOptions, Logger, LoggerOptions } from 'pino';
 import type { FastifyBaseLogger } from 'fastify';
 
 /** Every place a credential can appear in a log object. pino replaces them with [Redacted]. */
@@ -20,11 +20,6 @@ export const REDACT_PATHS = [
   'token',
   'err.config.headers.authorization',
 ];
-
-export interface LoggingOptions {
-  readonly level: string;
-  readonly stream?: DestinationStream | undefined;
-}
 
 export function loggerOptions(level: string): LoggerOptions {
   return {

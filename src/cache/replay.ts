@@ -1,4 +1,4 @@
-import type { UsageShape } from '../routes/endpoints.js';
+import type { UsageShape } from '../usage/shape.js';
 
 /**
  * A stored JSON answer replayed as the stream the endpoint would have sent: whole texts in one

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CachePolicy } from '../auth/keys.js';
-import type { Endpoint, UsageShape } from '../routes/endpoints.js';
+import type { UsageShape } from '../usage/shape.js';
 import { SseDecoder } from '../streaming/sse.js';
 import type { Usage } from '../usage/extract.js';
 import { createAssembler, type StreamAssembler } from './assemble.js';
@@ -47,9 +47,15 @@ export interface CacheTicket {
   abandon(): void;
 }
 
+/** The endpoint as the cache sees it: its route (part of the cache key) and usage shape. */
+export interface CacheableRoute {
+  readonly url: string;
+  readonly usage?: UsageShape | undefined;
+}
+
 export interface ResponseCache {
   /** The ticket of a request to a cacheable endpoint by a key with a cache policy; undefined otherwise. */
-  open(endpoint: Endpoint, policy: CachePolicy, modelLabel: string, body: Record<string, unknown>, headers: IncomingHttpHeaders): CacheTicket | undefined;
+  open(endpoint: CacheableRoute, policy: CachePolicy, modelLabel: string, body: Record<string, unknown>, headers: IncomingHttpHeaders): CacheTicket | undefined;
   /** Remove every entry, or one scope's (`key:<id>` / `group:<name>`). */
   purge(scope?: string): Promise<number>;
 }

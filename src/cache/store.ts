@@ -1,4 +1,4 @@
-import type { UsageShape } from '../routes/endpoints.js';
+import type { UsageShape } from '../usage/shape.js';
 import type { Usage } from '../usage/extract.js';
 
 /** One stored answer: the complete JSON answer (a stream is stored as the answer it amounts to) and its usage. */

@@ -51,8 +51,6 @@ const modelEntry = z.strictObject({
   route_to: z.string().min(1).optional(),
 });
 
-/** A key's response cache: how long answers live, how large one may be, and who shares them. */
-
 const keyEntry = z
   .strictObject({
     id: keyId,

@@ -1,6 +1,6 @@
 /**
  * The closed registry of errors tollgate itself answers with. Each class fixes its HTTP status and
- * OpenAI's `type`/`code`; `toEnvelope` (the only serialiser) turns any of them into OpenAI's error
+ * OpenAI's `type`/`code`; `toBody` (the only serialiser) turns any of them into OpenAI's error
  * envelope. A 5xx never carries internals to the client.
  */
 
@@ -15,6 +15,8 @@ export abstract class TollgateError extends Error {
   readonly param: string | null = null;
   /** Extra response headers (e.g. retry-after). */
   readonly headers: Readonly<Record<string, string>> = {};
+  /** The subclass's name (stack traces and logs say which error it was). */
+  override name = this.constructor.name;
 
   toBody(): OpenAIErrorBody {
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
@@ -101,9 +103,8 @@ export class ContextLengthExceededError extends TollgateError {
   override readonly code = 'context_length_exceeded';
   override readonly param: string;
   constructor(contextWindow: number, tokens: number, param: string) {
-    const noun = param === 'messages' ? 'messages' : param;
     super(
-      `This model's maximum context length is ${contextWindow} tokens. However, your ${noun} resulted in ${tokens} tokens. Please reduce the length of the ${noun}.`,
+      `This model's maximum context length is ${contextWindow} tokens. However, your ${param} resulted in ${tokens} tokens. Please reduce the length of the ${param}.`,
     );
     this.param = param;
   }

@@ -1,12 +1,29 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Caller } from '../auth/keys.js';
 import type { ModelPricesNano } from '../config/catalogue.js';
-import type { RequestState } from '../proxy/request-state.js';
+import type { Usage } from '../usage/extract.js';
 import type { Cost } from '../usage/cost.js';
 import { FastHistogram, type Observer } from './histogram.js';
 import { createRemainingGauge, type RemainingGauge, type RequestsLimit } from './ratelimit-gauge.js';
 import { Tally, type Cell } from './tally.js';
-import { createUsageMetrics, type UsageMetrics } from './usage-metrics.js';
+import { createUsageMetrics, type UsageMetrics, type UsageSource } from './usage-metrics.js';
+
+/** What the metrics read of a finished request (the proxy's RequestState satisfies it). */
+export interface ObservedRequest {
+  readonly caller: Caller | undefined;
+  readonly modelLabel: string;
+  readonly cache: string;
+  readonly cacheSavedNano: number | undefined;
+  readonly arrivedAt: number;
+  readonly upstreamStart: number | undefined;
+  readonly upstreamFirstByte: number | undefined;
+  readonly upstreamStatus: number | undefined;
+  readonly usage: Usage | undefined;
+  readonly usageSource: UsageSource | undefined;
+  readonly streamEnd: string | undefined;
+  readonly rateLimitHeaders: Readonly<Record<string, string>> | undefined;
+  readonly clientGone: boolean;
+}
 
 /**
  * Metric definitions on an injected Registry (tests build as many as they like). Labels are
@@ -32,7 +49,7 @@ export interface Metrics {
    * token, upstream errors, its usage and the key's remaining limits. Returns the request's cost
    * when it used tokens (for the log line).
    */
-  recordRequest(state: RequestState, endpoint: string, status: number, totalMs: number, upstreamMs: number | undefined): Cost | undefined;
+  recordRequest(state: ObservedRequest, endpoint: string, status: number, totalMs: number, upstreamMs: number | undefined): Cost | undefined;
 }
 
 export interface MetricsOptions {
@@ -148,7 +165,7 @@ function statusClassOf(status: number): string {
 }
 
 /** The `status` label of an upstream failure, if the request met one. */
-function upstreamFailure(state: RequestState, status: number): string | undefined {
+function upstreamFailure(state: ObservedRequest, status: number): string | undefined {
   if (state.upstreamStatus !== undefined) {
     if (state.upstreamStatus >= 500) return String(state.upstreamStatus);
     return state.streamEnd === 'upstream_error' ? 'stream_cut' : undefined;

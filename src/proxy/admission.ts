@@ -6,7 +6,8 @@ import {
   MaxOutputTooLargeError,
   ModelNotFoundError,
 } from '../errors/errors.js';
-import type { Endpoint } from '../routes/endpoints.js';
+import type { Endpoint } from './endpoints.js';
+import { isJsonObject, type JsonObject } from '../usage/json.js';
 import { countTokensExactly } from '../tokens/exact.js';
 import { estimateTokens, promptChars, promptText } from '../tokens/estimate.js';
 
@@ -23,12 +24,6 @@ export interface Admission {
   readonly stream: boolean;
   /** The model name to send upstream when the catalogue maps it elsewhere. */
   readonly rewriteModelTo: string | undefined;
-}
-
-export type JsonObject = Record<string, unknown>;
-
-export function isJsonObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function outputCap(body: JsonObject, params: readonly string[]): { param: string; value: number } | undefined {

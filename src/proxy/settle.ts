@@ -1,5 +1,5 @@
 import type { Reservation } from '../limits/limiter.js';
-import type { UsageShape } from '../routes/endpoints.js';
+import type { UsageShape } from '../usage/shape.js';
 import type { Usage } from '../usage/extract.js';
 import type { RequestState } from './request-state.js';
 

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastif
 import type { KeyStore } from '../keys/registry.js';
 import { InvalidJsonError, KeyStoreUnavailableError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
 import { createForwarder, JsonBody, type ForwardDeps } from '../proxy/forward.js';
-import { ENDPOINTS } from './endpoints.js';
+import { ENDPOINTS } from '../proxy/endpoints.js';
 
 /**
  * The `/v1` routes: body parsing (JSON parsed once and kept as bytes; uploads left as streams),

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import type { UsageShape } from '../routes/endpoints.js';
+import type { UsageShape } from '../usage/shape.js';
 
 /**
  * The fingerprint of a prompt's stable head: the first `headChars` characters of the prompt in

@@ -1,4 +1,4 @@
-import type { UsageShape } from '../routes/endpoints.js';
+import type { UsageShape } from '../usage/shape.js';
 import { fingerprintOf } from './fingerprint.js';
 
 /**

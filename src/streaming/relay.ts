@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { streamErrorEvent, type TollgateError } from '../errors/errors.js';
 import { readableSource, type BodySource } from '../upstream/call.js';
-import type { UsageShape } from '../routes/endpoints.js';
+import type { UsageShape } from '../usage/shape.js';
 import { isTerminalEvent, readUsage, usageFromEvent, type Usage } from '../usage/extract.js';
 import { SseDecoder } from './sse.js';
 import { InjectedUsageStripper } from './usage-injection.js';

@@ -1,5 +1,5 @@
-import { isJsonObject, type JsonObject } from '../proxy/admission.js';
-import type { UsageShape } from '../routes/endpoints.js';
+import { isJsonObject, type JsonObject } from '../usage/json.js';
+import type { UsageShape } from '../usage/shape.js';
 import { SseDecoder, type SseEvent } from './sse.js';
 
 /**

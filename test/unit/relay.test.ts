@@ -2,7 +2,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it, vi } from 'vitest';
 import { streamErrorEvent, UpstreamUnreachableError, type TollgateError } from '../../src/errors/errors.js';
-import type { UsageShape } from '../../src/routes/endpoints.js';
+import type { UsageShape } from '../../src/usage/shape.js';
 import { relaySse, type StreamOutcome } from '../../src/streaming/relay.js';
 
 // relaySse over real node streams: bytes through untouched, usage read on the side, one outcome.

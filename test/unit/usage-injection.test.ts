@@ -2,7 +2,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { streamErrorEvent, UpstreamInterruptedError } from '../../src/errors/errors.js';
-import type { UsageShape } from '../../src/routes/endpoints.js';
+import type { UsageShape } from '../../src/usage/shape.js';
 import { relaySse, type StreamOutcome } from '../../src/streaming/relay.js';
 import { canInjectUsage, InjectedUsageStripper, injectUsageRequest } from '../../src/streaming/usage-injection.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';

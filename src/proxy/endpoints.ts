@@ -1,4 +1,5 @@
 import type { HTTPMethods } from 'fastify';
+import type { UsageShape } from '../usage/shape.js';
 
 /**
  * Every `/v1` endpoint tollgate forwards. The `url` template doubles as the bounded `endpoint`
@@ -12,9 +13,6 @@ export interface ModelCall {
   /** Output cap fields, in order of precedence. */
   readonly outputCapParams: readonly string[];
 }
-
-/** Which usage shape the endpoint reports (JSON body and stream). */
-export type UsageShape = 'chat' | 'responses' | 'completions' | 'embeddings';
 
 export interface Endpoint {
   readonly url: string;

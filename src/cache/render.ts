@@ -1,8 +1,4 @@
-import type { FastifyReply } from 'fastify';
 import type { ModelPricesNano } from '../config/catalogue.js';
-import type { Reservation } from '../limits/limiter.js';
-import type { RequestState } from '../proxy/request-state.js';
-import { settleReleased } from '../proxy/settle.js';
 import { costOf } from '../usage/cost.js';
 import { replayStream } from './replay.js';
 import type { CachedAnswer } from './store.js';
@@ -29,36 +25,4 @@ export function renderHit(answer: CachedAnswer, stream: boolean, body: Record<st
   const options = body.stream_options as Record<string, unknown> | null | undefined;
   const replayed = replayStream(answer.shape, parsed as Record<string, unknown>, options?.include_usage === true);
   return replayed && { body: replayed, contentType: 'text/event-stream; charset=utf-8', savedNano };
-}
-
-/**
- * Answer from the cache: straight into the socket like upstream answers, with tollgate's request
- * id, the key's rate-limit headers and `x-tollgate-cache: hit`. No tokens are counted (the
- * reservation held none), the saving is.
- */
-export function serveHit(reply: FastifyReply, state: RequestState, hit: RenderedHit, reservation: Reservation | undefined): void {
-  state.cache = 'hit';
-  state.cacheSavedNano = hit.savedNano;
-  settleReleased(reservation);
-  const head = [
-    'content-type',
-    hit.contentType,
-    'content-length',
-    String(hit.body.length),
-    'x-request-id',
-    reply.request.id,
-    'openai-version',
-    '2020-10-01',
-    'openai-processing-ms',
-    '0',
-    'x-tollgate-cache',
-    'hit',
-  ];
-  if (reservation) {
-    const limits = reservation.headers;
-    for (const name in limits) head.push(name, limits[name] as string);
-  }
-  reply.hijack();
-  reply.raw.writeHead(200, head);
-  reply.raw.end(hit.body);
 }
