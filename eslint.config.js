@@ -24,7 +24,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bench/**', 'test/helpers/mock-upstream.ts'],
+    files: ['bench/**', 'scripts/**', 'test/helpers/mock-upstream.ts'],
     rules: { 'no-console': 'off' },
   },
 );

@@ -35,7 +35,7 @@ import { createUsageRecorder } from './quota/recorder.js';
 import { redisPlugin } from './plugins/redis.js';
 import { newRequestState } from './proxy/request-state.js';
 import { healthRoutes } from './routes/health.js';
-import { v1Routes } from './routes/v1.js';
+import { adminOnlyRoutes, v1Routes } from './routes/v1.js';
 import { createUpstream } from './upstream/client.js';
 import { createConfiguredUpstream } from './upstream/targets.js';
 import { createCaching } from './cache/setup.js';
@@ -235,6 +235,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       responseCache: caching.responseCache,
     });
   }
+  await app.register(adminOnlyRoutes);
   await app.register(v1Routes, {
     ...caching,
     config,

@@ -122,6 +122,8 @@ export interface BatchQueue {
   check(): Promise<CheckReport>;
   /** Tokens enqueued per model for a key. */
   enqueued(keyId: string): Promise<Map<string, number>>;
+  /** The models a batch input file's lines name, as counted when it was uploaded through tollgate; undefined when it was not. */
+  fileModels(fileId: string): Promise<readonly string[] | undefined>;
   /** Stop the periodic check and close the store. */
   close(): Promise<void>;
 }
@@ -315,6 +317,10 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     releaseBatch,
     check,
     enqueued: (keyId) => store.enqueued(keyId),
+    async fileModels(fileId) {
+      const file = await store.getFile(fileId);
+      return file?.models.map((m) => m.model);
+    },
     async close() {
       if (timer) clearInterval(timer);
       await running;

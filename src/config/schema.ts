@@ -78,6 +78,12 @@ export const configSchema = z.strictObject({
       body_limit_bytes: positiveInt.default(32 * 1024 * 1024),
       /** Largest streamed upload (files, audio, image edits). OpenAI's own file limit is 512 MB. */
       upload_limit_bytes: positiveInt.default(512 * 1024 * 1024),
+      /**
+       * Largest multipart upload that names a model (audio transcriptions, image edits, videos):
+       * held whole until its fields are read and the key's policy admits it, so nothing of it
+       * reaches the upstream first. OpenAI takes audio up to 25 MB and images up to 50 MB.
+       */
+      multipart_hold_bytes: positiveInt.default(64 * 1024 * 1024),
       /** How long SIGTERM waits for in-flight requests and streams before closing them. */
       shutdown_grace_ms: nonNegativeInt.default(30_000),
       /**

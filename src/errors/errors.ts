@@ -142,6 +142,16 @@ export class UpstreamInterruptedError extends TollgateError {
   }
 }
 
+/** The upstream's answer was not what its endpoint returns (e.g. a model list that is not one). */
+export class UpstreamInvalidAnswerError extends TollgateError {
+  readonly status = 502;
+  readonly type = 'server_error';
+  override readonly code = 'upstream_invalid_answer';
+  constructor() {
+    super('The upstream API sent an answer the gateway could not read. Please try again.');
+  }
+}
+
 export class UpstreamTimeoutError extends TollgateError {
   readonly status = 504;
   readonly type = 'server_error';
@@ -205,7 +215,7 @@ export class RateLimitError extends TollgateError {
     headers: Readonly<Record<string, string>>;
   }) {
     super(
-      `Rate limit reached for ${details.model} in organization ${details.keyId} on ${LIMIT_TEXT[details.kind]}: Limit ${details.limit}, Used ${details.used}, Requested ${details.requested}. Please try again in ${details.tryAgain}. Visit https://platform.openai.com/account/rate-limits to learn more.`,
+      `Rate limit reached for ${details.model === 'none' ? 'requests without a model' : details.model} in organization ${details.keyId} on ${LIMIT_TEXT[details.kind]}: Limit ${details.limit}, Used ${details.used}, Requested ${details.requested}. Please try again in ${details.tryAgain}. Visit https://platform.openai.com/account/rate-limits to learn more.`,
     );
     this.kind = details.kind;
     this.type = details.kind === 'tpm' ? 'tokens' : 'requests';
@@ -339,5 +349,81 @@ export class KeyConflictError extends TollgateError {
     super(message);
     this.code = code;
     this.param = param;
+  }
+}
+
+/** A body whose media type the endpoint does not take (OpenAI's wording). Never forwarded unread. */
+export class UnsupportedContentTypeError extends TollgateError {
+  readonly status = 400;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'unsupported_content_type';
+  constructor(given: string | undefined, accepted: readonly string[]) {
+    const list = accepted.map((type) => `'${type}'`).join(' or ');
+    super(
+      given === undefined
+        ? `Missing Content-Type header. This API method only accepts ${list} requests. Please try again with a supported content type.`
+        : `Unsupported content type: '${given}'. This API method only accepts ${list} requests, but you specified the header 'Content-Type: ${given}'. Please try again with a supported content type.`,
+    );
+  }
+}
+
+/** OpenAI's wording for a parameter of the wrong JSON type. */
+export class InvalidTypeError extends InvalidRequestError {
+  constructor(param: string, expected: string, value: unknown) {
+    super(`Invalid type for '${param}': expected ${expected}, but got ${jsonTypeName(value)} instead.`, param, 'invalid_type');
+  }
+}
+
+function jsonTypeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal';
+  if (typeof value === 'boolean') return 'a boolean';
+  if (typeof value === 'string') return 'a string';
+  return 'an object';
+}
+
+export class MissingModelError extends InvalidRequestError {
+  constructor(param: string) {
+    super('you must provide a model parameter', param, null);
+  }
+}
+
+/**
+ * A key whose policy names models (allow-list) or dollars (budget) asked for something tollgate
+ * cannot weigh against it: no model named where the upstream would pick one, or a model without
+ * a price. Refused rather than forwarded unchecked.
+ */
+export class PolicyNeedsModelError extends TollgateError {
+  readonly status = 400;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'model_required_by_key_policy';
+  override readonly param: string;
+  constructor(keyId: string, param: string, reason: 'unnamed' | 'unpriced', model?: string) {
+    super(
+      reason === 'unnamed'
+        ? `Key \`${keyId}\` is limited to certain models or a budget: name the model in '${param}' so tollgate can apply the key's policy.`
+        : `Key \`${keyId}\` has a budget, and model \`${model}\` has no price in tollgate's catalogue: the request cannot be budgeted. Ask your platform team to add the model's price.`,
+    );
+    this.param = param;
+  }
+}
+
+/** The organisation's admin API is not served through the gateway. */
+export class AdminOnlyEndpointError extends TollgateError {
+  readonly status = 403;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'admin_api_not_served';
+  constructor(method: string, path: string) {
+    super(
+      `${method} ${path} belongs to OpenAI's organization admin API, which tollgate does not serve: the gateway's upstream credential is a project key, and a tollgate key is not an organization admin key. Call https://api.openai.com/v1 directly with an admin key.`,
+    );
+  }
+}
+
+/** A request body with content on a route that takes none (GET, DELETE, …). */
+export class UnexpectedBodyError extends InvalidRequestError {
+  constructor(method: string) {
+    super(`${method} requests to this endpoint take no body.`, null, 'unexpected_body');
   }
 }

@@ -1,19 +1,24 @@
+import type { Caller } from '../auth/keys.js';
 import type { Catalogue, ModelInfo } from '../config/catalogue.js';
 import type { Config } from '../config/schema.js';
 import {
   ContextLengthExceededError,
   InvalidRequestError,
+  InvalidTypeError,
   MaxOutputTooLargeError,
+  MissingModelError,
   ModelNotFoundError,
+  PolicyNeedsModelError,
 } from '../errors/errors.js';
-import type { Endpoint } from './endpoints.js';
+import { checkModelAllowed } from '../keys/caller.js';
+import type { Endpoint, ModelField } from './endpoints.js';
 import { isJsonObject, type JsonObject } from '../usage/json.js';
 import { countTokensExactly } from '../tokens/exact.js';
 import { estimateTokens, promptChars, promptText } from '../tokens/estimate.js';
 
 /** What admission learned about a request: the input to limits, upstream and settlement. */
 export interface Admission {
-  /** The model as the client named it (undefined when the body names none). */
+  /** The model the request runs on as the client named it (or the endpoint's default); undefined when implied. */
   readonly requestedModel: string | undefined;
   /** The catalogue entry, undefined for an unknown model passed through. */
   readonly model: ModelInfo | undefined;
@@ -25,6 +30,16 @@ export interface Admission {
   /** The model name to send upstream when the catalogue maps it elsewhere. */
   readonly rewriteModelTo: string | undefined;
 }
+
+/** A request that names no model and runs none: counted as one request, nothing more. */
+export const MANAGEMENT: Admission = {
+  requestedModel: undefined,
+  model: undefined,
+  inputTokens: 0,
+  outputCap: undefined,
+  stream: false,
+  rewriteModelTo: undefined,
+};
 
 function outputCap(body: JsonObject, params: readonly string[]): { param: string; value: number } | undefined {
   for (const param of params) {
@@ -38,18 +53,72 @@ function outputCap(body: JsonObject, params: readonly string[]): { param: string
   return undefined;
 }
 
-/**
- * Validate a JSON request against the catalogue: known model (or the pass-through policy),
- * output cap within the model's maximum, prompt within the context window. Synchronous unless
- * the exact tokenizer has to run.
- */
-export function admit(endpoint: Endpoint, body: unknown, catalogue: Catalogue, config: Config): Admission | Promise<Admission> {
-  const json = isJsonObject(body) ? body : {};
-  const requestedModel = typeof json.model === 'string' ? json.model : undefined;
-  const model = requestedModel === undefined ? undefined : catalogue.resolve(requestedModel);
-  if (endpoint.checksModel && requestedModel !== undefined && model === undefined && config.models.unknown === 'reject') {
-    throw new ModelNotFoundError(requestedModel);
+/** The value at a field path of a JSON object (`['session', 'model']`); undefined when a step is missing. */
+function fieldAt(body: JsonObject, path: readonly string[]): unknown {
+  let value: unknown = body;
+  for (const step of path) {
+    if (!isJsonObject(value)) return undefined;
+    value = value[step];
   }
+  return value;
+}
+
+/**
+ * The model a request runs on, by its endpoint's rule: type-checked (OpenAI's `invalid_type`),
+ * required or defaulted, resolved in the catalogue (unknown: the configured policy), and checked
+ * against the caller's allow-list and budget. A key whose policy names models or dollars is
+ * never forwarded a request whose model tollgate cannot tell or price.
+ */
+export function resolveModel(
+  field: ModelField,
+  value: unknown,
+  caller: Caller | undefined,
+  catalogue: Catalogue,
+  config: Config,
+  metered: boolean,
+): { requested: string | undefined; model: ModelInfo | undefined } {
+  const param = field.path.join('.');
+  if (value !== undefined && typeof value !== 'string') throw new InvalidTypeError(param, 'a string', value);
+  let requested = value === '' ? undefined : value;
+  if (requested === undefined) {
+    if (field.rule === 'required') throw new MissingModelError(param);
+    if (field.rule !== 'implied') requested = field.rule.default;
+  }
+  if (requested === undefined) {
+    if (caller && (caller.models !== undefined || (metered && hasBudget(caller)))) {
+      throw new PolicyNeedsModelError(caller.id, param, 'unnamed');
+    }
+    return { requested: undefined, model: undefined };
+  }
+  const model = catalogue.resolve(requested);
+  if (model === undefined && config.models.unknown === 'reject') throw new ModelNotFoundError(requested);
+  if (caller) {
+    checkModelAllowed(caller, requested, model);
+    if (metered && model?.prices === undefined && hasBudget(caller)) throw new PolicyNeedsModelError(caller.id, param, 'unpriced', requested);
+  }
+  return { requested, model };
+}
+
+function hasBudget(caller: Caller): boolean {
+  const budget = caller.quota?.budgetNano;
+  return budget !== undefined && (budget.daily !== undefined || budget.monthly !== undefined || budget.total !== undefined);
+}
+
+/**
+ * Validate a JSON request against its endpoint and the catalogue: the model (see resolveModel),
+ * the output cap within the model's maximum, the prompt within the context window. Synchronous
+ * unless the exact tokenizer has to run.
+ */
+export function admit(endpoint: Endpoint, body: unknown, caller: Caller | undefined, catalogue: Catalogue, config: Config): Admission | Promise<Admission> {
+  if (!isJsonObject(body)) {
+    if (body === undefined) body = {};
+    else throw new InvalidTypeError('body', 'an object', body);
+  }
+  const json = body as JsonObject;
+  const field = endpoint.model;
+  if (!field) return json.stream === true ? { ...MANAGEMENT, stream: true } : MANAGEMENT;
+  const metered = endpoint.metered === true;
+  const { requested: requestedModel, model } = resolveModel(field, fieldAt(json, field.path), caller, catalogue, config, metered);
   const stream = json.stream === true;
   const call = endpoint.modelCall;
   if (!call) {
@@ -73,4 +142,13 @@ export function admit(endpoint: Endpoint, body: unknown, catalogue: Catalogue, c
     if (inputTokens > window) throw new ContextLengthExceededError(window, inputTokens, call.promptParam);
     return { ...base, inputTokens };
   });
+}
+
+/** A multipart form that names its model in a field (audio, image edits, videos). */
+export function admitForm(endpoint: Endpoint, fields: ReadonlyMap<string, string>, caller: Caller | undefined, catalogue: Catalogue, config: Config): Admission {
+  const field = endpoint.model;
+  if (!field) return MANAGEMENT;
+  const name = field.path[field.path.length - 1] as string;
+  const { requested, model } = resolveModel(field, fields.get(name), caller, catalogue, config, endpoint.metered === true);
+  return { requestedModel: requested, model, inputTokens: 0, outputCap: undefined, stream: fields.get('stream') === 'true', rewriteModelTo: undefined };
 }

@@ -8,9 +8,8 @@ import { renderHit, type RenderedHit } from '../cache/render.js';
 import { serveHit } from './serve-hit.js';
 import type { Catalogue } from '../config/catalogue.js';
 import type { Config } from '../config/schema.js';
-import { ClientGoneError, QuotaExceededError, RateLimitError, RequestTooLargeError } from '../errors/errors.js';
+import { ClientGoneError, InvalidRequestError, ModelNotAllowedError, ModelNotFoundError, QuotaExceededError, RateLimitError, RequestTooLargeError, TollgateError } from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
-import { checkModelAllowed } from '../keys/caller.js';
 import type { Limiter, Reservation } from '../limits/limiter.js';
 import type { Quotas } from '../quota/charge.js';
 import type { Endpoint } from './endpoints.js';
@@ -18,12 +17,14 @@ import type { PrefixRoute, PrefixSteering } from '../steering/steering.js';
 import { canInjectUsage, injectUsageRequest, spliceMember } from '../streaming/usage-injection.js';
 import type { Upstream, UpstreamResponse } from '../upstream/client.js';
 import { upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
-import { admit, type Admission } from './admission.js';
+import { admit, admitForm, MANAGEMENT, type Admission } from './admission.js';
 import { isJsonObject, type JsonObject } from '../usage/json.js';
 import type { RequestState } from './request-state.js';
 import { respond } from './respond.js';
 import { settleEstimated, settleReleased } from './settle.js';
-import { hasRequestBody, limitUpload } from './upload.js';
+import { limitUpload } from './upload.js';
+import { bodyForm, holdMultipart } from './request-body.js';
+import { chain, type Maybe } from '../util/maybe.js';
 
 /** A JSON request body: the bytes as received (forwarded untouched) and their parsed value. */
 export class JsonBody {
@@ -64,6 +65,8 @@ interface Prepared {
   readonly hit?: RenderedHit | undefined;
   /** A miss of the response cache: the answer is offered to it. */
   readonly cache?: CacheTicket | undefined;
+  /** `GET /v1/models` for a key with an allow-list: which models of the answer's list it keeps. */
+  readonly filterModels?: ((id: string) => boolean) | undefined;
 }
 
 export type Forward = (endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
@@ -76,86 +79,155 @@ export function createForwarder(deps: ForwardDeps): Forward {
   const { config, catalogue, limiter, upstream, identity } = deps;
 
   /**
-   * The request side. Synchronous on the common path (in-memory limiter, no tokenizer, no batch
-   * call); a promise only where a step has to wait.
+   * The request side: the body checked against the endpoint, the model resolved under the key's
+   * policy, the limiter's reservation (every request with a key counts against its RPM/RPD, a
+   * metered one reserves its tokens and cost too), then the batch queue. Synchronous on the
+   * common path (in-memory limiter, no tokenizer); a promise only where a step has to wait.
    */
-  function prepare(endpoint: Endpoint, request: FastifyRequest): Prepared | Promise<Prepared> {
+  function prepare(endpoint: Endpoint, request: FastifyRequest): Maybe<Prepared> {
     const state = request.tollgate;
     state.endpoint = endpoint.url;
-    const json = request.body instanceof JsonBody ? request.body : undefined;
-    const watching = endpoint.batchQueue
-      ? deps.batches.begin({
-          method: request.method,
-          url: request.url,
-          caller: state.caller,
-          contentType: request.headers['content-type'],
-          body: json?.value,
-        })
-      : undefined;
-    if (watching) return watching.then((batch) => prepareBody(endpoint, request, json, batch));
-    return prepareBody(endpoint, request, json, undefined);
-  }
-
-  function prepareBody(endpoint: Endpoint, request: FastifyRequest, json: JsonBody | undefined, batch: BatchExchange | undefined): Prepared | Promise<Prepared> {
-    if (!json) {
-      const payload = hasRequestBody(request.raw) ? limitUpload(request.raw, config.server.upload_limit_bytes, batch?.observeUpload) : undefined;
-      return { payload, reservation: undefined, inputTokens: 0, injectedUsage: false, batch };
+    const raw = request.raw;
+    const form = bodyForm(endpoint.body, raw, request.body instanceof JsonBody);
+    if (form === 'json') {
+      const json = request.body as JsonBody;
+      const checked = endpoint.url === '/v1/batches' && request.method === 'POST' ? checkBatchPolicy(state, json.value) : undefined;
+      return chain(checked, () => chain(admit(endpoint, json.value, state.caller, catalogue, config), (admission) => prepareJson(endpoint, request, json, admission)));
     }
-    const admitted = admit(endpoint, json.value, catalogue, config);
-    if (admitted instanceof Promise) return admitted.then((admission) => prepareAdmitted(endpoint, request, json, admission, batch));
-    return prepareAdmitted(endpoint, request, json, admitted, batch);
+    if (form === 'multipart' && endpoint.model) {
+      // The form names the model: held whole until the policy admits it, then sent as it came.
+      return holdMultipart(raw, config.server.multipart_hold_bytes).then((held) =>
+        prepareOpaque(endpoint, request, admitForm(endpoint, held.fields, state.caller, catalogue, config), held.bytes),
+      );
+    }
+    // No body (an endpoint with a model then refuses or takes its default), or one without a
+    // model to read (file uploads, SDP offers): streamed upstream after admission.
+    const admission = endpoint.model ? admit(endpoint, undefined, state.caller, catalogue, config) : MANAGEMENT;
+    return chain(admission, (admitted) => prepareOpaque(endpoint, request, admitted, form === 'empty' ? undefined : 'stream'));
   }
 
-  function prepareAdmitted(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, admission: Admission, batch: BatchExchange | undefined): Prepared | Promise<Prepared> {
-    const state = request.tollgate;
+  function admitted(state: RequestState, admission: Admission): void {
     state.model = admission.requestedModel;
     state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
     state.stream = admission.stream;
-    if (state.caller?.models && endpoint.checksModel) checkModelAllowed(state.caller, admission.requestedModel, admission.model);
+  }
+
+  /** A request whose body is not JSON (none, a held form, an upload stream): reserved, watched by the batch queue, sent. */
+  function prepareOpaque(endpoint: Endpoint, request: FastifyRequest, admission: Admission, body: Buffer | 'stream' | undefined): Maybe<Prepared> {
+    const state = request.tollgate;
+    admitted(state, admission);
+    if (endpoint.modelInPath) checkModelInPath(state, (request.params as { model: string }).model);
+    return chain(reserve(endpoint, state, admission, undefined), (reservation) => {
+      if (reservation) state.rateLimitHeaders = reservation.headers;
+      return chain(watchBatch(endpoint, request, undefined), (batch) => {
+        const payload = body === 'stream' ? limitUpload(request.raw, config.server.upload_limit_bytes, batch?.observeUpload) : body;
+        const filterModels = endpoint.listsModels ? allowListFilter(state) : undefined;
+        return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage: false, batch, filterModels };
+      });
+    });
+  }
+
+  /** The batch queue's part in a call it watches (after admission: a refused call holds nothing). */
+  function watchBatch(endpoint: Endpoint, request: FastifyRequest, json: JsonBody | undefined): Maybe<BatchExchange | undefined> {
+    if (!endpoint.batchQueue) return undefined;
+    return deps.batches.begin({
+      method: request.method,
+      url: request.url,
+      caller: request.tollgate.caller,
+      contentType: request.headers['content-type'],
+      body: json?.value,
+    });
+  }
+
+  /**
+   * A batch runs the models its input file's lines name: for a key with an allow-list, each must
+   * be allowed (tollgate counted the file when it was uploaded through it; a file it did not see
+   * cannot be checked and is refused). Batch spend is not yet reserved against budgets, so a key
+   * with a budget cannot create batches through tollgate rather than run them unbudgeted.
+   */
+  function checkBatchPolicy(state: RequestState, body: unknown): Maybe<void> {
+    const caller = state.caller;
+    if (!caller) return undefined;
+    const budget = caller.quota?.budgetNano;
+    if (budget && (budget.daily !== undefined || budget.monthly !== undefined || budget.total !== undefined)) {
+      throw new InvalidRequestError(`Key \`${caller.id}\` has a budget, and batch spend is not budgeted by tollgate yet: create batches with a key without a budget.`, null, 'batch_not_budgeted');
+    }
+    const allowed = caller.models;
+    if (!allowed) return undefined;
+    const fileId = isJsonObject(body) ? body.input_file_id : undefined;
+    if (typeof fileId !== 'string') throw new InvalidRequestError("Missing required parameter: 'input_file_id'.", 'input_file_id', 'missing_required_parameter');
+    return deps.batches.fileModels(fileId).then((models) => {
+      if (models === undefined) {
+        throw new InvalidRequestError(
+          `Key \`${caller.id}\` is limited to certain models, and tollgate has no record of the models in file \`${fileId}\`: upload the batch file through tollgate.`,
+          'input_file_id',
+          'model_required_by_key_policy',
+        );
+      }
+      for (const model of models) if (!allowed.has(model)) throw new ModelNotAllowedError(caller.id, model);
+    });
+  }
+
+  /** `/v1/models/{model}` outside the key's allow-list does not exist for the key (OpenAI's 404). */
+  function checkModelInPath(state: RequestState, id: string): void {
+    const allowed = state.caller?.models;
+    if (allowed && !allowed.has(catalogue.resolve(id)?.name ?? id)) throw new ModelNotFoundError(id);
+  }
+
+  /** `GET /v1/models` for a key with an allow-list: the list it may use. */
+  function allowListFilter(state: RequestState): ((id: string) => boolean) | undefined {
+    const allowed = state.caller?.models;
+    return allowed && ((id) => allowed.has(catalogue.resolve(id)?.name ?? id));
+  }
+
+  function prepareJson(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, admission: Admission): Maybe<Prepared> {
+    const state = request.tollgate;
+    admitted(state, admission);
     const policy = state.caller?.cache;
     if (policy && isJsonObject(json.value)) {
       const ticket = deps.responseCache.open(endpoint, policy, state.modelLabel, json.value, request.headers);
-      if (ticket) return prepareCached(endpoint, state, json, admission, batch, ticket);
+      if (ticket) return prepareCached(endpoint, request, json, admission, ticket);
     }
-    return prepareUpstream(endpoint, state, json, admission, batch, undefined);
+    return prepareUpstream(endpoint, request, json, admission, undefined);
   }
 
   /** A request that goes upstream: prefix steering, the body to send, the limiter's reservation. */
-  function prepareUpstream(endpoint: Endpoint, state: RequestState, json: JsonBody, admission: Admission, batch: BatchExchange | undefined, cache: CacheTicket | undefined): Prepared | Promise<Prepared> {
+  function prepareUpstream(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, admission: Admission, cache: CacheTicket | undefined): Maybe<Prepared> {
+    const state = request.tollgate;
     const route = isJsonObject(json.value) ? deps.steering.route(endpoint.usage, json.value, admission.inputTokens) : undefined;
     if (route?.promptCacheKey !== undefined) state.steeredKey = route.promptCacheKey;
     const { payload, injectedUsage } = upstreamBody(endpoint, json, admission, route);
-    const prepared = (reservation: Reservation | undefined): Prepared => {
+    const prepared = (reservation: Reservation | undefined): Maybe<Prepared> => {
       // Error answers made after this point carry the key's rate-limit headers too (app.ts).
       if (reservation) state.rateLimitHeaders = reservation.headers;
-      return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch, affinity: route?.fingerprint, cache };
+      const ready = (batch: BatchExchange | undefined): Prepared => ({ payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch, affinity: route?.fingerprint, cache });
+      return endpoint.batchQueue ? chain(watchBatch(endpoint, request, json), ready) : ready(undefined);
     };
-    const reserved = guardTicket(cache, () => reserve(endpoint, state, admission, undefined));
-    return reserved instanceof Promise ? reserved.then(prepared) : prepared(reserved);
+    return chain(guardTicket(cache, () => reserve(endpoint, state, admission, undefined)), prepared);
   }
 
   /** The response cache first: a hit is reserved as one request and no tokens, a miss goes upstream. */
-  function prepareCached(endpoint: Endpoint, state: RequestState, json: JsonBody, admission: Admission, batch: BatchExchange | undefined, ticket: CacheTicket): Prepared | Promise<Prepared> {
+  function prepareCached(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, admission: Admission, ticket: CacheTicket): Maybe<Prepared> {
+    const state = request.tollgate;
     state.cache = ticket.outcome;
-    const looked = (answer: Awaited<ReturnType<CacheTicket['lookup']>>): Prepared | Promise<Prepared> => {
+    const looked = (answer: Awaited<ReturnType<CacheTicket['lookup']>>): Maybe<Prepared> => {
       const hit = answer && renderHit(answer, admission.stream, json.value as JsonObject, admission.model?.prices);
-      if (!hit) return prepareUpstream(endpoint, state, json, admission, batch, ticket);
-      const served = (reservation: Reservation | undefined): Prepared => {
+      if (!hit) return prepareUpstream(endpoint, request, json, admission, ticket);
+      return chain(reserve(endpoint, state, admission, 0), (reservation): Prepared => {
         if (reservation) state.rateLimitHeaders = reservation.headers;
-        return { payload: undefined, reservation, inputTokens: 0, injectedUsage: false, batch, hit };
-      };
-      const reserved = reserve(endpoint, state, admission, 0);
-      return reserved instanceof Promise ? reserved.then(served) : served(reserved);
+        return { payload: undefined, reservation, inputTokens: 0, injectedUsage: false, batch: undefined, hit };
+      });
     };
-    const found = ticket.lookup();
-    return found instanceof Promise ? found.then(looked) : looked(found);
+    return chain(ticket.lookup(), looked);
   }
 
   /** The limiter's reservation: synchronous with the in-memory store, a promise with Redis. `tokens`: instead of the estimate. */
-  function reserve(endpoint: Endpoint, state: RequestState, admission: Admission, tokens: number | undefined): Reservation | undefined | Promise<Reservation> {
+  function reserve(endpoint: Endpoint, state: RequestState, admission: Admission, tokens: number | undefined): Maybe<Reservation | undefined> {
     const caller = state.caller;
-    if (!(endpoint.limited ?? endpoint.checksModel) || admission.requestedModel === undefined || !caller) return undefined;
-    const outputCap = admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0);
+    if (!caller) return undefined;
+    state.charged = true;
+    const metered = endpoint.metered === true;
+    const outputCap = metered ? (admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0)) : 0;
     const counted = (err: unknown): never => {
       if (err instanceof RateLimitError || err instanceof QuotaExceededError) deps.onRefused(caller.id, state.modelLabel, err.kind);
       else if (err instanceof RequestTooLargeError) deps.onRefused(caller.id, state.modelLabel, 'tpm');
@@ -165,9 +237,10 @@ export function createForwarder(deps: ForwardDeps): Forward {
       const reserved = limiter.admit({
         caller,
         model: state.modelLabel,
-        tokens: tokens ?? admission.inputTokens + outputCap,
+        tokens: tokens ?? (metered ? admission.inputTokens + outputCap : 0),
         signal: { get aborted() { return state.clientGone; } },
-        charge: deps.quotas.chargeFor(caller, admission.model, admission.inputTokens, outputCap),
+        // Budgets and token quotas weigh what runs a model; management calls only count as requests.
+        charge: metered ? deps.quotas.chargeFor(caller, admission.model, admission.inputTokens, outputCap) : undefined,
       });
       return reserved instanceof Promise ? reserved.catch(counted) : reserved;
     } catch (err) {
@@ -199,7 +272,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
           path: request.url.slice('/v1'.length),
           headers: upstreamRequestHeaders(request.headers, identity, {
             contentLength: Buffer.isBuffer(payload) ? payload.length : undefined,
-            identityEncoding: endpoint.usage !== undefined || batch !== undefined,
+            identityEncoding: endpoint.usage !== undefined || batch !== undefined || prepared.filterModels !== undefined,
           }),
           body: payload,
           affinity: prepared.affinity,
@@ -230,12 +303,50 @@ export function createForwarder(deps: ForwardDeps): Forward {
     });
   }
 
+  /**
+   * A request refused before the limiter saw it (bad body, model, policy) still counts against
+   * the key's RPM/RPD, as unsuccessful requests do at OpenAI: a client cannot repeat costly
+   * refusals (an oversize prompt, a tokenizer run) for free. Nothing waits on it.
+   */
+  function countRefused(request: FastifyRequest, err: unknown): void {
+    const state = request.tollgate;
+    const caller = state.caller;
+    if (!caller || state.charged || !(err instanceof TollgateError) || err.status >= 500 || err.status === 429) return;
+    state.charged = true;
+    // The bucket of the model the body names (refused before admission recorded it), if it names one.
+    const named = request.body instanceof JsonBody && isJsonObject(request.body.value) ? request.body.value.model : undefined;
+    const model = state.modelLabel !== 'none' || typeof named !== 'string' ? state.modelLabel : (catalogue.resolve(named)?.name ?? 'other');
+    try {
+      const counted = limiter.admit({ caller, model, tokens: 0, signal: GIVE_UP });
+      if (counted instanceof Promise) counted.catch(() => undefined);
+    } catch {
+      // Already over its limit: the refusal stands either way.
+    }
+  }
+
   return (endpoint, request, reply) => {
-    const prepared = prepare(endpoint, request);
-    if (prepared instanceof Promise) return prepared.then((ready) => exchangeOnce(endpoint, request, reply, ready));
+    let prepared: Maybe<Prepared>;
+    try {
+      prepared = prepare(endpoint, request);
+    } catch (err) {
+      countRefused(request, err);
+      throw err;
+    }
+    if (prepared instanceof Promise) {
+      return prepared.then(
+        (ready) => exchangeOnce(endpoint, request, reply, ready),
+        (err: unknown) => {
+          countRefused(request, err);
+          throw err;
+        },
+      );
+    }
     return exchangeOnce(endpoint, request, reply, prepared);
   };
 }
+
+/** The refusal counter never waits for a bucket to refill. */
+const GIVE_UP = { aborted: true } as const;
 
 /** A refusal while a cache ticket is open releases the identical requests waiting on it. */
 function guardTicket<T>(ticket: CacheTicket | undefined, step: () => T): T {

@@ -43,6 +43,8 @@ export interface RequestState {
   streamEnd: string | undefined;
   /** The key's x-ratelimit-* headers once the limiter admitted the request. */
   rateLimitHeaders: Readonly<Record<string, string>> | undefined;
+  /** The limiter was asked for this request (admitted or refused): it counted against the key's RPM. */
+  charged: boolean;
   /** The client closed the connection before the answer was complete. */
   clientGone: boolean;
   /** Set while an upstream request is open: cancels it when the client goes away. */
@@ -68,6 +70,7 @@ export function newRequestState(): RequestState {
     usageSource: undefined,
     streamEnd: undefined,
     rateLimitHeaders: undefined,
+    charged: false,
     clientGone: false,
     abortUpstream: undefined,
   };

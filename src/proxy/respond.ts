@@ -3,7 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { BatchExchange } from '../batch/index.js';
 import type { AnswerSink, CacheTicket } from '../cache/response-cache.js';
 import { BATCH_ANSWER_LIMIT_BYTES, readAnswer } from '../batch/index.js';
-import { ClientGoneError, UpstreamInterruptedError, UpstreamTimeoutError } from '../errors/errors.js';
+import { ClientGoneError, UpstreamInterruptedError, UpstreamInvalidAnswerError, UpstreamTimeoutError } from '../errors/errors.js';
+import { isJsonObject } from '../usage/json.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
 import type { Reservation } from '../limits/limiter.js';
 import type { Endpoint } from './endpoints.js';
@@ -26,6 +27,8 @@ export interface Answering {
   readonly batch: BatchExchange | undefined;
   /** A response cache miss: the answer is offered to the cache as it is relayed. */
   readonly cache?: CacheTicket | undefined;
+  /** `GET /v1/models` for a key with an allow-list: the models of the list it keeps. */
+  readonly filterModels?: ((id: string) => boolean) | undefined;
 }
 
 /**
@@ -38,6 +41,7 @@ export function respond(reply: FastifyReply, response: UpstreamResponse, answeri
   state.upstreamStatus = response.status;
   const upstreamHead = response.head;
   if (answering.batch) return respondWhole(reply, response, upstreamHead, answering.batch, state);
+  if (answering.filterModels && response.status === 200) return respondModelList(reply, response, upstreamHead, answering.filterModels, state, reservation);
   const isSse = upstreamHead.contentType?.startsWith('text/event-stream') === true;
   reply.hijack();
   reply.raw.writeHead(response.status, answerHead(reply, upstreamHead, isSse ? undefined : upstreamHead.contentLength, reservation));
@@ -137,4 +141,35 @@ async function respondWhole(reply: FastifyReply, response: UpstreamResponse, ups
   reply.hijack();
   reply.raw.writeHead(response.status, answerHead(reply, upstreamHead, String(answer.length), undefined));
   reply.raw.end(answer);
+}
+
+/** The model list, filtered to what the key may use (its allow-list). */
+async function respondModelList(
+  reply: FastifyReply,
+  response: UpstreamResponse,
+  upstreamHead: ClientHead,
+  keep: (id: string) => boolean,
+  state: RequestState,
+  reservation: Reservation | undefined,
+): Promise<void> {
+  let answer: Buffer;
+  try {
+    answer = await readAnswer(response.body, BATCH_ANSWER_LIMIT_BYTES);
+  } catch (err) {
+    state.upstreamEnd = performance.now();
+    if (state.clientGone) throw new ClientGoneError();
+    throw mapUpstreamError(err) ?? err;
+  }
+  state.upstreamEnd = performance.now();
+  let list: unknown;
+  try {
+    list = JSON.parse(answer.toString('utf8'));
+  } catch {
+    throw new UpstreamInvalidAnswerError();
+  }
+  if (!isJsonObject(list) || !Array.isArray(list.data)) throw new UpstreamInvalidAnswerError();
+  const filtered = Buffer.from(JSON.stringify({ ...list, data: list.data.filter((model) => isJsonObject(model) && typeof model.id === 'string' && keep(model.id)) }));
+  reply.hijack();
+  reply.raw.writeHead(200, answerHead(reply, upstreamHead, String(filtered.length), reservation));
+  reply.raw.end(filtered);
 }

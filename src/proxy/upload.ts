@@ -2,11 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { BodyTooLargeError } from '../errors/errors.js';
 
-export function hasRequestBody(raw: IncomingMessage): boolean {
-  const length = raw.headers['content-length'];
-  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
 /**
  * Count an upload's bytes on their way upstream and stop it at the limit; `tap` sees each chunk
  * that passes (the batch queue counts batch files with it). Nothing is buffered whole.

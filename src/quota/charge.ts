@@ -75,7 +75,9 @@ export function createQuotas(options: QuotaOptions): Quotas {
       const hashes = windows.map((window) => ({ window, key: usageKey(keyPrefix, caller.id, window.id), ttlMs: windowTtlMs(window, now) }));
       // The most the request can cost: the input estimate at the input price, the output cap at the output price.
       const reservedTokens = inputTokens + outputCap;
-      const reservedCost = costOf(prices, { inputTokens, cachedTokens: 0, outputTokens: outputCap }).total;
+      // At least one nano-dollar: a request whose cost is only known afterwards (an image, a
+      // transcription, a run) still cannot pass a budget that is used up. Settlement corrects it.
+      const reservedCost = Math.max(1, costOf(prices, { inputTokens, cachedTokens: 0, outputTokens: outputCap }).total);
       const counters: CounterCall[] = [];
       const caps: (Cap | undefined)[] = [];
       for (const { window, key, ttlMs } of hashes) {

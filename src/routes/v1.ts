@@ -1,7 +1,17 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import type { KeyStore } from '../keys/registry.js';
-import { InvalidJsonError, KeyStoreUnavailableError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
+import {
+  AdminOnlyEndpointError,
+  InvalidJsonError,
+  InvalidUrlError,
+  KeyStoreUnavailableError,
+  UnauthenticatedFloodError,
+  UnsupportedContentTypeError,
+  type TollgateError,
+} from '../errors/errors.js';
+import { isCanonicalPath, pathOf } from '../proxy/canonical-path.js';
+import { isJsonContentType } from '../proxy/request-body.js';
 import { createForwarder, JsonBody, type ForwardDeps } from '../proxy/forward.js';
 import { ENDPOINTS } from '../proxy/endpoints.js';
 
@@ -20,8 +30,10 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
   const { config, keys } = deps;
 
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.server.body_limit_bytes }, (_req, raw, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.server.body_limit_bytes }, (req, raw, done) => {
     const bytes = raw as Buffer;
+    // Fastify matches the media type loosely; JSON is taken only as application/json in UTF-8.
+    if (!isJsonContentType(req.headers['content-type'])) return done(new UnsupportedContentTypeError(req.headers['content-type'], ['application/json']), undefined);
     try {
       done(null, new JsonBody(bytes, JSON.parse(bytes.toString('utf8'))));
     } catch {
@@ -54,6 +66,9 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     );
   };
   app.addHook('onRequest', (request, _reply, done) => {
+    // Only the canonical form of a catalogue path is served (no dot segments, encoded characters, …).
+    // (/tollgate/me is tollgate's own and never forwarded.)
+    if (!isCanonicalPath(request.url) && !request.url.startsWith('/tollgate/')) return done(new InvalidUrlError(request.method, pathOf(request.url)));
     try {
       const caller = keys.authenticate(request.headers.authorization);
       if (!(caller instanceof Promise)) {
@@ -77,10 +92,24 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
 
   const forward = createForwarder(deps);
   for (const endpoint of ENDPOINTS) {
+    if (endpoint.access !== 'served') continue;
+    app.route({ method: endpoint.method, url: endpoint.url, handler: (request, reply) => forward(endpoint, request, reply) });
+  }
+}
+
+/**
+ * The organisation's admin API: refused with 403 before authentication (an admin key is not a
+ * tollgate key, and the gateway's credential is a project key); never forwarded.
+ */
+export async function adminOnlyRoutes(app: FastifyInstance): Promise<void> {
+  for (const endpoint of ENDPOINTS) {
+    if (endpoint.access !== 'admin_only') continue;
     app.route({
-      method: [...endpoint.methods],
+      method: endpoint.method,
       url: endpoint.url,
-      handler: (request, reply) => forward(endpoint, request, reply),
+      handler: (request) => {
+        throw new AdminOnlyEndpointError(request.method, pathOf(request.url));
+      },
     });
   }
 }

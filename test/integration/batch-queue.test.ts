@@ -8,8 +8,8 @@ import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 // The batch queue limit (issue 3, point 6) end to end, with the openai SDK against the gateway
 // over the fake upstream and a real Redis: uploads are counted as they stream through, batch
 // creation reserves against the key's `batch_queue_tokens` and is refused over it (the upstream
-// never sees it), a terminal status seen on retrieve releases, and none of it touches the
-// per-minute buckets.
+// never sees it), a terminal status seen on retrieve releases, and batch calls count as requests
+// without a model: the model's per-minute buckets are left alone.
 
 const KEY = 'tg-batch-key-0123456789abcdef';
 const LIMIT = 1500;
@@ -26,7 +26,7 @@ beforeAll(async () => {
     redisUrl: inject('redisUrl'),
     config: {
       limits: { key_prefix: prefix },
-      keys: [{ id: 'batch-app', key: KEY, tier: 'tier-1', limits: { batch_queue_tokens: LIMIT, rpm: 5 } }],
+      keys: [{ id: 'batch-app', key: KEY, tier: 'tier-1', limits: { batch_queue_tokens: LIMIT, rpm: 100, models: { 'gpt-4.1-nano': { rpm: 5 } } } }],
     },
   });
   client = gateway.client({ apiKey: KEY });
@@ -130,7 +130,7 @@ describe('batch queue limit', () => {
     expect(await enqueued()).toBe(0);
   });
 
-  it('leaves the per-minute buckets alone (the key allows 5 requests a minute; every batch call above passed)', async () => {
+  it("counts batch calls as requests without a model, leaving the model's buckets alone (5 requests a minute for gpt-4.1-nano)", async () => {
     const chat = () => client.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }).withResponse();
     const before = await chat();
     expect(before.response.headers.get('x-ratelimit-limit-requests')).toBe('5');
@@ -144,5 +144,8 @@ describe('batch queue limit', () => {
     // One request refills every 12 s: the only request taken since is the chat itself.
     const after = await chat();
     expect(after.response.headers.get('x-ratelimit-remaining-requests')).toBe('3');
+    // The batch calls went to the bucket of requests without a model (100 a minute).
+    const listed = await client.batches.list().withResponse();
+    expect(Number(listed.response.headers.get('x-ratelimit-remaining-requests'))).toBeLessThan(100 - 5);
   });
 });

@@ -45,7 +45,7 @@ async function create(id: string, policy: Record<string, unknown> = {}): Promise
   return ((await res.json()) as { key: string }).key;
 }
 
-/** GET /v1/models: authenticated, but outside the limiter (no Redis call of its own). */
+/** GET /v1/models: authenticated, then counted by the limiter (fail_closed here: 503 while Redis is frozen). */
 async function models(secret: string): Promise<{ status: number; body: unknown }> {
   const res = await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` }, signal: AbortSignal.timeout(10_000) });
   return { status: res.status, body: await res.json() };
@@ -65,7 +65,7 @@ async function chat(secret: string): Promise<number> {
 }
 
 describe('the key store with Redis frozen', () => {
-  it('cached keys keep working, unseen keys get 503, budgets fail closed; all is back with Redis', async () => {
+  it('cached keys keep authenticating, unseen keys get the key store\'s 503, the limiter fails closed; all is back with Redis', async () => {
     const cached = await create('cached');
     const unseen = await create('unseen');
     const budgeted = await create('budgeted', { budget_usd: { daily: 1 } });
@@ -75,8 +75,13 @@ describe('the key store with Redis frozen', () => {
     redisServer.kill('SIGSTOP');
     await new Promise((resolve) => setTimeout(resolve, 100));
     try {
-      expect((await models(cached)).status).toBe(200);
-      expect((await models(CLIENT_KEY)).status).toBe(200);
+      // Cached keys still authenticate: what refuses them is the limiter's fail_closed policy.
+      const limiterClosed = { type: 'server_error', code: 'service_unavailable', message: 'The rate limiter is unavailable. Please try again shortly.' };
+      for (const secret of [cached, CLIENT_KEY]) {
+        const answer = await models(secret);
+        expect(answer.status).toBe(503);
+        expect(expectEnvelope(answer.body)).toMatchObject(limiterClosed);
+      }
       const refused = await models(unseen);
       expect(refused.status).toBe(503);
       expect(expectEnvelope(refused.body)).toMatchObject({ type: 'server_error', code: 'service_unavailable', message: 'The key store is unavailable. Please try again shortly.' });

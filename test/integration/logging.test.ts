@@ -111,7 +111,7 @@ describe('request log lines', () => {
     const byName = Object.fromEntries(results.map((r) => [r.name, r.line]));
     for (const name of ['success', 'stream', 'wrong', 'missing', 'upstream500', 'badJson']) expect(byName[name]?.endpoint, name).toBe('/v1/chat/completions');
     for (const name of ['success', 'stream', 'upstream500']) expect(byName[name]?.model, name).toBe('gpt-4.1-nano');
-    expect(byName.idPath?.endpoint).toBe('/v1/files/*');
+    expect(byName.idPath?.endpoint).toBe('/v1/files/:file_id');
     expect(byName.upstream500?.upstream_status).toBe(500);
     expect(byName.stream?.stream).toBe(true);
     expect(byName.stream?.stream_end).toBe('completed');

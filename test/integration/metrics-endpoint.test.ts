@@ -87,7 +87,7 @@ describe('/metrics', () => {
     let text = '';
     await vi.waitFor(async () => {
       text = (await scrape()).text;
-      expect(sample(text, 'tollgate_requests_total', { endpoint: '/v1/files/*' })).toBe(1);
+      expect(sample(text, 'tollgate_requests_total', { endpoint: '/v1/files/:file_id' })).toBe(1);
       expect(sample(text, 'tollgate_requests_total', { status_class: '4xx', model: 'none', endpoint: 'unmatched' })).toBe(1);
     });
     expect(text).not.toContain('file-abc123');

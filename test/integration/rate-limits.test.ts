@@ -95,11 +95,12 @@ describe('x-ratelimit-* headers', () => {
     expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('5000');
     expect.soft(res.headers.get('x-ratelimit-limit-requests')).toBeNull();
     expect.soft(res.headers.get('x-ratelimit-remaining-requests')).toBeNull();
-    // A call outside the limiter: no rate-limit figures at all.
-    const models = await fetch(`${gateway.url}/models`, { headers: auth('tier1') });
+    // A call without a model: the key's own figures (its requests bucket), never the upstream's.
+    const models = await fetch(`${gateway.url}/models`, { headers: auth('tokens-only') });
     expect(models.status).toBe(200);
     await models.text();
-    expect([...models.headers.keys()].filter((h) => h.startsWith('x-ratelimit-'))).toEqual([]);
+    expect(models.headers.get('x-ratelimit-limit-tokens')).toBe('5000');
+    expect(models.headers.get('x-ratelimit-limit-requests')).toBeNull();
   });
 });
 
@@ -224,17 +225,17 @@ describe('max_wait_ms', () => {
 });
 
 describe('calls without a model', () => {
-  it('GET /v1/models is not limited and leaves the buckets alone', async () => {
-    const sdk = client('models');
-    for (let i = 0; i < 4; i++) {
-      const page = await sdk.models.list();
-      expect(page.data.length).toBeGreaterThan(0);
-    }
-    expect(await redis.keys(`${PREFIX}{models|*`)).toEqual([]);
-    // The one request per minute is still there for a model call.
+  it("GET /v1/models counts against the key's RPM in a bucket of its own, leaving the models' buckets alone", async () => {
+    const sdk = client('models', { maxRetries: 0 });
+    const page = await sdk.models.list();
+    expect(page.data.length).toBeGreaterThan(0);
+    const refused = await fetch(`${gateway.url}/models`, { headers: auth('models') });
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('Rate limit reached for requests without a model in organization models on requests per min (RPM)');
+    // The one request per minute of the model is still there for a model call.
     const { response } = await sdk.chat.completions.create(chat()).withResponse();
     expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('0');
-    const refused = await postJson(`${gateway.url}/chat/completions`, chat(), auth('models'));
-    expect(refused.status).toBe(429);
+    const refusedChat = await postJson(`${gateway.url}/chat/completions`, chat(), auth('models'));
+    expect(refusedChat.status).toBe(429);
   });
 });

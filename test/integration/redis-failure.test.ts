@@ -110,10 +110,12 @@ describe('Redis fails and comes back', () => {
       expect(c.status).toBe(200);
       expect(d.status).toBe(200);
       expect(await healthy(closed)).toBe(200);
-      // Calls outside the limiter do not need Redis.
-      const models = await fetch(`${closed.url}/models`, { headers: { authorization: `Bearer ${secret('load')}` }, signal: AbortSignal.timeout(10_000) });
-      expect(models.status).toBe(200);
-      await models.text();
+      // Calls without a model are limited too: refused by fail_closed, served by fail_open.
+      for (const [gateway, status] of [[closed, 503], [open, 200]] as const) {
+        const models = await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${secret('load')}` }, signal: AbortSignal.timeout(10_000) });
+        expect(models.status).toBe(status);
+        await models.text();
+      }
     } finally {
       redisServer.kill('SIGCONT');
     }
