@@ -67,4 +67,6 @@ export const DEFAULT_MODELS: ModelEntryInput[] = [
   { name: 'whisper-1' },
   { name: 'gpt-4o-mini-transcribe' },
   { name: 'gpt-4o-transcribe' },
+  { name: 'sora-2' },
+  { name: 'sora-2-pro' },
 ];

@@ -243,3 +243,29 @@ describe("the organisation's admin API", () => {
     expect(upstream.requests.length).toBe(before);
   });
 });
+
+describe('5. batches run the models their file names', () => {
+  const line = (model: string, i: number): string =>
+    `${JSON.stringify({ custom_id: `c${i}`, method: 'POST', url: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: 'hi' }] } })}\n`;
+  const createBatch = (secret: string, fileId: string) =>
+    gateway.client({ apiKey: secret, maxRetries: 0 }).batches.create({ input_file_id: fileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  const batchCreates = (fileId: string) => upstream.requests.filter((r) => r.method === 'POST' && r.path === '/v1/batches' && r.body.toString().includes(fileId)).length;
+
+  it('a key with an allow-list cannot batch a model outside it, nor a file tollgate did not count', async () => {
+    const client = gateway.client({ apiKey: LISTED, maxRetries: 0 });
+    const mixed = await client.files.create({ file: await toFile(Buffer.from(line('gpt-4.1-nano', 0) + line('gpt-4o', 1)), 'mixed.jsonl'), purpose: 'batch' });
+    const refused = await createBatch(LISTED, mixed.id).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).message).toContain('gpt-4o');
+    expect(batchCreates(mixed.id)).toBe(0);
+
+    const unseen = await createBatch(LISTED, 'file-never-seen').catch((err: unknown) => err);
+    expect(unseen).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((unseen as InstanceType<typeof OpenAI.APIError>).code).toBe('model_required_by_key_policy');
+    expect(batchCreates('file-never-seen')).toBe(0);
+
+    const fine = await client.files.create({ file: await toFile(Buffer.from(line('gpt-4.1-nano', 0) + line('gpt-4.1-nano-2025-04-14', 1)), 'fine.jsonl'), purpose: 'batch' });
+    expect((await createBatch(LISTED, fine.id)).status).toBe('validating');
+    expect(batchCreates(fine.id)).toBe(1);
+  });
+});
