@@ -1,8 +1,9 @@
-import { TollgateError } from './errors.js';
+import { ServiceUnavailableError, TollgateError } from './errors.js';
 
 /**
- * Errors about how a request arrived (its nesting, its headers, its pace on the wire), kept apart
- * from errors.ts so that the transport's refusals read in one place. Same envelope, same rules.
+ * Refusals of requests the gateway will not take as they came (their nesting, their headers,
+ * their pace on the wire, their cost to inspect), kept apart from errors.ts so that these read in
+ * one place. Same envelope, same rules.
  */
 
 export class JsonTooDeepError extends TollgateError {
@@ -11,5 +12,12 @@ export class JsonTooDeepError extends TollgateError {
   override readonly code = 'json_too_deep';
   constructor(maxDepth: number) {
     super(`The JSON body is nested too deeply: at most ${maxDepth} levels of arrays and objects are accepted.`);
+  }
+}
+
+/** The exact token count's queue is full (many near-window prompts at once): retry shortly. */
+export class TokenizerBusyError extends ServiceUnavailableError {
+  constructor() {
+    super('Too many very long prompts are being counted right now. Please try again shortly.');
   }
 }
