@@ -21,3 +21,43 @@ export class TokenizerBusyError extends ServiceUnavailableError {
     super('Too many very long prompts are being counted right now. Please try again shortly.');
   }
 }
+
+/** A request body that made no progress for `server.body_idle_timeout_ms`: answered, then the connection closes. */
+export class BodyIdleTimeoutError extends TollgateError {
+  readonly status = 408;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'request_timeout';
+  constructor(idleMs: number) {
+    super(`The request body stalled: no bytes arrived for ${idleMs} ms.`);
+  }
+}
+
+/** The request's headers took longer than the server allows (Node's headersTimeout). */
+export class HeadersTimeoutError extends TollgateError {
+  readonly status = 408;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'request_timeout';
+  constructor() {
+    super('The request headers did not arrive in time.');
+  }
+}
+
+/** More headers than `server.max_request_headers`, or more header bytes than the HTTP parser takes. */
+export class HeadersTooLargeError extends TollgateError {
+  readonly status = 431;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'request_header_fields_too_large';
+  constructor(detail: string) {
+    super(`Request header fields too large: ${detail}.`);
+  }
+}
+
+/** What the HTTP parser could not read (control characters in headers, conflicting lengths, a malformed request line). */
+export class MalformedHttpError extends TollgateError {
+  readonly status = 400;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'invalid_http_request';
+  constructor() {
+    super('The HTTP request could not be parsed (malformed request line, header or body framing).');
+  }
+}
