@@ -18,6 +18,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { costOnly, modelLabel, observeBatch, type Observed } from './metrics/observe.js';
 import { nanoToUsd } from './usage/cost.js';
 import { trackConnections } from './lifecycle/connections.js';
+import { answerClientError, tooManyHeaders, watchBodyIdle } from './lifecycle/http-guards.js';
 import { createGatewayBatchQueue } from './batch/index.js';
 import { createLimiter } from './limits/limiter.js';
 import { createMemoryStore } from './limits/memory-store.js';
@@ -94,8 +95,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     genReqId: requestIds(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    // Long streams: never let the HTTP server itself cut a slow response.
+    // Long streams: never let the HTTP server itself cut a slow response. Request bodies have
+    // their own idle timeout (server.body_idle_timeout_ms, in the onRequest hook below).
     requestTimeout: 0,
+    // What Node's HTTP parser refuses is answered in OpenAI's envelope too.
+    clientErrorHandler: answerClientError,
   });
 
   const catalogue = buildCatalogue(config);
@@ -195,7 +199,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       // Let the body stream see the close first, so it records how it ended.
       setImmediate(observe, request, reply, observed, writeRequestLine);
     });
-    done();
+    watchBodyIdle(request.raw, reply.raw, config.server.body_idle_timeout_ms, (error) => sendError(error, undefined, request, reply));
+    done(tooManyHeaders(request.raw, config.server.max_request_headers));
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => sendError(toTollgateError(err, config.server.body_limit_bytes), err, request, reply));

@@ -1,4 +1,6 @@
 import { hash } from 'node:crypto';
+import { JsonTooDeepError } from '../errors/request-errors.js';
+import { MAX_JSON_DEPTH } from '../usage/json-depth.js';
 
 /**
  * The exact-repeat cache key: a SHA-256 over the endpoint, the model, the scope (whose entries
@@ -10,12 +12,17 @@ import { hash } from 'node:crypto';
 /** Body members that change how an answer is delivered, not what it says. */
 const DELIVERY_ONLY = new Set(['stream', 'stream_options']);
 
-/** JSON with every object's keys sorted: the same value always gives the same text. */
-export function stableStringify(value: unknown): string {
+/**
+ * JSON with every object's keys sorted: the same value always gives the same text. Bounded like
+ * every walker over client JSON (bodies deeper than MAX_JSON_DEPTH are refused when parsed; the
+ * bound here keeps a caller that skipped that check from overflowing the stack).
+ */
+export function stableStringify(value: unknown, depth = 1): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (depth > MAX_JSON_DEPTH) throw new JsonTooDeepError(MAX_JSON_DEPTH);
   if (Array.isArray(value)) {
     let out = '[';
-    for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + stableStringify(value[i]);
+    for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + stableStringify(value[i], depth + 1);
     return out + ']';
   }
   const record = value as Record<string, unknown>;
@@ -25,7 +32,7 @@ export function stableStringify(value: unknown): string {
   for (const key of keys) {
     const member = record[key];
     if (member === undefined) continue;
-    out += (first ? '' : ',') + JSON.stringify(key) + ':' + stableStringify(member);
+    out += (first ? '' : ',') + JSON.stringify(key) + ':' + stableStringify(member, depth + 1);
     first = false;
   }
   return out + '}';

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RedisClient } from '../plugins/redis.js';
 import { createPrefixSteering, type PrefixSteering } from '../steering/steering.js';
+import { boundedCacheStore } from './bounded-store.js';
 import { createMemoryCacheStore } from './memory-store.js';
 import { createRedisCacheStore } from './redis-store.js';
 import { createResponseCache, type ResponseCache } from './response-cache.js';
@@ -18,9 +19,10 @@ export interface Caching {
  * they start and when they stop, not once per request.
  */
 export function createCaching(config: Config, redis: RedisClient | undefined, metrics: Metrics, log: FastifyBaseLogger): Caching {
+  const { response_cache: options } = config.caching;
   const store = redis
-    ? createRedisCacheStore(redis, config.limits.key_prefix)
-    : createMemoryCacheStore({ maxBytes: config.caching.response_cache.memory_max_bytes });
+    ? boundedCacheStore(createRedisCacheStore(redis, config.limits.key_prefix), options.store_timeout_ms ?? config.limits.redis_timeout_ms)
+    : createMemoryCacheStore({ maxBytes: options.memory_max_bytes });
   let failing = false;
   const recover = (): void => {
     if (!failing) return;

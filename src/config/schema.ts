@@ -87,6 +87,17 @@ export const configSchema = z.strictObject({
       /** How long SIGTERM waits for in-flight requests and streams before closing them. */
       shutdown_grace_ms: nonNegativeInt.default(30_000),
       /**
+       * A request body that makes no progress for this long is answered 408 and its connection
+       * closed (slow-body clients would otherwise hold sockets forever); 0 turns it off. Answers
+       * and streams are never timed: this watches only the request body while it arrives.
+       */
+      body_idle_timeout_ms: nonNegativeInt.default(30_000),
+      /**
+       * Most headers a request may carry (431 beyond). Node's HTTP parser itself keeps at most
+       * about 1,000 and 16 KiB of them, whatever this says.
+       */
+      max_request_headers: positiveInt.default(100),
+      /**
        * Requests per minute one client address may make with a missing or wrong key before it is
        * refused with 429 (floods of failed auth); 0 turns the guard off.
        */
@@ -199,6 +210,11 @@ export const configSchema = z.strictObject({
         .strictObject({
           /** Without Redis: the in-memory cache's size bound (least recently used entries go first). */
           memory_max_bytes: positiveInt.default(64 * 1024 * 1024),
+          /**
+           * Bound on each lookup and store in Redis; beyond it the lookup is a miss (and the store
+           * is given up). Unset: `limits.redis_timeout_ms`.
+           */
+          store_timeout_ms: positiveInt.optional(),
         })
         .prefault({}),
       prefix_steering: z

@@ -13,8 +13,8 @@ import {
 import { checkModelAllowed } from '../keys/caller.js';
 import type { Endpoint, ModelField } from './endpoints.js';
 import { isJsonObject, type JsonObject } from '../usage/json.js';
-import { countTokensExactly } from '../tokens/exact.js';
-import { estimateTokens, promptChars, promptText } from '../tokens/estimate.js';
+import { countTokensExactly, tokenUpperBound } from '../tokens/exact.js';
+import { estimateTokens, promptChars, promptParts } from '../tokens/estimate.js';
 
 /** What admission learned about a request: the input to limits, upstream and settlement. */
 export interface Admission {
@@ -137,8 +137,12 @@ export function admit(endpoint: Endpoint, body: unknown, caller: Caller | undefi
   const base = { requestedModel, model, outputCap: cap?.value, stream, rewriteModelTo: model?.routeTo };
   const window = model?.contextWindow;
   if (window === undefined || estimate < window * threshold) return { ...base, inputTokens: estimate };
-  // Near the limit the estimate is not good enough to refuse on: count exactly (the only await).
-  return countTokensExactly(promptText(json)).then((inputTokens) => {
+  // Near the limit the estimate is not good enough to refuse on. Every token is at least one
+  // byte: a prompt whose bytes fit the window fits it, uncounted. Otherwise count exactly, off
+  // the event loop (the only await).
+  const parts = promptParts(json);
+  if (tokenUpperBound(parts) <= window) return { ...base, inputTokens: estimate };
+  return countTokensExactly(parts).then((inputTokens) => {
     if (inputTokens > window) throw new ContextLengthExceededError(window, inputTokens, call.promptParam);
     return { ...base, inputTokens };
   });

@@ -14,6 +14,8 @@ import { isCanonicalPath, pathOf } from '../proxy/canonical-path.js';
 import { isJsonContentType } from '../proxy/request-body.js';
 import { createForwarder, JsonBody, type ForwardDeps } from '../proxy/forward.js';
 import { ENDPOINTS } from '../proxy/endpoints.js';
+import { JsonTooDeepError } from '../errors/request-errors.js';
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../usage/json-depth.js';
 
 /**
  * The `/v1` routes: body parsing (JSON parsed once and kept as bytes; uploads left as streams),
@@ -34,11 +36,15 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     const bytes = raw as Buffer;
     // Fastify matches the media type loosely; JSON is taken only as application/json in UTF-8.
     if (!isJsonContentType(req.headers['content-type'])) return done(new UnsupportedContentTypeError(req.headers['content-type'], ['application/json']), undefined);
+    let value: unknown;
     try {
-      done(null, new JsonBody(bytes, JSON.parse(bytes.toString('utf8'))));
+      value = JSON.parse(bytes.toString('utf8'));
     } catch {
-      done(new InvalidJsonError(), undefined);
+      return done(new InvalidJsonError(), undefined);
     }
+    // Every walker after this point may recurse: an over-deep body is refused here, once.
+    if (exceedsJsonDepth(value)) return done(new JsonTooDeepError(MAX_JSON_DEPTH), undefined);
+    done(null, new JsonBody(bytes, value));
   });
   // Everything else (multipart uploads, audio, …) stays an unread stream, piped upstream as it arrives.
   app.removeContentTypeParser(['text/plain']);

@@ -45,8 +45,11 @@ export function estimateTokens(chars: number, charsPerToken: number): number {
   return Math.ceil(chars / charsPerToken);
 }
 
-/** The model-visible text itself, for the exact count (only ever built near a limit). */
-export function promptText(body: Readonly<Record<string, unknown>>): string {
+/**
+ * The model-visible text itself, in pieces (joined by newlines it is what the exact count reads;
+ * only ever built near a limit). Left unjoined: the pieces go to the tokenizer's worker as they are.
+ */
+export function promptParts(body: Readonly<Record<string, unknown>>): string[] {
   const parts: string[] = [];
   const collect = (value: unknown, depth: number, skipped: ReadonlySet<string>): void => {
     if (typeof value === 'string') parts.push(value);
@@ -63,5 +66,10 @@ export function promptText(body: Readonly<Record<string, unknown>>): string {
   for (const field of PROMPT_FIELDS) {
     if (body[field] !== undefined) collect(body[field], 0, CONTENT.has(field) ? BINARY_KEYS : NOTHING_SKIPPED);
   }
-  return parts.join('\n');
+  return parts;
+}
+
+/** The model-visible text itself, joined. */
+export function promptText(body: Readonly<Record<string, unknown>>): string {
+  return promptParts(body).join('\n');
 }

@@ -34,7 +34,11 @@ export interface UpstreamIdentity {
   readonly project: string | undefined;
 }
 
-/** Headers for the upstream request: the client's, cleaned, with the gateway's credential. */
+/**
+ * Headers for the upstream request: the gateway's credential and identity first, then the
+ * client's, cleaned. First, because a server keeps only so many headers (Node about 1,000) and
+ * drops the rest: a client with many headers must never push the gateway's own out.
+ */
 export function upstreamRequestHeaders(
   client: IncomingHttpHeaders,
   identity: UpstreamIdentity,
@@ -42,17 +46,18 @@ export function upstreamRequestHeaders(
 ): Record<string, string | string[]> {
   const named = connectionTokens(client.connection);
   const out: Record<string, string | string[]> = {};
-  for (const name in client) {
-    const value = client[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || NOT_TO_UPSTREAM.has(name) || named?.has(name)) continue;
-    out[name] = value;
-  }
   if (identity.apiKey) out.authorization = `Bearer ${identity.apiKey}`;
   if (identity.organization) out['openai-organization'] = identity.organization;
   if (identity.project) out['openai-project'] = identity.project;
   if (extra.contentLength !== undefined) out['content-length'] = String(extra.contentLength);
   // Usage is read from the bytes on their way through, so they must arrive uncompressed.
   if (extra.identityEncoding) out['accept-encoding'] = 'identity';
+  for (const name in client) {
+    const value = client[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || NOT_TO_UPSTREAM.has(name) || named?.has(name)) continue;
+    if (name === 'accept-encoding' && extra.identityEncoding) continue;
+    out[name] = value;
+  }
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { countTokens as cl100kCount } from 'gpt-tokenizer/encoding/cl100k_base';
 import { countTokens as o200kCount } from 'gpt-tokenizer/encoding/o200k_base';
 import { describe, expect, it } from 'vitest';
-import { countTokensExactly } from '../../src/tokens/exact.js';
+import { countTokensExactly, MAX_QUEUED_COUNTS, tokenUpperBound } from '../../src/tokens/exact.js';
 import { estimateTokens, promptChars, promptText } from '../../src/tokens/estimate.js';
 
 // promptChars is checked by differences: growing one model-visible string by N characters must
@@ -152,5 +152,22 @@ describe('countTokensExactly (o200k_base)', () => {
   it('counts a long text like the reference tokenizer', async () => {
     const text = 'The quick brown fox jumps over the lazy dog. '.repeat(500);
     expect(await countTokensExactly(text)).toBe(o200kCount(text));
+  });
+
+  it('counts parts joined by newlines, across slices that split a surrogate pair', async () => {
+    // 1 Mi characters per slice: the emoji's two UTF-16 halves land in different slices.
+    const long = 'word '.repeat(1 << 18).slice(0, (1 << 20) - 1) + '👋' + ' tail';
+    const parts = ['user', long, 'second'];
+    expect(await countTokensExactly(parts)).toBe(o200kCount(parts.join('\n')));
+    expect(tokenUpperBound(parts)).toBe(Buffer.byteLength(parts.join('\n')));
+  });
+
+  it('queues at most MAX_QUEUED_COUNTS counts; beyond, a 503 to retry', async () => {
+    const text = 'The quick brown fox jumps over the lazy dog. '.repeat(200);
+    const queued = Array.from({ length: MAX_QUEUED_COUNTS }, () => countTokensExactly(text));
+    await expect(countTokensExactly(text)).rejects.toMatchObject({ status: 503, code: 'service_unavailable' });
+    for (const count of await Promise.all(queued)) expect(count).toBe(o200kCount(text));
+    // Served again once the queue has drained.
+    expect(await countTokensExactly('hello world')).toBe(2);
   });
 });

@@ -20,6 +20,12 @@ describe('cache key', () => {
     expect(stableStringify({ b: [1, { d: 1, c: 2 }], a: null })).toBe('{"a":null,"b":[1,{"c":2,"d":1}]}');
   });
 
+  it('refuses an over-deep value with a coded 400 instead of overflowing the stack', () => {
+    let deep: unknown = 'x';
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(() => stableStringify({ a: deep })).toThrowError(expect.objectContaining({ status: 400, code: 'json_too_deep' }));
+  });
+
   it('reads Cache-Control', () => {
     expect(cacheDirective(undefined)).toBe('use');
     expect(cacheDirective('max-age=0, No-Cache')).toBe('no-cache');
