@@ -20,6 +20,20 @@ export interface PolicyScalars {
 
 export const METADATA_FIELDS = ['team', 'owner', 'description'] as const;
 
+/**
+ * JSON.parse and the YAML parser keep a `__proto__` key as an own property, but zod's records skip
+ * it without a word (assigning it would replace the result's prototype): a per-model limit under
+ * that name would vanish silently. It is refused by name instead.
+ */
+function withoutProtoKey<T extends z.ZodType>(record: T) {
+  return z.preprocess((value, ctx) => {
+    if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+      ctx.addIssue({ code: 'custom', message: '`__proto__` cannot be a model name', path: ['__proto__'], input: value });
+    }
+    return value;
+  }, record);
+}
+
 export function keyPolicyFields(s: PolicyScalars) {
   const rates = { rpm: s.limit.optional(), rpd: s.limit.optional(), tpm: s.limit.optional() };
   return {
@@ -32,7 +46,7 @@ export function keyPolicyFields(s: PolicyScalars) {
       .strictObject({
         ...rates,
         batch_queue_tokens: s.limit.optional(),
-        models: z.record(z.string().min(1), z.strictObject(rates)).optional(),
+        models: withoutProtoKey(z.record(z.string().min(1), z.strictObject(rates))).optional(),
       })
       .optional(),
     /** When a bucket refills within this many ms, the request waits instead of failing. */

@@ -228,6 +228,16 @@ describe('PATCH /admin/keys/{id}', () => {
     await call('DELETE', `/admin/keys/${id}`);
     expectError(await call('PATCH', `/admin/keys/${id}`, { tier: 'free' }), 409, { code: 'key_revoked' });
   });
+
+  it('400 naming `limits.models.__proto__` on create and change, never a silently dropped limit (issue 14, item 16)', async () => {
+    const { id } = await created();
+    const models = '{"__proto__":{"rpm":1},"gpt-4.1-nano":{"rpm":2}}';
+    const create = await call('POST', '/admin/keys', `{"id":"${id}-proto","tier":"free","limits":{"models":${models}}}`);
+    expectError(create, 400, { param: 'limits.models.__proto__', code: 'invalid_value' });
+    expectError(await call('GET', `/admin/keys/${id}-proto`), 404, { code: 'key_not_found' });
+    expectError(await call('PATCH', `/admin/keys/${id}`, `{"limits":{"models":${models}}}`), 400, { param: 'limits.models.__proto__' });
+    expect((await call('GET', `/admin/keys/${id}`)).body.limits).toBeUndefined();
+  });
 });
 
 describe('DELETE /admin/keys/{id} (revoke)', () => {
