@@ -1,9 +1,9 @@
-import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
 import type { KeyStore } from '../keys/registry.js';
-import { InvalidJsonError, KeyStoreUnavailableError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
+import { InvalidJsonError, type TollgateError } from '../errors/errors.js';
 import { createForwarder, JsonBody, type ForwardDeps } from '../proxy/forward.js';
 import { ENDPOINTS } from '../proxy/endpoints.js';
+import type { AuthFailureGuard } from './auth-guard.js';
 
 /**
  * The `/v1` routes: body parsing (JSON parsed once and kept as bytes; uploads left as streams),
@@ -14,6 +14,7 @@ export interface V1Deps extends ForwardDeps {
   readonly keys: KeyStore;
   /** GET /tollgate/me: a key reads its own limits, usage and remaining budget. */
   readonly selfService: RouteHandlerMethod;
+  readonly authGuard: AuthFailureGuard;
 }
 
 export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void> {
@@ -32,27 +33,9 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
   app.removeContentTypeParser(['text/plain']);
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
-  // Failed authentications are counted per client address (@fastify/rate-limit, on the shared
-  // Redis when there is one); valid keys never reach the counter, so they pay nothing for it.
-  let guard: ReturnType<FastifyInstance['createRateLimit']> | undefined;
-  if (config.server.unauthenticated_rpm > 0) {
-    await app.register(rateLimit, {
-      global: false,
-      redis: app.redis,
-      nameSpace: `${config.limits.key_prefix}unauthenticated:`,
-      skipOnError: true,
-    });
-    guard = app.createRateLimit({ max: config.server.unauthenticated_rpm, timeWindow: 60_000 });
-  }
-  const refuse = (request: FastifyRequest, refusal: TollgateError, done: (err?: TollgateError) => void): void => {
-    // A key store that cannot answer is not a failed authentication: it is not counted.
-    if (!guard || refusal instanceof KeyStoreUnavailableError) return done(refusal);
-    guard(request).then(
-      (counted) => done(!counted.isAllowed && counted.isExceeded ? new UnauthenticatedFloodError(counted.ttl) : refusal),
-      // The guard's store failed: answer the authentication error as usual.
-      () => done(refusal),
-    );
-  };
+  // Failed authentications are counted per client address (routes/auth-guard.ts); valid keys
+  // never reach the counter, so they pay nothing for it.
+  const refuse = deps.authGuard.refuse;
   app.addHook('onRequest', (request, _reply, done) => {
     try {
       const caller = keys.authenticate(request.headers.authorization);

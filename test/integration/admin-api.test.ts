@@ -336,7 +336,7 @@ describe('GET /admin/openapi.json', () => {
     const schema = create.requestBody.content['application/json'].schema;
     expect(schema.required).toEqual(expect.arrayContaining(['id', 'tier']));
     expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['budget_usd', 'token_quota', 'models', 'limits', 'expires_at', 'disabled', 'metadata']));
-    expect(Object.keys(create.responses).sort()).toEqual(['201', '400', '401', '404', '409']);
+    expect(Object.keys(create.responses).sort()).toEqual(['201', '400', '401', '404', '409', '429', '503']);
     expect(JSON.stringify(doc)).not.toContain('x-tollgate-schema');
   });
 });
