@@ -25,7 +25,7 @@ export const METADATA_FIELDS = ['team', 'owner', 'description'] as const;
  * it without a word (assigning it would replace the result's prototype): a per-model limit under
  * that name would vanish silently. It is refused by name instead.
  */
-function withoutProtoKey<T extends z.ZodType>(record: T) {
+export function withoutProtoKey<T extends z.ZodType>(record: T) {
   return z.preprocess((value, ctx) => {
     if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
       ctx.addIssue({ code: 'custom', message: '`__proto__` cannot be a model name', path: ['__proto__'], input: value });
@@ -106,3 +106,42 @@ export const keyPolicySchema = z.strictObject(keyPolicyFields(JSON_SCALARS));
 /** A key's policy as the code reads it (config entry and stored record alike). */
 export type KeyPolicy = z.infer<typeof keyPolicySchema>;
 export type KeyLimits = NonNullable<KeyPolicy['limits']>;
+
+/**
+ * PATCH of a key's policy: only the fields named change, nested ones included (a budget window, a
+ * rate limit, one model's limits, a metadata field); `null` removes a field. Within `limits`, `null`
+ * keeps its meaning "no limit of that kind", and `"default"` removes the override (back to the
+ * tier's figure). `tier` cannot be removed; lists (`models`) are replaced whole.
+ */
+const TIER_DEFAULT = z.literal('default').describe('removes this override: the tier’s figure applies again');
+const limitPatch = JSON_SCALARS.limit.or(TIER_DEFAULT).optional();
+const ratesPatch = { rpm: limitPatch, rpd: limitPatch, tpm: limitPatch };
+const policy = keyPolicyFields(JSON_SCALARS);
+const text = (max: number) => z.string().max(max).nullable().optional();
+export const keyPatchSchema = z.strictObject({
+  tier: policy.tier.optional(),
+  limits: z
+    .strictObject({
+      ...ratesPatch,
+      batch_queue_tokens: limitPatch,
+      models: withoutProtoKey(z.record(z.string().min(1), z.strictObject(ratesPatch).nullable().describe('null removes this model’s overrides'))).optional(),
+    })
+    .nullable()
+    .optional(),
+  max_wait_ms: policy.max_wait_ms.unwrap().nullable().optional(),
+  models: policy.models.unwrap().nullable().optional().describe('replaced whole; null removes the allow-list (every model)'),
+  budget_usd: z
+    .strictObject({ daily: JSON_SCALARS.usd.optional(), monthly: JSON_SCALARS.usd.optional(), total: JSON_SCALARS.usd.optional() })
+    .describe('null for a window removes that budget')
+    .nullable()
+    .optional(),
+  token_quota: z
+    .strictObject({ daily: JSON_SCALARS.limit.optional(), monthly: JSON_SCALARS.limit.optional() })
+    .describe('null for a window removes that quota')
+    .nullable()
+    .optional(),
+  expires_at: policy.expires_at.unwrap().nullable().optional(),
+  disabled: policy.disabled.unwrap().nullable().optional(),
+  metadata: z.strictObject({ team: text(200), owner: text(200), description: text(2000) }).nullable().optional(),
+});
+export type KeyPatch = z.infer<typeof keyPatchSchema>;

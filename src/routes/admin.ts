@@ -135,7 +135,8 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     'PATCH',
     '/keys/:id',
     {
-      summary: 'Change a key: each field given replaces the stored one, null removes it (409 for config-file keys and revoked keys)',
+      summary:
+        'Change a key: only the fields given change, nested ones too (a budget window, a rate limit, one model’s limits, a metadata field); null removes a field, except in `limits`, where null means no limit and "default" removes the override (409 for config-file keys and revoked keys)',
       params: 'idParams',
       body: 'patchBody',
       response: { 200: 'keyView', 409: 'error' },
