@@ -38,7 +38,7 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
   const refuse = deps.authGuard.refuse;
   app.addHook('onRequest', (request, _reply, done) => {
     try {
-      const caller = keys.authenticate(request.headers.authorization);
+      const caller = keys.authenticate(request.headers.authorization, request.raw);
       if (!(caller instanceof Promise)) {
         request.tollgate.caller = caller;
         return done();
