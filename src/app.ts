@@ -41,6 +41,7 @@ import { createUpstream } from './upstream/client.js';
 import { createConfiguredUpstream } from './upstream/targets.js';
 import { createCaching } from './cache/setup.js';
 import { adminCacheRoutes } from './routes/admin-cache.js';
+import { authFailureGuard } from './routes/auth-guard.js';
 
 /** Everything the app needs from the outside world. `server.ts` builds it from the environment. */
 export interface AppOptions {
@@ -218,11 +219,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     });
   }
   const usage = createUsageReader({ store: stores.store, recorder, limiter, keyPrefix: config.limits.key_prefix });
+  // One count of failed authentications per address, client keys and admin token alike.
+  const authGuard = await authFailureGuard(app, config);
   if (options.adminToken) {
     const admin = createKeyAdmin({ keys, backend: keyBackend, catalogue, unknownModels: config.models.unknown });
     await app.register(adminRoutes, {
       prefix: '/admin',
       token: options.adminToken,
+      guard: authGuard,
       admin,
       usage,
       reportModels: (caller, requested) => reportModels(caller, catalogue, requested),
@@ -232,6 +236,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (options.adminToken) {
     await app.register(adminCacheRoutes, {
       token: options.adminToken,
+      guard: authGuard,
       scopeOf: async (id) => {
         const found = keys.staticEntry(id) ?? (await keyBackend.get(id));
         return found && !('revoked_at' in found && found.revoked_at) ? cacheScope(id, found.cache) : undefined;
@@ -247,6 +252,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     catalogue,
     keys,
     selfService: selfService({ usage, limiter, catalogue }) as RouteHandlerMethod,
+    authGuard,
     upstream,
     limiter,
     quotas,

@@ -1,4 +1,7 @@
-/** The CLI's policy flags, turned into an admin API body. The API validates; this only shapes. */
+/**
+ * The CLI's policy flags, turned into an admin API body. The API validates; this only shapes. An
+ * update sends only the fields named (the API merges them into the key's policy).
+ */
 
 export const POLICY_OPTIONS = {
   tier: { type: 'string' },
@@ -46,7 +49,16 @@ export function policyFromFlags(flags: Flags, patch: boolean): Record<string, un
   }
   if (flags.tier !== undefined) body.tier = flags.tier;
   const limits: [keyof Flags, string][] = [['rpm', 'rpm'], ['rpd', 'rpd'], ['tpm', 'tpm'], ['batch-queue-tokens', 'batch_queue_tokens']];
-  for (const [flag, field] of limits) if (flags[flag] !== undefined) setIn(body, 'limits', field, numberOrNone(flags[flag] as string));
+  for (const [flag, field] of limits) {
+    const text = flags[flag] as string | undefined;
+    if (text === undefined) continue;
+    // `default`: the tier's figure, i.e. no override (an update removes the key's own).
+    if (text === 'default') {
+      if (patch) setIn(body, 'limits', field, 'default');
+    } else {
+      setIn(body, 'limits', field, numberOrNone(text));
+    }
+  }
   if (flags.models !== undefined) body.models = flags.models.split(',').map((m) => m.trim()).filter(Boolean);
   for (const window of ['daily', 'monthly', 'total'] as const) {
     const flag = flags[`budget-${window}`];

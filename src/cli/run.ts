@@ -14,17 +14,21 @@ Commands:
   list                       every key (config file and admin API)
   show <id>                  one key's policy and state
   create <id> --tier <tier>  a new key; prints its secret once
-  update <id> [policy]       change the fields given (--clear <field> removes one)
+  update <id> [policy]       change only the fields given; the rest of the policy stays
+                             (--budget-daily none removes that budget, --rpm default returns
+                             to the tier's figure, --clear <field> removes a whole field)
   revoke <id>                refuse the key everywhere (its record and usage stay)
   rotate <id>                a new secret; the old one is refused at once
   usage <id> [--model m]     requests, tokens and cost today, this month, in total; budgets; rate limits
 
 Policy options (create, update):
-  --tier free|tier-1…tier-5   --rpm N --rpd N --tpm N --batch-queue-tokens N ('none': no limit)
+  --tier free|tier-1…tier-5   --rpm N --rpd N --tpm N --batch-queue-tokens N ('none': no limit,
+                             'default': the tier's figure)
   --models a,b               allowed models      --budget-daily|--budget-monthly|--budget-total USD
-  --tokens-daily N --tokens-monthly N          --expires-at 2026-12-31T00:00:00Z
+  --tokens-daily N --tokens-monthly N ('none' removes one)   --expires-at 2026-12-31T00:00:00Z
   --disabled / --enabled     --team T --owner O --description D   --max-wait-ms N
-  --policy '<json>'          any policy fields as JSON (e.g. per-model limits), merged under the flags
+  --policy '<json>'          any policy fields as JSON (e.g. per-model limits), merged under the flags;
+                             on update, {"limits":{"models":{"gpt-4o":null}}} removes one model's limits
 
 Options: --json (print the API's JSON)  --url <base> (else TOLLGATE_URL, default http://127.0.0.1:8080)
 Environment: TOLLGATE_ADMIN_TOKEN (required), TOLLGATE_URL`;

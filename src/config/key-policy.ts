@@ -20,6 +20,20 @@ export interface PolicyScalars {
 
 export const METADATA_FIELDS = ['team', 'owner', 'description'] as const;
 
+/**
+ * JSON.parse and the YAML parser keep a `__proto__` key as an own property, but zod's records skip
+ * it without a word (assigning it would replace the result's prototype): a per-model limit under
+ * that name would vanish silently. It is refused by name instead.
+ */
+export function withoutProtoKey<T extends z.ZodType>(record: T) {
+  return z.preprocess((value, ctx) => {
+    if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+      ctx.addIssue({ code: 'custom', message: '`__proto__` cannot be a model name', path: ['__proto__'], input: value });
+    }
+    return value;
+  }, record);
+}
+
 export function keyPolicyFields(s: PolicyScalars) {
   const rates = { rpm: s.limit.optional(), rpd: s.limit.optional(), tpm: s.limit.optional() };
   return {
@@ -32,7 +46,7 @@ export function keyPolicyFields(s: PolicyScalars) {
       .strictObject({
         ...rates,
         batch_queue_tokens: s.limit.optional(),
-        models: z.record(z.string().min(1), z.strictObject(rates)).optional(),
+        models: withoutProtoKey(z.record(z.string().min(1), z.strictObject(rates))).optional(),
       })
       .optional(),
     /** When a bucket refills within this many ms, the request waits instead of failing. */
@@ -92,3 +106,42 @@ export const keyPolicySchema = z.strictObject(keyPolicyFields(JSON_SCALARS));
 /** A key's policy as the code reads it (config entry and stored record alike). */
 export type KeyPolicy = z.infer<typeof keyPolicySchema>;
 export type KeyLimits = NonNullable<KeyPolicy['limits']>;
+
+/**
+ * PATCH of a key's policy: only the fields named change, nested ones included (a budget window, a
+ * rate limit, one model's limits, a metadata field); `null` removes a field. Within `limits`, `null`
+ * keeps its meaning "no limit of that kind", and `"default"` removes the override (back to the
+ * tier's figure). `tier` cannot be removed; lists (`models`) are replaced whole.
+ */
+const TIER_DEFAULT = z.literal('default').describe('removes this override: the tier’s figure applies again');
+const limitPatch = JSON_SCALARS.limit.or(TIER_DEFAULT).optional();
+const ratesPatch = { rpm: limitPatch, rpd: limitPatch, tpm: limitPatch };
+const policy = keyPolicyFields(JSON_SCALARS);
+const text = (max: number) => z.string().max(max).nullable().optional();
+export const keyPatchSchema = z.strictObject({
+  tier: policy.tier.optional(),
+  limits: z
+    .strictObject({
+      ...ratesPatch,
+      batch_queue_tokens: limitPatch,
+      models: withoutProtoKey(z.record(z.string().min(1), z.strictObject(ratesPatch).nullable().describe('null removes this model’s overrides'))).optional(),
+    })
+    .nullable()
+    .optional(),
+  max_wait_ms: policy.max_wait_ms.unwrap().nullable().optional(),
+  models: policy.models.unwrap().nullable().optional().describe('replaced whole; null removes the allow-list (every model)'),
+  budget_usd: z
+    .strictObject({ daily: JSON_SCALARS.usd.optional(), monthly: JSON_SCALARS.usd.optional(), total: JSON_SCALARS.usd.optional() })
+    .describe('null for a window removes that budget')
+    .nullable()
+    .optional(),
+  token_quota: z
+    .strictObject({ daily: JSON_SCALARS.limit.optional(), monthly: JSON_SCALARS.limit.optional() })
+    .describe('null for a window removes that quota')
+    .nullable()
+    .optional(),
+  expires_at: policy.expires_at.unwrap().nullable().optional(),
+  disabled: policy.disabled.unwrap().nullable().optional(),
+  metadata: z.strictObject({ team: text(200), owner: text(200), description: text(2000) }).nullable().optional(),
+});
+export type KeyPatch = z.infer<typeof keyPatchSchema>;

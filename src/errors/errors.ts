@@ -49,6 +49,18 @@ export class InvalidApiKeyError extends TollgateError {
   }
 }
 
+/** A key whose secret is published (the demo key), presented from another machine than the gateway's. */
+export class PublicKeyRemoteError extends TollgateError {
+  readonly status = 401;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'invalid_api_key';
+  constructor(presented: string) {
+    super(
+      `The API key ${maskKey(presented)} is the published demo key: it is accepted only from the gateway's own machine. Your platform team issues tollgate keys.`,
+    );
+  }
+}
+
 export class InvalidJsonError extends TollgateError {
   readonly status = 400;
   readonly type = 'invalid_request_error';

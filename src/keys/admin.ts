@@ -1,10 +1,11 @@
 import { randomBytes, hash } from 'node:crypto';
 import type { Caller } from '../auth/keys.js';
 import type { Catalogue } from '../config/catalogue.js';
-import type { KeyPolicy } from '../config/key-policy.js';
+import { keyPolicySchema, type KeyPatch, type KeyPolicy } from '../config/key-policy.js';
 import type { KeyEntry } from '../config/schema.js';
 import { InvalidRequestError, KeyConflictError, KeyNotFoundError } from '../errors/errors.js';
 import type { KeyBackend, StoredKey } from './backend.js';
+import { patchPolicy } from './patch.js';
 import type { KeyStore } from './registry.js';
 
 /** Secrets of keys created here: a recognisable prefix (for secret scanners) and 256 random bits. */
@@ -25,8 +26,8 @@ export interface KeyView extends KeyPolicy {
   readonly revoked_at: string | null;
 }
 
-/** PATCH: every policy field but `tier` may be null, which removes it (back to the tier's default). */
-export type KeyPatch = { readonly [K in keyof KeyPolicy]?: KeyPolicy[K] | null };
+/** PATCH: only the fields named change (config/key-policy.ts: keyPatchSchema; keys/patch.ts). */
+export type { KeyPatch };
 
 export interface KeyAdmin {
   list(): Promise<KeyView[]>;
@@ -60,7 +61,10 @@ function policyOf(source: KeyPolicy): KeyPolicy {
  * Models named by a policy that the catalogue does not know (when unknown models are refused):
  * the path of the first one, e.g. `models[1]` or `limits.models.gpt-5`, and a message.
  */
-export function unknownPolicyModel(policy: Partial<KeyPolicy>, catalogue: Catalogue): { path: string; model: string } | undefined {
+export function unknownPolicyModel(
+  policy: { readonly models?: readonly string[] | undefined; readonly limits?: { readonly models?: Readonly<Record<string, unknown>> | undefined } | undefined },
+  catalogue: Catalogue,
+): { path: string; model: string } | undefined {
   const listed = policy.models ?? [];
   for (let i = 0; i < listed.length; i++) {
     const model = listed[i] as string;
@@ -70,6 +74,15 @@ export function unknownPolicyModel(policy: Partial<KeyPolicy>, catalogue: Catalo
     if (!catalogue.resolve(model)) return { path: `limits.models.${model}`, model };
   }
   return undefined;
+}
+
+/** The policy a patch leaves, validated again as a whole (defaults applied); a 400 naming the field if not. */
+function validPolicy(merged: Record<string, unknown>): KeyPolicy {
+  const result = keyPolicySchema.safeParse(merged);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const param = issue?.path.map(String).join('.') || null;
+  throw new InvalidRequestError(`Invalid '${param ?? 'policy'}' after the change: ${issue?.message ?? 'invalid'}.`, param, 'invalid_value');
 }
 
 export function createKeyAdmin(options: KeyAdminOptions): KeyAdmin {
@@ -106,7 +119,7 @@ export function createKeyAdmin(options: KeyAdminOptions): KeyAdmin {
     revoked_at: record.revoked_at ?? null,
   });
 
-  const checkModels = (policy: Partial<KeyPolicy>): void => {
+  const checkModels = (policy: Parameters<typeof unknownPolicyModel>[0]): void => {
     if (options.unknownModels !== 'reject') return;
     const unknown = unknownPolicyModel(policy, catalogue);
     if (unknown) throw new InvalidRequestError(`Invalid '${unknown.path}': the model \`${unknown.model}\` is not in the catalogue.`, unknown.path, 'invalid_value');
@@ -175,17 +188,15 @@ export function createKeyAdmin(options: KeyAdminOptions): KeyAdmin {
       return { view: storedView(record), secret };
     },
     async update(id, patch) {
-      checkModels({ models: patch.models ?? undefined, limits: patch.limits ?? undefined });
+      // Only the models the patch names (a removed entry may name a model the catalogue dropped).
+      const limited = Object.entries(patch.limits?.models ?? {}).filter(([, limits]) => limits !== null);
+      checkModels({ models: patch.models ?? undefined, limits: { models: Object.fromEntries(limited) } });
       const record = await change(id, (current) => {
         if (current.revoked_at) throw revoked(id);
-        const next: Record<string, unknown> = { ...current, updated_at: nowIso() };
-        for (const field of POLICY_FIELDS) {
-          if (!(field in patch)) continue;
-          const value = patch[field];
-          if (value === null || value === undefined) delete next[field];
-          else next[field] = value;
-        }
-        return { record: next as unknown as StoredKey, liveDigest: current.sha256 };
+        const policy = validPolicy(patchPolicy(policyOf(current), patch));
+        const next: Record<string, unknown> = { ...current };
+        for (const field of POLICY_FIELDS) delete next[field];
+        return { record: { ...(next as unknown as StoredKey), ...policy, updated_at: nowIso() }, liveDigest: current.sha256 };
       });
       return storedView(record);
     },

@@ -33,6 +33,12 @@ export async function createGatewayKeys(app: FastifyInstance, config: Config, ca
   };
   const backend = app.redis ? createRedisKeyBackend({ redis: app.redis, keyPrefix: config.limits.key_prefix, onError }) : createMemoryKeyBackend();
   const keys = createKeyStore(config.keys, { catalogue, backend, cacheTtlMs: config.key_store.cache_ttl_ms, onBackendError: onError });
+  for (const id of keys.publicKeyIds) {
+    app.log.warn(
+      { key_id: id },
+      `KEY ${id} USES THE PUBLISHED DEMO SECRET: it is accepted only from this machine (loopback). Set TOLLGATE_DEMO_KEY (or the key's secret) to a secret of your own, e.g. tg-$(openssl rand -hex 24), to use it from elsewhere.`,
+    );
+  }
   await backend.subscribe((id) => keys.invalidate(id));
   app.addHook('onClose', () => backend.close());
   return { keys, backend };

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis, Result } from 'ioredis';
+import { KeyStoreUnavailableError } from '../errors/errors.js';
 import { decodeKey, encodeKey, type KeyBackend } from './backend.js';
 
 declare module 'ioredis' {
@@ -33,25 +34,33 @@ export function createRedisKeyBackend(options: RedisKeyBackendOptions): KeyBacke
   const digests = `${keyPrefix}{keys}:digests`;
   const channel = `${keyPrefix}keys:changed`;
   let subscriber: Redis | Cluster | undefined;
+  // Redis not answering is the key store being unavailable (OpenAI's 503, "try again"), not a
+  // server error: the admin API and authentication answer it so. The cause goes to the log.
+  const unavailable = (error: unknown): never => {
+    options.onError?.(error);
+    throw new KeyStoreUnavailableError();
+  };
 
   return {
     async get(id) {
-      const text = await redis.hget(records, id);
+      const text = await redis.hget(records, id).catch(unavailable);
       return text === null ? undefined : decodeKey(text);
     },
     async byDigest(hex) {
-      const id = await redis.hget(digests, hex);
+      const id = await redis.hget(digests, hex).catch(unavailable);
       if (id === null) return undefined;
-      const text = await redis.hget(records, id);
+      const text = await redis.hget(records, id).catch(unavailable);
       return text === null ? undefined : decodeKey(text);
     },
     async list() {
-      const all = await redis.hvals(records);
+      const all = await redis.hvals(records).catch(unavailable);
       return all.map(decodeKey);
     },
     async put(expected, next, liveDigest) {
       const oldDigest = expected && !expected.revoked_at ? expected.sha256 : '';
-      const written = await redis.tollgateKeyPut(2, records, digests, next.id, expected ? encodeKey(expected) : '', encodeKey(next), oldDigest, liveDigest ?? '');
+      const written = await redis
+        .tollgateKeyPut(2, records, digests, next.id, expected ? encodeKey(expected) : '', encodeKey(next), oldDigest, liveDigest ?? '')
+        .catch(unavailable);
       return written === 1;
     },
     async publish(id) {

@@ -1,8 +1,9 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import { bearerToken, sha256, type Caller } from '../auth/keys.js';
+import { isLocalRequest, isPublicSecret, type RequestPeer } from '../auth/public-secrets.js';
 import type { Catalogue } from '../config/catalogue.js';
 import type { KeyEntry } from '../config/schema.js';
-import { InvalidApiKeyError, KeyDisabledError, KeyExpiredError, KeyStoreUnavailableError, MissingApiKeyError } from '../errors/errors.js';
+import { InvalidApiKeyError, KeyDisabledError, KeyExpiredError, KeyStoreUnavailableError, MissingApiKeyError, PublicKeyRemoteError } from '../errors/errors.js';
 import type { KeyBackend, StoredKey } from './backend.js';
 import { callerFromPolicy } from './caller.js';
 
@@ -15,7 +16,13 @@ import { callerFromPolicy } from './caller.js';
  * one SHA-256 and Map lookups, synchronously. Only a cache miss or an expired entry asks the backend.
  */
 export interface KeyStore {
-  authenticate(authorization: string | undefined): Caller | Promise<Caller>;
+  /**
+   * The caller of `Authorization: Bearer <secret>`. `peer` is where the request came from: a key
+   * with a published secret (the demo key) is accepted only from the gateway's own machine.
+   */
+  authenticate(authorization: string | undefined, peer?: RequestPeer): Caller | Promise<Caller>;
+  /** Ids of the static keys whose secret is published (accepted from this machine only). */
+  readonly publicKeyIds: readonly string[];
   /** Number of static keys. */
   readonly size: number;
   /** A static key's entry by id. */
@@ -51,7 +58,7 @@ export function createKeyStore(entries: readonly KeyEntry[], options: KeyStoreOp
   const { catalogue, backend } = options;
   const clock = options.clock ?? Date.now;
   const ttl = options.cacheTtlMs ?? 5_000;
-  const byDigest = new Map<string, { digest: Buffer; caller: Caller }>();
+  const byDigest = new Map<string, { digest: Buffer; caller: Caller; published: boolean }>();
   const byId = new Map<string, KeyEntry>();
   for (const entry of entries) {
     if (byId.has(entry.id)) throw new Error(`duplicate key id ${entry.id}`);
@@ -59,7 +66,7 @@ export function createKeyStore(entries: readonly KeyEntry[], options: KeyStoreOp
     const digest = entry.key !== undefined ? sha256(entry.key) : Buffer.from(entry.key_sha256 ?? '', 'hex');
     const hex = digest.toString('hex');
     if (byDigest.has(hex)) throw new Error(`keys ${byDigest.get(hex)?.caller.id} and ${entry.id} have the same secret`);
-    byDigest.set(hex, { digest, caller: callerFromPolicy(entry.id, entry, catalogue) });
+    byDigest.set(hex, { digest, caller: callerFromPolicy(entry.id, entry, catalogue), published: isPublicSecret(hex) });
   }
 
   const cache = new Map<string, CachedKey>();
@@ -123,16 +130,18 @@ export function createKeyStore(entries: readonly KeyEntry[], options: KeyStoreOp
 
   return {
     size: byDigest.size,
+    publicKeyIds: [...byDigest.values()].filter((key) => key.published).map((key) => key.caller.id),
     staticEntries: entries,
     staticEntry: (id) => byId.get(id),
     callerOf,
-    authenticate(authorization) {
+    authenticate(authorization, peer) {
       const presented = bearerToken(authorization);
       if (presented === undefined) throw new MissingApiKeyError();
       const hex = hash('sha256', presented, 'hex');
       const found = byDigest.get(hex);
       if (found) {
         if (!timingSafeEqual(found.digest, Buffer.from(hex, 'hex'))) throw new InvalidApiKeyError(presented);
+        if (found.published && !isLocalRequest(peer)) throw new PublicKeyRemoteError(presented);
         return found.caller.disabled || found.caller.expiresAtMs !== undefined ? admitted(found.caller, presented) : found.caller;
       }
       if (!backend) throw new InvalidApiKeyError(presented);

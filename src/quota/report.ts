@@ -2,6 +2,7 @@ import type { Caller } from '../auth/keys.js';
 import type { Catalogue } from '../config/catalogue.js';
 import type { Limiter } from '../limits/limiter.js';
 import type { LimiterStore } from '../limits/store.js';
+import { ServiceUnavailableError } from '../errors/errors.js';
 import { nanoToUsd } from '../usage/cost.js';
 import { FIELDS, usageKey } from './charge.js';
 import type { UsageRecorder } from './recorder.js';
@@ -56,13 +57,18 @@ export type UsageReader = (caller: Caller, models: readonly string[]) => Promise
 
 const round = (usd: number): number => Math.round(usd * 1e9) / 1e9;
 
+/** The usage counters live in Redis: when it does not answer, the report is unavailable (503), not a server error. */
+function unavailable(error: unknown): never {
+  throw new ServiceUnavailableError('Usage and budgets cannot be read: their store is unavailable. Please try again shortly.', { cause: error });
+}
+
 export function createUsageReader(options: UsageReaderOptions): UsageReader {
   const clock = options.clock ?? Date.now;
   return async (caller, models) => {
     // This instance's usage not yet written (keys without caps) goes first, so the report has it.
     await options.recorder.flush();
     const windows = windowsAt(clock());
-    const hashes = await options.store.read(windows.map((w) => usageKey(options.keyPrefix, caller.id, w.id)));
+    const hashes = await options.store.read(windows.map((w) => usageKey(options.keyPrefix, caller.id, w.id))).catch(unavailable);
     const [today, month, total] = windows.map((window, i) => {
       const h = hashes[i] ?? {};
       const get = (field: string): number => h[field] ?? 0;

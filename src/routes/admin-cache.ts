@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { KeyNotFoundError, ServiceUnavailableError } from '../errors/errors.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { adminAuth } from './admin.js';
+import type { AuthFailureGuard } from './auth-guard.js';
 
 /**
  * Admin routes of the response cache: `DELETE /admin/cache` purges every entry,
@@ -11,6 +12,7 @@ import { adminAuth } from './admin.js';
 
 export interface AdminCacheDeps {
   readonly token: string;
+  readonly guard: AuthFailureGuard;
   /** The cache scope of a key (static or run-time); undefined: no such key. */
   readonly scopeOf: (id: string) => Promise<string | undefined>;
   /** The cache group a key names, if any (for the answer). */
@@ -23,7 +25,7 @@ export async function adminCacheRoutes(app: FastifyInstance, deps: AdminCacheDep
     reply.header('x-request-id', request.id);
     done();
   });
-  app.addHook('onRequest', adminAuth(deps.token));
+  app.addHook('onRequest', adminAuth(deps.token, deps.guard));
   const purge = async (scope?: string): Promise<number> => {
     try {
       return await deps.responseCache.purge(scope);

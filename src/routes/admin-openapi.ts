@@ -22,6 +22,8 @@ const STATUS_TEXT: Record<string, string> = {
   401: 'Missing or wrong admin token',
   404: 'No such key',
   409: 'Conflicts with the key’s state (id taken, key from the config file, key revoked)',
+  429: 'Too many missing or wrong admin tokens (or client keys) from this address: try again after `retry-after` seconds',
+  503: 'The key store (Redis) is unavailable: try again shortly',
 };
 
 /**

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JSON_SCALARS, keyId, keyPolicyFields } from '../config/key-policy.js';
+import { JSON_SCALARS, keyId, keyPatchSchema, keyPolicyFields } from '../config/key-policy.js';
 import { InvalidRequestError } from '../errors/errors.js';
 
 /**
@@ -9,19 +9,6 @@ import { InvalidRequestError } from '../errors/errors.js';
  */
 
 const policy = keyPolicyFields(JSON_SCALARS);
-
-/** PATCH: each field replaces the stored one; null removes it (tier cannot be removed). */
-const patchFields = {
-  tier: policy.tier.optional(),
-  limits: policy.limits.unwrap().nullable().optional(),
-  max_wait_ms: policy.max_wait_ms.unwrap().nullable().optional(),
-  models: policy.models.unwrap().nullable().optional(),
-  budget_usd: policy.budget_usd.unwrap().nullable().optional(),
-  token_quota: policy.token_quota.unwrap().nullable().optional(),
-  expires_at: policy.expires_at.unwrap().nullable().optional(),
-  disabled: policy.disabled.unwrap().nullable().optional(),
-  metadata: policy.metadata.unwrap().nullable().optional(),
-};
 
 const usageWindow = z.object({
   window: z.string().describe('2026-11-26, 2026-11 or total'),
@@ -64,7 +51,7 @@ export const SCHEMAS = {
   idParams: z.strictObject({ id: keyId }),
   usageQuery: z.strictObject({ model: z.union([z.string().min(1), z.array(z.string().min(1))]).optional() }),
   createBody: z.strictObject({ id: keyId, ...policy }),
-  patchBody: z.strictObject(patchFields),
+  patchBody: keyPatchSchema,
   keyView,
   keyWithSecret: keyView.extend({ key: z.string().describe('the secret: shown this once, never again') }),
   keyList: z.object({ object: z.literal('list'), data: z.array(keyView) }),

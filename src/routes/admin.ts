@@ -7,10 +7,13 @@ import type { KeyAdmin, KeyPatch } from '../keys/admin.js';
 import type { UsageReader } from '../quota/report.js';
 import { jsonSchema, zodValidator, type SchemaName } from './admin-schemas.js';
 import { openApiDocument, type DocumentedRoute } from './admin-openapi.js';
+import type { AuthFailureGuard } from './auth-guard.js';
 
 export interface AdminDeps {
   /** TOLLGATE_ADMIN_TOKEN; the admin API is not registered at all without it. */
   readonly token: string;
+  /** Counts failed admin authentications per address, with the client keys' (routes/auth-guard.ts). */
+  readonly guard: AuthFailureGuard;
   readonly admin: KeyAdmin;
   readonly usage: UsageReader;
   /** The models whose rate limits a usage report shows when the request names none. */
@@ -26,7 +29,7 @@ interface RouteSchemas {
 }
 
 /** Every route answers these besides its own (400 only for routes with input). */
-const COMMON_ERRORS = { 401: 'error', 404: 'error' } as const;
+const COMMON_ERRORS = { 401: 'error', 404: 'error', 429: 'error', 503: 'error' } as const;
 
 function schemaOf(route: RouteSchemas): Record<string, unknown> {
   const response: Record<number, unknown> = {};
@@ -43,14 +46,18 @@ function schemaOf(route: RouteSchemas): Record<string, unknown> {
 
 /**
  * The admin token check of every /admin route: `Authorization: Bearer $TOLLGATE_ADMIN_TOKEN`,
- * compared as SHA-256 digests (equal lengths: the same time whatever was presented).
+ * compared as SHA-256 digests (equal lengths: the same time whatever was presented). A missing or
+ * wrong token counts against the address's failed authentications; an address over that limit is
+ * refused whatever it presents, so guessing cannot go on at full speed.
  */
-export function adminAuth(token: string): onRequestHookHandler {
+export function adminAuth(token: string, guard: AuthFailureGuard): onRequestHookHandler {
   const expected = sha256(token);
   return (request, _reply, done) => {
+    const throttled = guard.throttled(request);
+    if (throttled) return done(throttled);
     const presented = bearerToken(request.headers.authorization);
-    if (presented === undefined) return done(new AdminUnauthorizedError(true));
-    if (!timingSafeEqual(sha256(presented), expected)) return done(new AdminUnauthorizedError(false));
+    if (presented === undefined) return guard.refuse(request, new AdminUnauthorizedError(true), done);
+    if (!timingSafeEqual(sha256(presented), expected)) return guard.refuse(request, new AdminUnauthorizedError(false), done);
     done();
   };
 }
@@ -76,7 +83,7 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
   });
   // Answers are built from typed values; the schemas document them (openapi.json).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  app.addHook('onRequest', adminAuth(deps.token));
+  app.addHook('onRequest', adminAuth(deps.token, deps.guard));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');
@@ -128,7 +135,8 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     'PATCH',
     '/keys/:id',
     {
-      summary: 'Change a key: each field given replaces the stored one, null removes it (409 for config-file keys and revoked keys)',
+      summary:
+        'Change a key: only the fields given change, nested ones too (a budget window, a rate limit, one model’s limits, a metadata field); null removes a field, except in `limits`, where null means no limit and "default" removes the override (409 for config-file keys and revoked keys)',
       params: 'idParams',
       body: 'patchBody',
       response: { 200: 'keyView', 409: 'error' },

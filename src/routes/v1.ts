@@ -1,12 +1,9 @@
-import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
 import type { KeyStore } from '../keys/registry.js';
 import {
   AdminOnlyEndpointError,
   InvalidJsonError,
   InvalidUrlError,
-  KeyStoreUnavailableError,
-  UnauthenticatedFloodError,
   UnsupportedContentTypeError,
   type TollgateError,
 } from '../errors/errors.js';
@@ -16,6 +13,7 @@ import { createForwarder, JsonBody, type ForwardDeps } from '../proxy/forward.js
 import { ENDPOINTS } from '../proxy/endpoints.js';
 import { JsonTooDeepError } from '../errors/request-errors.js';
 import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../usage/json-depth.js';
+import type { AuthFailureGuard } from './auth-guard.js';
 
 /**
  * The `/v1` routes: body parsing (JSON parsed once and kept as bytes; uploads left as streams),
@@ -26,6 +24,7 @@ export interface V1Deps extends ForwardDeps {
   readonly keys: KeyStore;
   /** GET /tollgate/me: a key reads its own limits, usage and remaining budget. */
   readonly selfService: RouteHandlerMethod;
+  readonly authGuard: AuthFailureGuard;
 }
 
 export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void> {
@@ -50,33 +49,15 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
   app.removeContentTypeParser(['text/plain']);
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
-  // Failed authentications are counted per client address (@fastify/rate-limit, on the shared
-  // Redis when there is one); valid keys never reach the counter, so they pay nothing for it.
-  let guard: ReturnType<FastifyInstance['createRateLimit']> | undefined;
-  if (config.server.unauthenticated_rpm > 0) {
-    await app.register(rateLimit, {
-      global: false,
-      redis: app.redis,
-      nameSpace: `${config.limits.key_prefix}unauthenticated:`,
-      skipOnError: true,
-    });
-    guard = app.createRateLimit({ max: config.server.unauthenticated_rpm, timeWindow: 60_000 });
-  }
-  const refuse = (request: FastifyRequest, refusal: TollgateError, done: (err?: TollgateError) => void): void => {
-    // A key store that cannot answer is not a failed authentication: it is not counted.
-    if (!guard || refusal instanceof KeyStoreUnavailableError) return done(refusal);
-    guard(request).then(
-      (counted) => done(!counted.isAllowed && counted.isExceeded ? new UnauthenticatedFloodError(counted.ttl) : refusal),
-      // The guard's store failed: answer the authentication error as usual.
-      () => done(refusal),
-    );
-  };
+  // Failed authentications are counted per client address (routes/auth-guard.ts); valid keys
+  // never reach the counter, so they pay nothing for it.
+  const refuse = deps.authGuard.refuse;
   app.addHook('onRequest', (request, _reply, done) => {
     // Only the canonical form of a catalogue path is served (no dot segments, encoded characters, …).
     // (/tollgate/me is tollgate's own and never forwarded.)
     if (!isCanonicalPath(request.url) && !request.url.startsWith('/tollgate/')) return done(new InvalidUrlError(request.method, pathOf(request.url)));
     try {
-      const caller = keys.authenticate(request.headers.authorization);
+      const caller = keys.authenticate(request.headers.authorization, request.raw);
       if (!(caller instanceof Promise)) {
         request.tollgate.caller = caller;
         return done();

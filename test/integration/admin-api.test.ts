@@ -228,6 +228,16 @@ describe('PATCH /admin/keys/{id}', () => {
     await call('DELETE', `/admin/keys/${id}`);
     expectError(await call('PATCH', `/admin/keys/${id}`, { tier: 'free' }), 409, { code: 'key_revoked' });
   });
+
+  it('400 naming `limits.models.__proto__` on create and change, never a silently dropped limit (issue 14, item 16)', async () => {
+    const { id } = await created();
+    const models = '{"__proto__":{"rpm":1},"gpt-4.1-nano":{"rpm":2}}';
+    const create = await call('POST', '/admin/keys', `{"id":"${id}-proto","tier":"free","limits":{"models":${models}}}`);
+    expectError(create, 400, { param: 'limits.models.__proto__', code: 'invalid_value' });
+    expectError(await call('GET', `/admin/keys/${id}-proto`), 404, { code: 'key_not_found' });
+    expectError(await call('PATCH', `/admin/keys/${id}`, `{"limits":{"models":${models}}}`), 400, { param: 'limits.models.__proto__' });
+    expect((await call('GET', `/admin/keys/${id}`)).body.limits).toBeUndefined();
+  });
 });
 
 describe('DELETE /admin/keys/{id} (revoke)', () => {
@@ -326,7 +336,7 @@ describe('GET /admin/openapi.json', () => {
     const schema = create.requestBody.content['application/json'].schema;
     expect(schema.required).toEqual(expect.arrayContaining(['id', 'tier']));
     expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['budget_usd', 'token_quota', 'models', 'limits', 'expires_at', 'disabled', 'metadata']));
-    expect(Object.keys(create.responses).sort()).toEqual(['201', '400', '401', '404', '409']);
+    expect(Object.keys(create.responses).sort()).toEqual(['201', '400', '401', '404', '409', '429', '503']);
     expect(JSON.stringify(doc)).not.toContain('x-tollgate-schema');
   });
 });

@@ -115,6 +115,21 @@ describe('tollgate keys', () => {
     expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(401);
   });
 
+  it('update changes only the flags given: --budget-monthly keeps the daily budget; none / default remove one (issue 14, item 18)', async () => {
+    const json = async (args: string[]): Promise<Record<string, unknown>> => {
+      const run = await tollgate([...args, '--json']);
+      expect(run.code).toBe(0);
+      return JSON.parse(run.stdout) as Record<string, unknown>;
+    };
+    await json(['keys', 'create', 'cli-partial', '--tier', 'tier-1', '--budget-daily', '1', '--rpm', '50', '--tpm', '9000', '--tokens-daily', '1000', '--tokens-monthly', '5000', '--policy', '{"limits":{"models":{"gpt-4.1-nano":{"rpm":5}}}}']);
+    expect((await json(['keys', 'update', 'cli-partial', '--budget-monthly', '100'])).budget_usd).toEqual({ daily: 1, monthly: 100 });
+    expect((await json(['keys', 'update', 'cli-partial', '--budget-daily', 'none'])).budget_usd).toEqual({ monthly: 100 });
+    expect((await json(['keys', 'update', 'cli-partial', '--tokens-monthly', 'none'])).token_quota).toEqual({ daily: 1000 });
+    expect((await json(['keys', 'update', 'cli-partial', '--rpm', '60'])).limits).toEqual({ rpm: 60, tpm: 9000, models: { 'gpt-4.1-nano': { rpm: 5 } } });
+    expect((await json(['keys', 'update', 'cli-partial', '--tpm', 'default', '--rpd', 'none'])).limits).toEqual({ rpm: 60, rpd: null, models: { 'gpt-4.1-nano': { rpm: 5 } } });
+    expect((await json(['keys', 'update', 'cli-partial', '--policy', '{"limits":{"models":{"gpt-4.1-nano":null}}}'])).limits).toEqual({ rpm: 60, rpd: null });
+  });
+
   it('errors: the API’s message and exit 1; usage mistakes and a missing token exit 2', async () => {
     const unknown = await spawned(['keys', 'show', 'no-such-key']);
     expect(unknown).toMatchObject({ code: 1, stdout: '' });

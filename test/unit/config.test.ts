@@ -321,4 +321,14 @@ describe('key policy in the config file', () => {
     const app = await buildApp({ ...options, config: configFromObject({ keys, models: { unknown: 'pass_through' } }) });
     await app.close();
   });
+
+  it('`__proto__` as a per-model limit is refused naming its path, not dropped (issue 14, item 16)', () => {
+    // YAML (like JSON.parse) keeps the key as an own property; zod's records would skip it.
+    const yaml = `${KEY_YAML('tg-app-0123456789')}    limits:\n      models:\n        __proto__: { rpm: 1 }\n`;
+    const error = configError(() => validateConfig(parseConfigText(yaml, {}, 'f.yaml'), 'f.yaml'));
+    expect(error.message).toContain('  keys[0].limits.models.__proto__: ');
+    // With unknown models passed through, nothing else would have stopped it.
+    const passThrough = `models:\n  unknown: pass_through\n${yaml}`;
+    expect(configError(() => validateConfig(parseConfigText(passThrough, {}, 'f.yaml'), 'f.yaml')).message).toContain('keys[0].limits.models.__proto__');
+  });
 });
