@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
 import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
 import { expectEnvelope } from '../helpers/openai-errors.js';
-import { startTollgate } from '../helpers/tollgate-process.js';
+import { pollGet, spawnTollgate } from '../helpers/tollgate-process.js';
 
 const DEMO = 'tg-demo-key-change-me';
 const OWN = 'tg-own-secret-for-demo-test-0123456789';
@@ -75,10 +75,13 @@ describe('the published demo secret', () => {
 });
 
 describe('the quickstart: the process entry with the shipped config/tollgate.yaml', () => {
-  it('answers the demo key from this machine and warns about it at start', async () => {
+  // The process compiles TypeScript at start: on a loaded machine that takes a while, so the test
+  // polls /healthz for longer than the suite's default allows.
+  it('answers the demo key from this machine and warns about it at start', { timeout: 120_000 }, async () => {
     // No TOLLGATE_CONFIG, no TOLLGATE_DEMO_KEY: what `npm start` does on a fresh checkout.
-    const gateway = await startTollgate({ TOLLGATE_UPSTREAM_URL: upstream.url, OPENAI_API_KEY: UPSTREAM_KEY });
+    const gateway = await spawnTollgate({ TOLLGATE_UPSTREAM_URL: upstream.url, OPENAI_API_KEY: UPSTREAM_KEY });
     try {
+      await pollGet(`${gateway.origin}/healthz`, (r) => r.status === 200, 100_000);
       const res = await fetch(`${gateway.origin}/v1/chat/completions`, {
         method: 'POST',
         headers: { authorization: `Bearer ${DEMO}`, 'content-type': 'application/json' },
