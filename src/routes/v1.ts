@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import type { KeyStore } from '../keys/registry.js';
-import { InvalidJsonError, KeyStoreUnavailableError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
+import { InvalidApiKeyError, InvalidJsonError, MissingApiKeyError, UnauthenticatedFloodError } from '../errors/errors.js';
 import { createForwarder, JsonBody, type ForwardDeps } from '../proxy/forward.js';
 import { ENDPOINTS } from '../proxy/endpoints.js';
 
@@ -44,9 +44,12 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     });
     guard = app.createRateLimit({ max: config.server.unauthenticated_rpm, timeWindow: 60_000 });
   }
-  const refuse = (request: FastifyRequest, refusal: TollgateError, done: (err?: TollgateError) => void): void => {
-    // A key store that cannot answer is not a failed authentication: it is not counted.
-    if (!guard || refusal instanceof KeyStoreUnavailableError) return done(refusal);
+  const refuse = (request: FastifyRequest, refusal: unknown, done: (err?: Error) => void): void => {
+    // Only a wrong or missing key is a failed authentication. Anything else (a key store that
+    // cannot answer, a disabled or expired key, a bug: a 500) is answered as it is, uncounted, so
+    // it can never lock a whole address out.
+    if (!(refusal instanceof MissingApiKeyError || refusal instanceof InvalidApiKeyError)) return done(refusal instanceof Error ? refusal : new Error(String(refusal)));
+    if (!guard) return done(refusal);
     guard(request).then(
       (counted) => done(!counted.isAllowed && counted.isExceeded ? new UnauthenticatedFloodError(counted.ttl) : refusal),
       // The guard's store failed: answer the authentication error as usual.
@@ -66,10 +69,10 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
           request.tollgate.caller = found;
           done();
         },
-        (err: unknown) => refuse(request, err as TollgateError, done),
+        (err: unknown) => refuse(request, err, done),
       );
     } catch (err) {
-      refuse(request, err as TollgateError, done);
+      refuse(request, err, done);
     }
   });
 
