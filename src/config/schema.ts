@@ -193,6 +193,11 @@ export const configSchema = z.strictObject({
         .strictObject({
           /** Without Redis: the in-memory cache's size bound (least recently used entries go first). */
           memory_max_bytes: positiveInt.default(64 * 1024 * 1024),
+          /**
+           * The longest an identical request waits for the answer of the one in flight before it
+           * goes upstream itself (a stream's answer is complete only when the stream ends).
+           */
+          flight_wait_ms: positiveInt.default(30_000),
         })
         .prefault({}),
       prefix_steering: z

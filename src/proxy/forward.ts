@@ -115,7 +115,9 @@ export function createForwarder(deps: ForwardDeps): Forward {
     const policy = state.caller?.cache;
     if (policy && isJsonObject(json.value)) {
       const ticket = deps.responseCache.open(endpoint, policy, state.modelLabel, json.value, request.headers);
-      if (ticket) return prepareCached(endpoint, state, json, admission, batch, ticket);
+      // From here on every way out releases the identical requests waiting on this one: a hit or
+      // the answer settles the flight, a throw or a rejection abandons it (then exchangeOnce).
+      if (ticket) return guardTicket(ticket, () => prepareCached(endpoint, state, json, admission, batch, ticket));
     }
     return prepareUpstream(endpoint, state, json, admission, batch, undefined);
   }
@@ -130,7 +132,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
       if (reservation) state.rateLimitHeaders = reservation.headers;
       return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch, affinity: route?.fingerprint, cache };
     };
-    const reserved = guardTicket(cache, () => reserve(endpoint, state, admission, undefined));
+    const reserved = reserve(endpoint, state, admission, undefined);
     return reserved instanceof Promise ? reserved.then(prepared) : prepared(reserved);
   }
 
@@ -147,7 +149,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
       const reserved = reserve(endpoint, state, admission, 0);
       return reserved instanceof Promise ? reserved.then(served) : served(reserved);
     };
-    const found = ticket.lookup();
+    const found = ticket.lookup(state);
     return found instanceof Promise ? found.then(looked) : looked(found);
   }
 
@@ -237,9 +239,8 @@ export function createForwarder(deps: ForwardDeps): Forward {
   };
 }
 
-/** A refusal while a cache ticket is open releases the identical requests waiting on it. */
-function guardTicket<T>(ticket: CacheTicket | undefined, step: () => T): T {
-  if (!ticket) return step();
+/** A throw or a rejection while a cache ticket is open releases the identical requests waiting on it. */
+function guardTicket<T>(ticket: CacheTicket, step: () => T): T {
   try {
     const result = step();
     if (result instanceof Promise) {
