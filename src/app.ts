@@ -144,7 +144,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   const { keys, backend: keyBackend } = await createGatewayKeys(app, config, catalogue);
   // Counters the limiter could not write (Redis down) go to the recorder, which retries them.
-  const stores = limiterStore(app, config, metrics, (counters) => recorder.add(counters));
+  const stores = limiterStore(app, config, metrics, (counters, id) => recorder.add(counters, id));
   const recorder = createUsageRecorder({
     store: stores.primary,
     keyPrefix: config.limits.key_prefix,
@@ -282,7 +282,7 @@ function limiterStore(
   app: FastifyInstance,
   config: Config,
   metrics: Metrics,
-  onUnwrittenCounters: (counters: readonly CounterCall[]) => void,
+  onUnwrittenCounters: (counters: readonly CounterCall[], id?: string) => void,
 ): { store: LimiterStore; primary: LimiterStore } {
   const memory = createMemoryStore();
   app.addHook('onClose', () => memory.close());
