@@ -29,7 +29,7 @@ beforeAll(async () => {
   const env = { TOLLGATE_CONFIG: config, TOLLGATE_UPSTREAM_URL: upstream.url, OPENAI_API_KEY: UPSTREAM_KEY, REDIS_URL: inject('redisUrl'), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'warn' };
   [a, b] = await Promise.all([startTollgate(env), startTollgate(env)]);
   redis = new Redis(inject('redisUrl'));
-}, 60_000);
+}, 240_000);
 afterAll(async () => {
   await Promise.all([a?.kill(), b?.kill()]);
   await upstream?.close();
