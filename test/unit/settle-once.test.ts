@@ -65,11 +65,19 @@ describe('a settlement whose connection drops after it was written', () => {
     await settled;
     server.kill('SIGCONT');
     const observer = gatewayClient(server.url);
-    await expect.poll(() => redis.status).toBe('ready');
-    // The recorder writes what was handed back (its next flush), then the total is final.
+    await expect.poll(() => [redis.status, observer.status]).toEqual(['ready', 'ready']);
+    // The recorder writes what was handed back at its flushes until Redis takes it; whichever of
+    // the first write, the client's own resend and the recorder's lands, the spend counts once.
+    await expect
+      .poll(async () => {
+        await recorder.flush();
+        return observer.hget(USAGE, 'spend_nano');
+      })
+      .toBe('1000');
     await recorder.flush();
     await primary.close();
     expect(await observer.hget(USAGE, 'spend_nano')).toBe('1000');
+    expect(await observer.keys('tollgate:{settle-once}:settled:*')).toHaveLength(1);
   });
 });
 
