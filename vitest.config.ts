@@ -6,6 +6,9 @@ export default defineConfig({
     environment: 'node',
     globalSetup: ['test/setup/global-redis.ts'],
     pool: 'forks',
+    // Two cores: more workers than that only make the heavy files (three gateways, a Redis
+    // Cluster) starve each other and turn their timeouts into failures.
+    maxWorkers: 2,
     testTimeout: 20_000,
     hookTimeout: 30_000,
     teardownTimeout: 10_000,

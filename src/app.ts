@@ -86,6 +86,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const writeRequestLine = (line: RequestLine): void => {
     if (rootLogger.isLevelEnabled('info')) logStream.write(requestLine(line));
   };
+  /** An exception on the logging or metrics path: counted and logged, never thrown on (it would end the process). */
+  const internalError = (during: string, err: unknown): void => {
+    try {
+      metrics.internalErrors.inc({ during });
+      rootLogger.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : undefined, during }, 'internal error on the logging or metrics path');
+    } catch {
+      // The log stream itself failed: the counter above is all that can tell.
+    }
+  };
   const app = Fastify({
     loggerInstance: logger,
     childLoggerFactory: lazyChildLogger,
@@ -140,7 +149,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   const { keys, backend: keyBackend } = await createGatewayKeys(app, config, catalogue);
   // Counters the limiter could not write (Redis down) go to the recorder, which retries them.
-  const stores = limiterStore(app, config, metrics, (counters) => recorder.add(counters));
+  const stores = limiterStore(app, config, metrics, (counters, id) => recorder.add(counters, id));
   const recorder = createUsageRecorder({
     store: stores.primary,
     keyPrefix: config.limits.key_prefix,
@@ -171,13 +180,27 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onError: (err, during) => app.log.warn({ err: err instanceof Error ? { message: err.message } : undefined, during }, 'batch queue: store or upstream error'),
     // Models outside the catalogue share one label: metric cardinality stays bounded.
     onRefused: (keyId, model) => metrics.countRateLimited(keyId, modelLabel(catalogue, model), 'batch_queue'),
-    onUsage: (batch) => observeBatch(batch, metrics, catalogue, logger),
+    onUsage: (batch) => {
+      try {
+        observeBatch(batch, metrics, catalogue, logger);
+      } catch (err) {
+        internalError('batch_usage', err);
+      }
+    },
     listKeyIds: async () => [...config.keys.map((key) => key.id), ...(await keyBackend.list()).map((key) => key.id)],
   });
   app.addHook('onClose', () => batches.close());
 
   // With metrics off, requests are not counted; the log line still shows their cost.
   const observed: Observed = config.metrics.enabled ? metrics : costOnly(catalogue);
+  // Runs in a 'close' listener or setImmediate: a throw there would be an uncaught exception.
+  const observeSafely = (request: FastifyRequest, reply: FastifyReply): void => {
+    try {
+      observe(request, reply, observed, writeRequestLine);
+    } catch (err) {
+      internalError('observe', err);
+    }
+  };
   app.decorateRequest('tollgate', null as never);
   app.addHook('onRequest', (request, reply, done) => {
     const state = newRequestState();
@@ -192,13 +215,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       metrics.inflight.dec();
       connections.requestEnded(socket);
       if (reply.raw.writableFinished) {
-        observe(request, reply, observed, writeRequestLine);
+        observeSafely(request, reply);
         return;
       }
       state.clientGone = true;
       state.abortUpstream?.();
       // Let the body stream see the close first, so it records how it ended.
-      setImmediate(observe, request, reply, observed, writeRequestLine);
+      setImmediate(observeSafely, request, reply);
     });
     watchBodyIdle(request.raw, reply.raw, config.server.body_idle_timeout_ms, (error) => sendError(error, undefined, request, reply));
     done(tooManyHeaders(request.raw, config.server.max_request_headers));
@@ -271,7 +294,7 @@ function limiterStore(
   app: FastifyInstance,
   config: Config,
   metrics: Metrics,
-  onUnwrittenCounters: (counters: readonly CounterCall[]) => void,
+  onUnwrittenCounters: (counters: readonly CounterCall[], id?: string) => void,
 ): { store: LimiterStore; primary: LimiterStore } {
   const memory = createMemoryStore();
   app.addHook('onClose', () => memory.close());

@@ -27,6 +27,21 @@ export interface ResponseCacheOptions {
   readonly store: CacheStore;
   /** A store call failed (`get`, `set`): counted and logged by the caller. */
   readonly onError: (during: 'get' | 'set', error: unknown) => void;
+  /**
+   * The longest an identical request waits for the one in flight; then it goes upstream itself,
+   * and the flight takes no new waiters (a leader that never answers cannot hold anyone for longer).
+   */
+  readonly flightWaitMs: number;
+}
+
+/**
+ * The client of a request that may wait for another's answer (the proxy's RequestState): it may
+ * leave while it waits, and the wait must then end.
+ */
+export interface WaitingClient {
+  readonly clientGone: boolean;
+  /** The request's one cancel hook, called when the client goes away; the wait sets it while it waits. */
+  abortUpstream: (() => void) | undefined;
 }
 
 /** Receives the upstream's answer while it is relayed; `end` decides whether it is stored. */
@@ -39,8 +54,8 @@ export interface AnswerSink {
 /** One cacheable request's dealings with the cache. Exactly one of hit, `begin` or `abandon` ends it. */
 export interface CacheTicket {
   readonly outcome: CacheOutcome;
-  /** A stored answer, or undefined: go upstream. Never rejects. */
-  lookup(): CachedAnswer | undefined | Promise<CachedAnswer | undefined>;
+  /** A stored answer, or undefined: go upstream. Never rejects; a wait for another request ends when `client` leaves. */
+  lookup(client?: WaitingClient): CachedAnswer | undefined | Promise<CachedAnswer | undefined>;
   /** The upstream answered: a sink to capture it, when it may be stored (status 200, store allowed). */
   begin(status: number, sse: boolean): AnswerSink | undefined;
   /** No answer will come (refused, unreachable, client gone): release the requests waiting on this one. */
@@ -79,8 +94,31 @@ function newFlight(): Flight {
   };
 }
 
+/**
+ * Wait for a flight's answer, at most `boundMs` and no longer than the client stays. Undefined:
+ * no answer came in time (`expired` is then called) or the client left; the request goes upstream
+ * itself (a client that left is stopped before that).
+ */
+function awaitFlight(flight: Flight, boundMs: number, client: WaitingClient | undefined, expired: () => void): Promise<CachedAnswer | undefined> {
+  if (client?.clientGone) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const leave = (answer: CachedAnswer | undefined): void => {
+      clearTimeout(timer);
+      if (client && client.abortUpstream === onGone) client.abortUpstream = undefined;
+      resolve(answer);
+    };
+    const onGone = (): void => leave(undefined);
+    const timer = setTimeout(() => {
+      expired();
+      leave(undefined);
+    }, boundMs);
+    if (client) client.abortUpstream = onGone;
+    void flight.answer.then(leave);
+  });
+}
+
 export function createResponseCache(options: ResponseCacheOptions): ResponseCache {
-  const { store, onError } = options;
+  const { store, onError, flightWaitMs } = options;
   const flights = new Map<string, Flight>();
 
   const safeGet = (scope: string, hash: string): CachedAnswer | undefined | Promise<CachedAnswer | undefined> => {
@@ -122,7 +160,10 @@ export function createResponseCache(options: ResponseCacheOptions): ResponseCach
       if (joined) {
         // Someone is already looking this up or asking upstream: wait for their answer. If
         // theirs fails, this request goes upstream on its own (and may store).
-        return ticket('miss', () => joined.answer, shape, policy.maxEntryBytes, store, undefined);
+        const expired = (): void => {
+          if (flights.get(hash) === joined) flights.delete(hash);
+        };
+        return ticket('miss', (client) => awaitFlight(joined, flightWaitMs, client, expired), shape, policy.maxEntryBytes, store, undefined);
       }
       const flight = newFlight();
       flights.set(hash, flight);
@@ -154,7 +195,7 @@ const BYPASS: CacheTicket = {
 
 function ticket(
   outcome: CacheOutcome,
-  lookup: () => CachedAnswer | undefined | Promise<CachedAnswer | undefined>,
+  lookup: (client?: WaitingClient) => CachedAnswer | undefined | Promise<CachedAnswer | undefined>,
   shape: UsageShape,
   maxEntryBytes: number,
   store: (answer: CachedAnswer) => void,

@@ -39,6 +39,7 @@ export function createCaching(config: Config, redis: RedisClient | undefined, me
       set: (scope, hash, answer, ttlMs) => store.set(scope, hash, answer, ttlMs),
       purge: (scope) => store.purge(scope),
     },
+    flightWaitMs: config.caching.response_cache.flight_wait_ms,
     onError: (during, error) => {
       metrics.cacheErrors.inc({ during });
       if (failing) return;

@@ -215,6 +215,11 @@ export const configSchema = z.strictObject({
            * is given up). Unset: `limits.redis_timeout_ms`.
            */
           store_timeout_ms: positiveInt.optional(),
+          /**
+           * The longest an identical request waits for the answer of the one in flight before it
+           * goes upstream itself (a stream's answer is complete only when the stream ends).
+           */
+          flight_wait_ms: positiveInt.default(30_000),
         })
         .prefault({}),
       prefix_steering: z

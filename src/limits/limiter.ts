@@ -75,6 +75,8 @@ export interface LimiterOptions {
   /** Prefix of every storage key (tests use one per file). */
   readonly keyPrefix: string;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The clock of the max_wait_ms deadline (injected with `sleep`, so tests control both). */
+  readonly now?: () => number;
   /** The gateway's own OpenAI organisation: its tier is a ceiling on the sum of all keys. */
   readonly organization?: { readonly tier: TierName; readonly name: string } | undefined;
 }
@@ -107,6 +109,7 @@ function chargeOnly(charge: Charge, store: LimiterStore): Reservation {
 export function createLimiter(options: LimiterOptions): Limiter {
   const { store, catalogue, keyPrefix } = options;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const now = options.now ?? Date.now;
 
   const figuresOf = new WeakMap<Caller, TierLimits>();
   const keyFigures = (caller: Caller): TierLimits => {
@@ -182,6 +185,16 @@ export function createLimiter(options: LimiterOptions): Limiter {
     else await store.settle(buckets);
   };
 
+  /** The key's own admission; when it fails (a store error) the organisation's units are given back first. */
+  const ownAdmission = async (admission: AdmitOutcome | Promise<AdmitOutcome>, orgBuckets: readonly PlannedBucket[], orgOutcome: AdmitOutcome | undefined): Promise<AdmitOutcome> => {
+    try {
+      return await admission;
+    } catch (err) {
+      if (orgOutcome?.allowed) await release(orgBuckets, orgOutcome).catch(() => undefined);
+      throw err;
+    }
+  };
+
   const keyScope = (caller: Caller, model: string): string => `${keyTag(keyPrefix, caller.id)}|${model}`;
 
   /** The waiting loop: refusals within the key's max_wait_ms, a store that answers later, the organisation ceiling. */
@@ -193,7 +206,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
     first: AdmitOutcome | Promise<AdmitOutcome> | undefined,
   ): Promise<Reservation> => {
     const { charge } = request;
-    const deadline = Date.now() + (request.caller.maxWaitMs ?? 0);
+    const deadline = now() + (request.caller.maxWaitMs ?? 0);
     let pending = first;
     for (;;) {
       let refused: RateLimitError | undefined;
@@ -207,7 +220,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
         }
       }
       if (!refused) {
-        const outcome = await (pending ?? store.admit(buckets, counters));
+        const outcome = await ownAdmission(pending ?? store.admit(buckets, counters), orgBuckets, orgOutcome);
         pending = undefined;
         if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome, charge);
         if (orgOutcome) await release(orgBuckets, orgOutcome);
@@ -216,7 +229,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
         refused = refusal(request.model, request.caller.id, buckets, outcome);
         waitMs = outcome.waitMs;
       }
-      if (Date.now() + waitMs > deadline || request.signal?.aborted) throw refused;
+      if (now() + waitMs > deadline || request.signal?.aborted) throw refused;
       await sleep(waitMs);
       if (request.signal?.aborted) throw refused;
     }

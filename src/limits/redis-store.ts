@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis, Result } from 'ioredis';
-import { hashTag, type AdmitOutcome, type BucketCall, type CounterCall, type LimiterStore } from './store.js';
+import { hashTag, settlementId, UnsettledError, type AdmitOutcome, type BucketCall, type CounterCall, type LimiterStore } from './store.js';
 
 const luaPath = (name: string): string => fileURLToPath(new URL(`./lua/${name}`, import.meta.url));
 
@@ -26,12 +26,22 @@ export function defineLimiterCommands(redis: Redis | Cluster): void {
 }
 
 /**
- * A call that timed out had been sent: Redis may still run it. Its counters (spend, usage) must
- * then not be written again by a retry, or they would count twice.
+ * Whether a failed call may have run in Redis (then its counters must not be written again
+ * without a settlement id). Only a call refused before it was written (no connection, and no
+ * offline queue) or answered with an error by Redis surely did not; a timeout or a connection
+ * that closed with the call in flight may have.
  */
 export function mayHaveRun(error: unknown): boolean {
-  return error instanceof Error && error.message === 'Command timed out';
+  if (!(error instanceof Error)) return true;
+  if (error.name === 'ReplyError') return false;
+  return !/enableOfflineQueue options is false/.test(error.message);
 }
+
+/**
+ * How long Redis remembers a settlement id: longer than any retry of it takes (the usage
+ * recorder writes again within a flush interval once Redis answers), short enough to cost little.
+ */
+export const SETTLEMENT_ID_TTL_MS = 10 * 60_000;
 
 /** The longest a group waits for the call in flight on its tag before it is sent anyway. */
 const HOLD_MAX_MS = 2;
@@ -127,6 +137,10 @@ class Group {
   readonly settles: Settle[] = [];
   /** Someone waits for this group's answer (an admission, a settlement not `deferrable`): it goes at once. */
   urgent = false;
+  /** The settlement id of this call, given when it carries counter deltas (or by the caller, alone). */
+  id: string | undefined;
+  /** A settlement written again with its id: it travels alone, so the id covers exactly its counters. */
+  alone = false;
 
   /** The buckets' indexes in this group, added as needed; undefined if a bucket's figures differ here. */
   place(calls: readonly BucketCall[]): number[] | undefined {
@@ -169,11 +183,29 @@ class Group {
     return slots;
   }
 
-  /** KEYS, then ARGV: the numbers as one MessagePack array, then the counters' fields (see lua/limits.lua). */
-  args(): (string | Buffer)[] {
+  /** The counter deltas this call settles: what writing it again must write. */
+  settledCounters(): CounterCall[] {
+    const counters: CounterCall[] = [];
+    this.counterDelta.forEach((units, s) => {
+      if (units !== 0) {
+        const ttlMs = this.counterTtl[s] as number;
+        counters.push({ key: this.hashes[this.counterHash[s] as number] as string, field: this.counterField[s] as string, units, ttlMs: ttlMs || undefined });
+      }
+    });
+    return counters;
+  }
+
+  /** Number of KEYS, then KEYS and ARGV: the numbers as one MessagePack array, then the counters' fields (see lua/limits.lua). */
+  args(): [number, ...(string | Buffer)[]] {
     const pack = new IntPacker();
     const K = this.keys.length;
     const S = this.counterHash.length;
+    // Counter deltas are what a retry could double: such a call carries a settlement id, checked
+    // by the script in a key under the same hash tag (Cluster: one slot).
+    if (!this.id && this.counterDelta.some((units) => units !== 0)) this.id = settlementId();
+    const idKey = this.id === undefined ? undefined : settlementKey(this.hashes[0] ?? (this.keys[0] as string), this.id);
+    pack.int(idKey === undefined ? 0 : K + this.hashes.length + 1);
+    pack.int(idKey === undefined ? 0 : SETTLEMENT_ID_TTL_MS);
     pack.int(K);
     for (let k = 0; k < K; k++) {
       pack.int(this.limits[k] as number);
@@ -202,7 +234,8 @@ class Group {
         pack.int(counter.units);
       }
     }
-    return [...this.keys, ...this.hashes, pack.finish(), ...this.counterField];
+    const keys = idKey === undefined ? [...this.keys, ...this.hashes] : [...this.keys, ...this.hashes, idKey];
+    return [keys.length, ...keys, pack.finish(), ...this.counterField];
   }
 
   /**
@@ -258,7 +291,9 @@ class Group {
   }
 
   fail(error: unknown): void {
-    for (const settle of this.settles) settle.reject(error);
+    // Settlements learn what to write again, and the id that makes doing so safe.
+    const unsettled = this.id === undefined ? error : new UnsettledError(error, this.id, this.settledCounters());
+    for (const settle of this.settles) settle.reject(unsettled);
     for (const admit of this.admits) admit.reject(error);
   }
 }
@@ -272,8 +307,17 @@ class Group {
  * tag is in flight, every call until that call's answer (`flush`). Settlements nobody waits for
  * (`deferrable`) wait for the next admission's call, up to SETTLE_DELAY_MS (`delay`).
  */
-export function createRedisStore(redis: Redis | Cluster): LimiterStore {
+export interface RedisStoreOptions {
+  /** The longest a group waits for the call in flight on its tag (default HOLD_MAX_MS; tests widen it). */
+  readonly holdMaxMs?: number;
+  /** The longest settlements alone wait for an admission to travel with (default SETTLE_DELAY_MS). */
+  readonly settleDelayMs?: number;
+}
+
+export function createRedisStore(redis: Redis | Cluster, options: RedisStoreOptions = {}): LimiterStore {
   defineLimiterCommands(redis);
+  const holdMaxMs = options.holdMaxMs ?? HOLD_MAX_MS;
+  const settleDelayMs = options.settleDelayMs ?? SETTLE_DELAY_MS;
   /** Groups waiting to be sent, per hash tag. */
   const pending = new Map<string, Group[]>();
   /** Tags with a script call in flight: their next groups wait for its answer (see `flush`). */
@@ -294,7 +338,7 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
     }
     state.inFlight += list.length;
     for (const group of list) {
-      state.last = redis.tollgateLimits(group.keys.length + group.hashes.length, ...group.args()).then(
+      state.last = redis.tollgateLimits(...group.args()).then(
         (reply) => {
           answered(tag);
           group.answer(reply);
@@ -318,7 +362,7 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
       state = { inFlight: 0, hold: undefined, last: undefined };
       busy.set(tag, state);
     }
-    state.hold ??= setTimeout(release, SETTLE_DELAY_MS, tag);
+    state.hold ??= setTimeout(release, settleDelayMs, tag);
   };
 
   /** A call on `tag` came back: what gathered meanwhile goes now, as one call (settlements alone may wait). */
@@ -344,7 +388,7 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
     scheduled = false;
     for (const [tag, list] of pending) {
       const state = busy.get(tag);
-      if (state && state.inFlight > 0) state.hold ??= setTimeout(release, HOLD_MAX_MS, tag);
+      if (state && state.inFlight > 0) state.hold ??= setTimeout(release, holdMaxMs, tag);
       else if (urgent(list)) send(tag, list);
       else delay(tag, state);
     }
@@ -370,8 +414,8 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
     await Promise.all(answers);
   };
 
-  /** The group this turn's call joins, the call's bucket indexes in it, and its hash tag. */
-  const join = (calls: readonly BucketCall[], counters: readonly CounterCall[], urgently: boolean): { group: Group; slots: number[]; tag: string } => {
+  /** The group this turn's call joins, the call's bucket indexes in it, and its hash tag. `id`: a settlement written again, alone in its group. */
+  const join = (calls: readonly BucketCall[], counters: readonly CounterCall[], urgently: boolean, id?: string): { group: Group; slots: number[]; tag: string } => {
     const tag = hashTag(calls[0]?.key ?? counters[0]?.key ?? '');
     let list = pending.get(tag);
     if (!list) {
@@ -385,8 +429,8 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
       setImmediate(flush);
     }
     let joined: { group: Group; slots: number[]; tag: string } | undefined;
-    for (const group of list) {
-      if (urgently && group.admits.length >= MAX_ADMITS_PER_CALL) continue;
+    for (const group of id === undefined ? list : []) {
+      if (group.alone || (urgently && group.admits.length >= MAX_ADMITS_PER_CALL)) continue;
       const slots = group.place(calls);
       if (slots) {
         joined = { group, slots, tag };
@@ -395,6 +439,10 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
     }
     if (!joined) {
       const group = new Group();
+      if (id !== undefined) {
+        group.id = id;
+        group.alone = true;
+      }
       list.push(group);
       joined = { group, slots: group.place(calls) as number[], tag };
     }
@@ -410,10 +458,10 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
         group.admits.push({ calls, counters, slots, counterSlots: group.placeCounters(counters), resolve, reject });
       });
     },
-    settle(calls, counters = NONE, deferrable = false) {
+    settle(calls, counters = NONE, deferrable = false, id) {
       if (calls.length === 0 && counters.length === 0) return Promise.resolve([]);
       return new Promise<readonly number[]>((resolve, reject) => {
-        const { group, slots, tag } = join(calls, counters, !deferrable);
+        const { group, slots, tag } = join(calls, counters, !deferrable || id !== undefined, id);
         calls.forEach((call, j) => {
           const slot = slots[j] as number;
           group.deltas[slot] = (group.deltas[slot] as number) + call.units;
@@ -443,3 +491,9 @@ export function createRedisStore(redis: Redis | Cluster): LimiterStore {
 }
 
 const NONE: readonly CounterCall[] = [];
+
+/** The key that remembers a settlement id: under the hash tag of `key` (a key of the same call). */
+function settlementKey(key: string, id: string): string {
+  const close = key.indexOf('}');
+  return `${close === -1 ? key : key.slice(0, close + 1)}:settled:${id}`;
+}

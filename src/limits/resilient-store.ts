@@ -1,6 +1,6 @@
 import { ServiceUnavailableError } from '../errors/errors.js';
 import { mayHaveRun } from './redis-store.js';
-import type { AdmitOutcome, BucketCall, CounterCall, LimiterStore } from './store.js';
+import { UnsettledError, type AdmitOutcome, type BucketCall, type CounterCall, type LimiterStore } from './store.js';
 
 /**
  * Redis with an explicit failure policy. Every Redis call is bounded by the client's command
@@ -20,9 +20,10 @@ export interface ResilientOptions {
   readonly onError: (error: unknown) => void;
   /**
    * Counter units (usage and spend) that could not reach Redis: a settlement that failed, or what a
-   * fail-open admission counted locally. The caller keeps them and writes them when Redis is back.
+   * fail-open admission counted locally. The caller keeps them and writes them when Redis is back,
+   * with `id` when there is one (a settlement that may have run: the id makes writing it again safe).
    */
-  readonly onUnwrittenCounters?: (counters: readonly CounterCall[]) => void;
+  readonly onUnwrittenCounters?: (counters: readonly CounterCall[], id?: string) => void;
 }
 
 export class LimiterUnavailableError extends ServiceUnavailableError {
@@ -111,19 +112,25 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
         },
       );
     },
-    settle(calls, counters = [], deferrable) {
+    settle(calls, counters = [], deferrable, id) {
       let answer: Promise<readonly number[]>;
       try {
-        answer = Promise.resolve(primary.settle(calls, counters, deferrable));
+        answer = Promise.resolve(primary.settle(calls, counters, deferrable, id));
       } catch (error) {
         answer = Promise.reject(error);
       }
       return answer.then(undefined, (error: unknown) => {
         // A settlement Redis cannot take now is lost to the shared bucket; the local one keeps it.
-        // Counters (spend, usage) are handed back to be written when Redis is back, unless the
-        // call timed out: Redis may still run it, and they would count twice.
-        failed(error);
-        if (!mayHaveRun(error)) unwritten(counters);
+        // Counters (spend, usage) are handed back to be written when Redis is back: with the
+        // call's settlement id when it may have run (Redis then applies them once), as they are
+        // when the call never left.
+        if (error instanceof UnsettledError) {
+          failed(error.reason);
+          if (error.counters.length > 0) options.onUnwrittenCounters?.(error.counters, error.id);
+        } else {
+          failed(error);
+          if (!mayHaveRun(error)) unwritten(counters);
+        }
         return fallback.settle(local(calls));
       });
     },

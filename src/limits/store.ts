@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /**
  * The storage contract of the limiter: atomic multi-bucket admission and settlement over
  * continuously refilling token buckets. Two implementations: Redis (shared by every gateway
@@ -60,8 +62,11 @@ export interface LimiterStore {
    * Returns the levels after settlement, then the counters' values. `deferrable`: the caller does
    * not wait for the answer (a request's settlement), so a store may hold it briefly to travel with
    * its next call (Redis: up to SETTLE_DELAY_MS, sent at once by `read` and `close`).
+   * `id`: the settlement's idempotency id (`settlementId()`): Redis applies it at most once, so
+   * writing it again after a failure whose outcome is unknown neither loses nor doubles it. A
+   * failed write of counters rejects with an UnsettledError naming what to write again.
    */
-  settle(buckets: readonly BucketCall[], counters?: readonly CounterCall[], deferrable?: boolean): readonly number[] | Promise<readonly number[]>;
+  settle(buckets: readonly BucketCall[], counters?: readonly CounterCall[], deferrable?: boolean, id?: string): readonly number[] | Promise<readonly number[]>;
   /** The fields of usage hashes (missing hashes read as empty), for reports. */
   read(keys: readonly string[]): Promise<Record<string, number>[]>;
   close(): Promise<void>;
@@ -72,4 +77,28 @@ export function hashTag(key: string): string {
   const open = key.indexOf('{');
   const close = open === -1 ? -1 : key.indexOf('}', open + 1);
   return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/**
+ * A settlement's counters may or may not have reached the store (the connection dropped or timed
+ * out after the call was written). Writing `counters` again with `id` is safe either way: the store
+ * applies a settlement id once.
+ */
+export class UnsettledError extends Error {
+  constructor(
+    readonly reason: unknown,
+    readonly id: string,
+    readonly counters: readonly CounterCall[],
+  ) {
+    super(reason instanceof Error ? reason.message : 'settlement failed');
+    this.name = 'UnsettledError';
+  }
+}
+
+const SETTLEMENT_PREFIX = `${randomBytes(6).toString('base64url')}.`;
+let settlements = 0;
+
+/** A settlement id unique across instances and restarts: a random stem per process, then a counter. */
+export function settlementId(): string {
+  return SETTLEMENT_PREFIX + (settlements++).toString(36);
 }

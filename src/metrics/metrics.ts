@@ -37,6 +37,8 @@ export interface Metrics {
   readonly redisErrors: Counter;
   /** Failed or timed-out calls of the response cache's store, by `during` (get, set); each was a miss. */
   readonly cacheErrors: Counter<'during'>;
+  /** Exceptions on the logging and metrics path (`during`: observe, batch_usage), caught so they cannot end the process. */
+  readonly internalErrors: Counter<'during'>;
   /** Tokens, cost, savings and unpriced tokens (also fed by the batch queue). */
   readonly usage: UsageMetrics;
   readonly remaining: RemainingGauge;
@@ -106,6 +108,12 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     labelNames: ['during'],
     registers: [registry],
   });
+  const internalErrors = new Counter({
+    name: 'tollgate_internal_errors_total',
+    help: 'Exceptions caught on the logging and metrics path (during: observe, batch_usage); the request itself was already answered.',
+    labelNames: ['during'],
+    registers: [registry],
+  });
   const usage = createUsageMetrics({ registry, pricesOf: options.pricesOf ?? (() => undefined) });
   const remaining = createRemainingGauge({ registry, keyLabel, requestsLimitOf: options.requestsLimitOf ?? (() => 'rpm') });
 
@@ -135,6 +143,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     inflight,
     redisErrors,
     cacheErrors,
+    internalErrors,
     usage,
     remaining,
     keyLabel,

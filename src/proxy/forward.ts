@@ -186,7 +186,9 @@ export function createForwarder(deps: ForwardDeps): Forward {
     const policy = state.caller?.cache;
     if (policy && isJsonObject(json.value)) {
       const ticket = deps.responseCache.open(endpoint, policy, state.modelLabel, json.value, request.headers);
-      if (ticket) return prepareCached(endpoint, request, json, admission, ticket);
+      // From here on every way out releases the identical requests waiting on this one: a hit or
+      // the answer settles the flight, a throw or a rejection abandons it (then exchangeOnce).
+      if (ticket) return guardTicket(ticket, () => prepareCached(endpoint, request, json, admission, ticket));
     }
     return prepareUpstream(endpoint, request, json, admission, undefined);
   }
@@ -203,7 +205,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
       const ready = (batch: BatchExchange | undefined): Prepared => ({ payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch, affinity: route?.fingerprint, cache });
       return endpoint.batchQueue ? chain(watchBatch(endpoint, request, json), ready) : ready(undefined);
     };
-    return chain(guardTicket(cache, () => reserve(endpoint, state, admission, undefined)), prepared);
+    return chain(reserve(endpoint, state, admission, undefined), prepared);
   }
 
   /** The response cache first: a hit is reserved as one request and no tokens, a miss goes upstream. */
@@ -218,7 +220,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
         return { payload: undefined, reservation, inputTokens: 0, injectedUsage: false, batch: undefined, hit };
       });
     };
-    return chain(ticket.lookup(), looked);
+    return chain(ticket.lookup(state), looked);
   }
 
   /** The limiter's reservation: synchronous with the in-memory store, a promise with Redis. `tokens`: instead of the estimate. */
@@ -348,9 +350,8 @@ export function createForwarder(deps: ForwardDeps): Forward {
 /** The refusal counter never waits for a bucket to refill. */
 const GIVE_UP = { aborted: true } as const;
 
-/** A refusal while a cache ticket is open releases the identical requests waiting on it. */
-function guardTicket<T>(ticket: CacheTicket | undefined, step: () => T): T {
-  if (!ticket) return step();
+/** A throw or a rejection while a cache ticket is open releases the identical requests waiting on it. */
+function guardTicket<T>(ticket: CacheTicket, step: () => T): T {
   try {
     const result = step();
     if (result instanceof Promise) {

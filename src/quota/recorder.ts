@@ -1,17 +1,18 @@
-import { mayHaveRun } from '../limits/redis-store.js';
-import { hashTag, type CounterCall, type LimiterStore } from '../limits/store.js';
+import { hashTag, settlementId, type CounterCall, type LimiterStore } from '../limits/store.js';
 import type { Usage } from '../usage/extract.js';
 import { FIELDS, usageKey } from './fields.js';
 import { windowTtlMs, type Window } from './windows.js';
 
 /**
  * Usage of keys without budgets or token quotas: counted in process and written to the store in one
- * batch per key every `intervalMs` (so those keys pay no store call per request), and on close. A
- * batch the store refuses is kept and tried again with the next one. Counters a failed settlement
- * handed back (Redis down) come here too.
+ * batch per key every `intervalMs` (so those keys pay no store call per request), and on close.
+ * Counters a failed settlement handed back (Redis down) come here too. Every batch is written with
+ * a settlement id; one the store failed to take is kept as it is and written again with the same
+ * id, until the store takes it: it counts once whether or not the failed write ran.
  */
 export interface UsageRecorder {
-  add(counters: readonly CounterCall[]): void;
+  /** `id`: counters of a settlement that may have run, written again only with this id. */
+  add(counters: readonly CounterCall[], id?: string): void;
   /**
    * One settled request of a key without caps, in the windows it was admitted in: summed in
    * process (one Map lookup per request), written as counters by the next flush.
@@ -55,6 +56,19 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
   let totals = new Map<readonly Window[], Map<string, Totals>>();
   /** tag → "key\0field" → pending units */
   let pending = new Map<string, Map<string, Pending>>();
+  /** Batches to write again exactly as they were, by settlement id. */
+  const retries = new Map<string, readonly CounterCall[]>();
+
+  /** One batch, with its id; kept for the next flush when the store fails. */
+  const write = async (id: string, counters: readonly CounterCall[]): Promise<void> => {
+    try {
+      await store.settle([], counters, false, id);
+      retries.delete(id);
+    } catch (error) {
+      options.onError?.(error);
+      retries.set(id, counters);
+    }
+  };
 
   const merge = (counters: readonly CounterCall[]): void => {
     for (const counter of counters) {
@@ -107,23 +121,16 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
     totalsToCounters();
     const batch = pending;
     pending = new Map();
-    await Promise.all(
-      [...batch.values()].map(async (group) => {
-        const counters: CounterCall[] = [];
-        for (const [id, { units, ttlMs }] of group) {
-          const cut = id.indexOf('\u0000');
-          if (units !== 0) counters.push({ key: id.slice(0, cut), field: id.slice(cut + 1), units, ttlMs });
-        }
-        if (counters.length === 0) return;
-        try {
-          await store.settle([], counters);
-        } catch (error) {
-          options.onError?.(error);
-          // Tried again with the next flush, unless the call timed out: Redis may still run it.
-          if (!mayHaveRun(error)) merge(counters);
-        }
-      }),
-    );
+    const writes = [...retries].map(([id, counters]) => write(id, counters));
+    for (const group of batch.values()) {
+      const counters: CounterCall[] = [];
+      for (const [id, { units, ttlMs }] of group) {
+        const cut = id.indexOf('\u0000');
+        if (units !== 0) counters.push({ key: id.slice(0, cut), field: id.slice(cut + 1), units, ttlMs });
+      }
+      if (counters.length > 0) writes.push(write(settlementId(), counters));
+    }
+    await Promise.all(writes);
   };
   const flush = (): Promise<void> => {
     // One flush at a time: a slow store must not have two batches racing.
@@ -141,15 +148,11 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
   };
 
   return {
-    add(counters) {
+    add(counters, id) {
       if (counters.length === 0) return;
-      if (intervalMs > 0) return merge(counters);
-      Promise.resolve()
-        .then(() => store.settle([], counters))
-        .catch((error: unknown) => {
-          options.onError?.(error);
-          if (!mayHaveRun(error)) merge(counters);
-        });
+      if (id !== undefined) retries.set(id, counters);
+      else if (intervalMs > 0) return merge(counters);
+      if (intervalMs === 0) void write(id ?? settlementId(), counters);
     },
     record(keyId, windows, at, actual, cost) {
       let byKey = totals.get(windows);

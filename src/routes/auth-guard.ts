@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
-import { KeyStoreUnavailableError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
+import { AdminUnauthorizedError, InvalidApiKeyError, MissingApiKeyError, UnauthenticatedFloodError, type TollgateError } from '../errors/errors.js';
 
 /**
  * The guard against floods and guessing of credentials: failed authentications (a missing or wrong
@@ -11,8 +11,12 @@ import { KeyStoreUnavailableError, UnauthenticatedFloodError, type TollgateError
  * never reach the counter, so they pay nothing for it.
  */
 export interface AuthFailureGuard {
-  /** Answer a failed authentication: counted, then the refusal itself or the 429. */
-  refuse(request: FastifyRequest, refusal: TollgateError, done: (err?: TollgateError) => void): void;
+  /**
+   * Answer an authentication that did not succeed: a wrong or missing key or token is counted,
+   * then answered with its refusal or the 429; any other error (a key store that cannot answer,
+   * a bug) is answered as it is, uncounted.
+   */
+  refuse(request: FastifyRequest, refusal: unknown, done: (err?: Error) => void): void;
   /**
    * The 429 when this address is over its limit (as this instance last heard from the counter),
    * whatever it presents: for the admin token, so that a throttled address cannot tell a right
@@ -21,12 +25,20 @@ export interface AuthFailureGuard {
   throttled(request: FastifyRequest): TollgateError | undefined;
 }
 
+function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}
+
+function isFailedAuthentication(refusal: unknown): refusal is Error {
+  return refusal instanceof MissingApiKeyError || refusal instanceof InvalidApiKeyError || refusal instanceof AdminUnauthorizedError;
+}
+
 /** Addresses remembered as over the limit are bounded: a flood from many addresses cannot grow it without limit. */
 const MAX_REMEMBERED = 10_000;
 
 export async function authFailureGuard(app: FastifyInstance, config: Config): Promise<AuthFailureGuard> {
   const max = config.server.unauthenticated_rpm;
-  if (max === 0) return { refuse: (_request, refusal, done) => done(refusal), throttled: () => undefined };
+  if (max === 0) return { refuse: (_request, refusal, done) => done(asError(refusal)), throttled: () => undefined };
   await app.register(rateLimit, { global: false, redis: app.redis, nameSpace: `${config.limits.key_prefix}unauthenticated:`, skipOnError: true });
   const count = app.createRateLimit({ max, timeWindow: 60_000 });
   // address → until when (ms) the counter said it is over the limit
@@ -41,8 +53,10 @@ export async function authFailureGuard(app: FastifyInstance, config: Config): Pr
   };
   return {
     refuse(request, refusal, done) {
-      // A key store that cannot answer is not a failed authentication: it is not counted.
-      if (refusal instanceof KeyStoreUnavailableError) return done(refusal);
+      // Only a wrong or missing key or admin token is a failed authentication. Anything else (a key
+      // store that cannot answer, a disabled or expired key, a bug: a 500) is answered as it is,
+      // uncounted, so it can never lock a whole address out.
+      if (!isFailedAuthentication(refusal)) return done(asError(refusal));
       count(request).then(
         (counted) => {
           if (counted.isAllowed || !counted.isExceeded) return done(refusal);

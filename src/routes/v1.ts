@@ -5,7 +5,6 @@ import {
   InvalidJsonError,
   InvalidUrlError,
   UnsupportedContentTypeError,
-  type TollgateError,
 } from '../errors/errors.js';
 import { isCanonicalPath, pathOf } from '../proxy/canonical-path.js';
 import { isJsonContentType } from '../proxy/request-body.js';
@@ -68,10 +67,10 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
           request.tollgate.caller = found;
           done();
         },
-        (err: unknown) => refuse(request, err as TollgateError, done),
+        (err: unknown) => refuse(request, err, done),
       );
     } catch (err) {
-      refuse(request, err as TollgateError, done);
+      refuse(request, err, done);
     }
   });
 

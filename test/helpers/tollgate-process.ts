@@ -153,7 +153,9 @@ export async function pollGet(url: string, accept: (r: HttpResult) => boolean, t
 /** Spawn and wait until /healthz answers 200 (fails fast with stderr if the process dies). */
 export async function startTollgate(env: Record<string, string>): Promise<TollgateProcess> {
   const proc = await spawnTollgate(env);
-  const ready = pollGet(`${proc.origin}/healthz`, (r) => r.status === 200, 20_000);
+  // The process compiles src/ with tsx first: on a shared two-core machine that alone can take
+  // tens of seconds. Generous, since a process that dies fails this at once anyway.
+  const ready = pollGet(`${proc.origin}/healthz`, (r) => r.status === 200, 90_000);
   const died = proc.exited.then((code) => {
     throw new Error(`tollgate exited (${code}) before /healthz answered\n${proc.stderr()}`);
   });

@@ -23,6 +23,19 @@ const OPEN_PREFIX = uniquePrefix('fail-open');
 
 let upstream: FakeUpstream;
 let redisServer: RedisServer;
+/** Redis was killed and not restarted. */
+let down = false;
+
+/**
+ * Redis gone: the precondition of the tests after the SIGKILL one, made here whatever ran before
+ * them (alone, in another order, or after a failed test).
+ */
+async function redisDown(): Promise<void> {
+  if (down) return;
+  redisServer.kill('SIGKILL');
+  await redisServer.exited;
+  down = true;
+}
 let closed: TestGateway;
 let open: TestGateway;
 let port: number;
@@ -123,7 +136,8 @@ describe('Redis fails and comes back', () => {
     await untilServedFromRedis(open, OPEN_PREFIX);
   });
 
-  it('Redis SIGKILLed under load: every request resolves; fail-closed 503s, fail-open keeps serving', async () => {
+  // Waits for progress, not for speed: generous bounds, so a busy machine is slow, not failing.
+  it('Redis SIGKILLed under load: every request resolves; fail-closed 503s, fail-open keeps serving', { timeout: 120_000 }, async () => {
     const outcomes = { closed: [] as Outcome[], open: [] as Outcome[] };
     let stop = false;
     let killed = false;
@@ -137,17 +151,22 @@ describe('Redis fails and comes back', () => {
       }
     };
     const workers = [...Array.from({ length: 8 }, () => worker('closed')), ...Array.from({ length: 8 }, () => worker('open'))];
-    await vi.waitFor(() => expect(outcomes.closed.length + outcomes.open.length).toBeGreaterThanOrEqual(40), { timeout: 10_000 });
-    redisServer.kill('SIGKILL');
-    killed = true;
-    await redisServer.exited;
-    await vi.waitFor(() => expect(Math.min(afterKill.closed, afterKill.open)).toBeGreaterThanOrEqual(40), { timeout: 15_000 });
-    stop = true;
-    await Promise.all(workers);
+    try {
+      await vi.waitFor(() => expect(outcomes.closed.length + outcomes.open.length).toBeGreaterThanOrEqual(40), { timeout: 50_000 });
+      redisServer.kill('SIGKILL');
+      killed = true;
+      await redisServer.exited;
+      down = true;
+      await vi.waitFor(() => expect(Math.min(afterKill.closed, afterKill.open)).toBeGreaterThanOrEqual(40), { timeout: 50_000 });
+    } finally {
+      // Whatever failed, the workers stop: the tests after this one must not share the machine with them.
+      stop = true;
+      await Promise.all(workers);
+    }
 
     const statuses = (list: Outcome[]) => [...new Set(list.map((o) => o.status))].sort();
     expect(statuses(outcomes.open)).toEqual([200]);
-    expect(outcomes.closed.every((o) => o.status === 200 || o.status === 503)).toBe(true);
+    expect(outcomes.closed.filter((o) => o.status !== 200 && o.status !== 503)).toEqual([]);
     const refused = outcomes.closed.filter((o) => o.status === 503);
     expect(refused.length).toBeGreaterThan(0);
     for (const o of refused) expect503(o);
@@ -157,6 +176,7 @@ describe('Redis fails and comes back', () => {
   });
 
   it('fail-open limits locally with the limits divided by `instances` (RPD 10 over 2: 5 here)', async () => {
+    await redisDown();
     const outcomes: Outcome[] = [];
     for (let i = 0; i < 8; i++) outcomes.push(await ask(open, 'day'));
     expect(outcomes.map((o) => o.status)).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
@@ -164,7 +184,9 @@ describe('Redis fails and comes back', () => {
   });
 
   it('both go back to Redis by themselves when it restarts on the same port', async () => {
+    await redisDown();
     redisServer = await startRedisServer({ port });
+    down = false;
     await untilServedFromRedis(closed, CLOSED_PREFIX);
     await untilServedFromRedis(open, OPEN_PREFIX);
     // Back on the shared buckets: the day key's Redis bucket (empty, new server) admits again.
@@ -172,6 +194,10 @@ describe('Redis fails and comes back', () => {
   });
 
   it('tollgate_redis_errors_total counted the failures on both gateways', async () => {
+    // A failure of its own on each gateway, whatever the tests before did.
+    await redisDown();
+    expect503(await ask(closed, 'load'));
+    expect((await ask(open, 'load')).status).toBe(200);
     for (const gw of [closed, open]) {
       const text = await (await fetch(`${gw.origin}/metrics`)).text();
       const match = /^tollgate_redis_errors_total (\d+)/m.exec(text);

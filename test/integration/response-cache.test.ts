@@ -233,11 +233,67 @@ describe('single flight when the first request fails', () => {
   it('releases the waiting requests, which then go upstream themselves', async () => {
     const body = { model: MODEL, messages: [{ role: 'user', content: 'first one fails' }] };
     const leader = post(gw, CHAT, CACHED, body, { 'x-fake-latency-ms': '200', 'x-fake-status': '500' });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The leader reached the upstream, so it holds the flight: the followers cannot take its place
+    // (if they arrive after its answer, they go upstream on their own: the same counts).
+    await expect.poll(() => callsTo(own, CHAT)).toBe(1);
     const followers = await Promise.all([post(gw, CHAT, CACHED, body), post(gw, CHAT, CACHED, body)]);
     expect((await leader).status).toBe(500);
     expect(followers.map((a) => a.status)).toEqual([200, 200]);
     expect(callsTo(own, CHAT)).toBe(3);
     expect((await post(gw, CHAT, CACHED, body)).headers.get('x-tollgate-cache')).toBe('hit');
+  });
+
+  // Issue 20, fault 1 (flight_wait_ms at its default, longer than the test's timeout).
+  it('a first request that fails after the cache lookup (its body cannot be rewritten) releases the identical ones', async () => {
+    // A stream whose stream_options nest deeper than JSON.stringify can go: tollgate cannot add
+    // include_usage to it (a 500), after the cache has opened its flight.
+    const depth = 20_000;
+    const text = `{"model":"${MODEL}","stream":true,"messages":[{"role":"user","content":"deep"}],"stream_options":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
+    const send = () =>
+      fetch(`${gw.origin}${CHAT}`, { method: 'POST', headers: { authorization: `Bearer ${CACHED}`, 'content-type': 'application/json' }, body: text });
+    const before = callsTo(own, CHAT);
+    const first = await send();
+    expect(first.status).toBe(500);
+    const again = await Promise.all([send(), send()]);
+    expect(again.map((a) => a.status)).toEqual([500, 500]);
+    expect(callsTo(own, CHAT) - before).toBe(0);
+  });
+});
+
+// Issue 20, fault 1: the single flight must end on every way out of the first request, bound the
+// wait of the others, and let a waiter whose client left go.
+describe('single flight: nobody waits forever', () => {
+  let gw: TestGateway;
+  let own: FakeUpstream;
+  beforeAll(async () => {
+    own = await startFakeUpstream();
+    gw = await startGateway({
+      upstreamUrl: own.url,
+      config: { caching: { response_cache: { flight_wait_ms: 300 } }, keys: [{ id: 'cached', key: CACHED, tier: 'tier-1', cache: {} }] },
+    });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await own?.close();
+  });
+
+  it('a waiter goes upstream itself once flight_wait_ms has passed, while the first request is still held', async () => {
+    const body = { model: MODEL, messages: [{ role: 'user', content: 'a very slow first answer' }] };
+    const holding = new AbortController();
+    const leader = fetch(`${gw.origin}${CHAT}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${CACHED}`, 'content-type': 'application/json', 'x-fake-latency-ms': '600000' },
+      body: JSON.stringify(body),
+      signal: holding.signal,
+    }).catch((err: unknown) => err);
+    await expect.poll(() => callsTo(own, CHAT)).toBe(1);
+    const follower = await post(gw, CHAT, CACHED, body);
+    expect(follower.status).toBe(200);
+    expect(follower.headers.get('x-tollgate-cache')).toBe('miss');
+    expect(callsTo(own, CHAT)).toBe(2);
+    // The follower's answer was stored: the next one is a hit, not a third wait on the held leader.
+    expect((await post(gw, CHAT, CACHED, body)).headers.get('x-tollgate-cache')).toBe('hit');
+    holding.abort();
+    expect(await leader).toBeInstanceOf(Error);
   });
 });

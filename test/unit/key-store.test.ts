@@ -82,7 +82,7 @@ describe('key store: static and run-time keys', () => {
   it('an unknown secret is refused (and the refusal cached); concurrent lookups of one digest share one backend call', async () => {
     const { keys, backend } = rig();
     const results = await Promise.allSettled([1, 2, 3].map(() => keys.authenticate(bearer('tg-nobody-0123456789'))));
-    expect(results.every((r) => r.status === 'rejected' && r.reason instanceof InvalidApiKeyError)).toBe(true);
+    expect(results.filter((r) => !(r.status === 'rejected' && r.reason instanceof InvalidApiKeyError))).toEqual([]);
     expect(backend.lookups).toBe(1);
     expect(await rejection(() => keys.authenticate(bearer('tg-nobody-0123456789')))).toBeInstanceOf(InvalidApiKeyError);
     expect(backend.lookups).toBe(1);

@@ -34,6 +34,7 @@ function manualLimiter(start = 1_700_000_000_000): { limiter: Limiter; advance(m
       slept.push(ms);
       now += ms;
     },
+    now: () => now,
   });
   return { limiter, advance: (ms) => (now += ms), slept };
 }

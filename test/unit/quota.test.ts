@@ -190,11 +190,13 @@ describe('keys without budgets or quotas', () => {
     });
   });
 
-  it('the recorder batches per key, keeps what the store refused and writes it on the next flush', async () => {
+  it('the recorder batches per key, keeps what the store refused as it was and writes it again with its settlement id', async () => {
     let failing = true;
     const written: CounterCall[][] = [];
+    const tried: string[] = [];
     const store = {
-      async settle(_buckets: unknown, counters: readonly CounterCall[] = []) {
+      async settle(_buckets: unknown, counters: readonly CounterCall[] = [], _deferrable?: boolean, id?: string) {
+        tried.push(`${id}:${counters.map((c) => `${c.key}:${c.units}`).join(',')}`);
         if (failing) throw new Error('redis down');
         written.push([...counters]);
         return [];
@@ -209,17 +211,23 @@ describe('keys without budgets or quotas', () => {
     failing = false;
     recorder.add([{ key: 'p:{a}|usage:total', field: 'requests', units: 1 }]);
     await recorder.close();
-    expect(written.map((calls) => calls.map((c) => `${c.key}:${c.units}`)).sort()).toEqual([['p:{a}|usage:total:3'], ['p:{b}|usage:total:1']]);
+    // The failed batches again, unchanged and under the same ids (the store applies an id once,
+    // so this is safe if the failed write ran after all), then the new one.
+    expect(written.map((calls) => calls.map((c) => `${c.key}:${c.units}`)).sort()).toEqual([['p:{a}|usage:total:1'], ['p:{a}|usage:total:2'], ['p:{b}|usage:total:1']]);
+    const [first, second, ...again] = tried;
+    expect(again.slice(0, 2).sort()).toEqual([first, second].sort());
   });
 });
 
 describe('Redis failure and budgets (limits.on_redis_error)', () => {
+  // What ioredis says when Redis is down (no connection, no offline queue): the call never left.
+  const down = "Stream isn't writeable and enableOfflineQueue options is false";
   const broken = {
     admit: async () => {
-      throw new Error('redis down');
+      throw new Error(down);
     },
     settle: async () => {
-      throw new Error('redis down');
+      throw new Error(down);
     },
     read: async () => [],
     close: async () => {},

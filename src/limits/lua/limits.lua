@@ -12,14 +12,19 @@
   Counters are fields of usage hashes (a key's spend and tokens per UTC day, month, ever): a capped
   counter admits when value + units <= cap; every counter of an admitted request is then increased.
 
-  KEYS       the bucket hashes (fields l = level, t = last update in ms), then the counter hashes;
-             all KEYS share one {hash tag}
+  KEYS       the bucket hashes (fields l = level, t = last update in ms), then the counter hashes,
+             then, for a call with a settlement id, the key that remembers the id; all KEYS share
+             one {hash tag}
   ARGV[1]    the numbers below, as one MessagePack array: decoding it in C (cmsgpack) costs a
              fraction of what one argument per number costs (Redis's own conversion of each
              argument, then tonumber in Lua)
   ARGV[2..]  the counters' field names, in counter order
 
   The numbers:
+    D, the position in KEYS of the settlement id's key (0: no id), then its ttl_ms (0 without one).
+      A call with an id applies its settlement deltas only the first time the id is seen: a
+      settlement written again after a failure whose outcome was unknown (a dropped connection,
+      a timeout, the client's own resend) is then neither lost nor counted twice.
     K, the number of buckets
     then, for each bucket k: limit, window_ms, settle delta (units; + returns, - takes more)
     then S, the number of counters; for each counter s: hash (1-based among the counter hashes,
@@ -45,13 +50,15 @@ local tonumber, min, max, ceil = tonumber, math.min, math.max, math.ceil
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local a = cmsgpack.unpack(ARGV[1])
-local K = a[1]
+-- One SET for a call with a settlement id, none without: false when the id was seen before.
+local settles = a[1] == 0 or redis.call('SET', KEYS[a[1]], '1', 'NX', 'PX', a[2])
+local K = a[3]
 local limits, windows, levels, dirty = {}, {}, {}, {}
 local result = { now }
 
-local at = 2
+local at = 4
 for k = 1, K do
-  local limit, window, delta = a[at], a[at + 1], a[at + 2]
+  local limit, window, delta = a[at], a[at + 1], settles and a[at + 2] or 0
   at = at + 3
   local capacity = limit * window
   local state = redis.call('HMGET', KEYS[k], 'l', 't')
@@ -74,7 +81,7 @@ for s = 1, S do
   hashes[s] = KEYS[K + a[at]]
   fields[s] = ARGV[1 + s]
   ttls[s] = a[at + 1]
-  added[s] = a[at + 2]
+  added[s] = settles and a[at + 2] or 0
   values[s] = tonumber(redis.call('HGET', hashes[s], fields[s]) or '0') + added[s]
   result[K + 1 + s] = values[s]
   at = at + 3
