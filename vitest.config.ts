@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
-    globalSetup: ['test/setup/global-redis.ts'],
+    // test-tools first: it finds or installs the binaries the others (and the tests) start.
+    globalSetup: ['test/setup/test-tools.ts', 'test/setup/global-redis.ts'],
     pool: 'forks',
     testTimeout: 20_000,
     hookTimeout: 30_000,
