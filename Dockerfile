@@ -19,6 +19,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY config ./config
+# The CLI on PATH: `docker exec <container> tollgate keys list` (reads TOLLGATE_ADMIN_TOKEN and
+# TOLLGATE_URL, default http://127.0.0.1:8080, from the container's environment).
+RUN chmod +x dist/cli/tollgate.js && ln -s /app/dist/cli/tollgate.js /usr/local/bin/tollgate
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
-    globalSetup: ['test/setup/global-redis.ts'],
+    // test-tools first: it finds or installs the binaries the others (and the tests) start.
+    globalSetup: ['test/setup/test-tools.ts', 'test/setup/global-redis.ts'],
     pool: 'forks',
     // Two cores: more workers than that only make the heavy files (three gateways, a Redis
     // Cluster) starve each other and turn their timeouts into failures.

@@ -35,53 +35,71 @@ export function withoutProtoKey<T extends z.ZodType>(record: T) {
 }
 
 export function keyPolicyFields(s: PolicyScalars) {
-  const rates = { rpm: s.limit.optional(), rpd: s.limit.optional(), tpm: s.limit.optional() };
+  const rates = {
+    rpm: s.limit.optional().describe('Requests per minute (null: no limit of that kind).'),
+    rpd: s.limit.optional().describe('Requests per day (null: no limit of that kind).'),
+    tpm: s.limit.optional().describe('Tokens per minute, input + output (null: no limit of that kind).'),
+  };
   return {
-    tier: z.enum(TIER_NAMES),
-    /**
-     * Overrides of the tier's figures for this key (`null`: no limit of that kind), and per model
-     * (a catalogue name or alias) overrides of those.
-     */
+    tier: z.enum(TIER_NAMES).describe("The key's usage tier: its RPM, RPD, TPM and batch queue come from the tier table."),
     limits: z
       .strictObject({
         ...rates,
-        batch_queue_tokens: s.limit.optional(),
-        models: withoutProtoKey(z.record(z.string().min(1), z.strictObject(rates))).optional(),
+        batch_queue_tokens: s.limit.optional().describe("Input tokens of the key's pending batches per model (null: no limit)."),
+        models: withoutProtoKey(z.record(z.string().min(1), z.strictObject(rates)))
+          .optional()
+          .describe('Per model (a catalogue name or alias): overrides of rpm, rpd and tpm for that model.'),
       })
-      .optional(),
-    /** When a bucket refills within this many ms, the request waits instead of failing. */
-    max_wait_ms: s.count.optional(),
-    /** The models this key may use (catalogue names or aliases); absent: every model. */
-    models: z.array(z.string().min(1)).min(1, 'list at least one model, or leave the allow-list out').optional(),
-    /** Spending caps in US dollars per UTC day, per UTC calendar month and in total. */
-    budget_usd: z.strictObject({ daily: s.usd.optional(), monthly: s.usd.optional(), total: s.usd.optional() }).optional(),
-    /** Token caps (input + output, cached included) per UTC day and per UTC calendar month. */
-    token_quota: z.strictObject({ daily: s.limit.optional(), monthly: s.limit.optional() }).optional(),
-    /** From this instant on the key is refused (401). */
-    expires_at: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-12-31T00:00:00Z' }).optional(),
-    /** A disabled key is refused (401) until it is enabled again. */
-    disabled: s.bool.optional(),
-    /** The exact-repeat response cache for this key; off when absent. */
+      .optional()
+      .describe("Overrides of the tier's figures for this key (null: no limit of that kind)."),
+    max_wait_ms: s.count.optional().describe('When a rate-limit bucket refills within this many ms, the request waits instead of failing with 429.'),
+    models: z
+      .array(z.string().min(1))
+      .min(1, 'list at least one model, or leave the allow-list out')
+      .optional()
+      .describe('The models this key may use (catalogue names or aliases); absent: every model. Another model: 403.'),
+    budget_usd: z
+      .strictObject({
+        daily: s.usd.optional().describe('US dollars per UTC day.'),
+        monthly: s.usd.optional().describe('US dollars per UTC calendar month.'),
+        total: s.usd.optional().describe('US dollars ever.'),
+      })
+      .optional()
+      .describe('Spending caps (null: none); a request that would pass one is refused with 429 insufficient_quota.'),
+    token_quota: z
+      .strictObject({
+        daily: s.limit.optional().describe('Tokens per UTC day.'),
+        monthly: s.limit.optional().describe('Tokens per UTC calendar month.'),
+      })
+      .optional()
+      .describe('Token caps (input, cached included, + output); a request that would pass one is refused with 429 insufficient_quota.'),
+    expires_at: z.iso
+      .datetime({ offset: true, message: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-12-31T00:00:00Z' })
+      .optional()
+      .describe('From this instant on the key is refused (401).'),
+    disabled: s.bool.optional().describe('A disabled key is refused (401) until it is enabled again.'),
     cache: z
       .strictObject({
-        ttl_s: s.positive.default(3600),
-        max_entry_bytes: s.positive.default(1024 * 1024),
-        /** Keys naming the same group share their entries; without, each key has its own. */
+        ttl_s: s.positive.default(3600).describe('How long a stored answer lives, in seconds.'),
+        max_entry_bytes: s.positive.default(1024 * 1024).describe('Largest answer stored.'),
         group: z
           .string()
           .min(1)
           .max(128)
           .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only')
-          .optional(),
+          .optional()
+          .describe('Keys naming the same group share their entries; without, each key has its own.'),
       })
-      .optional(),
+      .optional()
+      .describe('The exact-repeat response cache for this key; off when absent.'),
     metadata: z
       .strictObject({
-        team: z.string().max(200).optional(),
-        owner: z.string().max(200).optional(),
-        description: z.string().max(2000).optional(),
+        team: z.string().max(200).optional().describe('The owning team.'),
+        owner: z.string().max(200).optional().describe('A contact.'),
+        description: z.string().max(2000).optional().describe('Free text.'),
       })
-      .optional(),
+      .optional()
+      .describe('Shown by the admin API and the CLI; not used by enforcement.'),
   };
 }
 
@@ -90,7 +108,8 @@ export const keyId = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only');
+  .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only')
+  .describe('The key id: what logs, metrics and the admin API show (letters, digits and . _ : -).');
 
 /** The admin API's scalars: JSON numbers and booleans as they are. */
 export const JSON_SCALARS: PolicyScalars = {

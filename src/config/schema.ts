@@ -26,39 +26,41 @@ const limitValue = z.preprocess(fromText, z.number().int().positive().nullable()
 const boolean = z.preprocess(fromText, z.boolean());
 
 const tierLimits = z.strictObject({
-  rpm: limitValue.optional(),
-  rpd: limitValue.optional(),
-  tpm: limitValue.optional(),
-  batch_queue_tokens: limitValue.optional(),
+  rpm: limitValue.optional().describe('Requests per minute (null: no limit of that kind).'),
+  rpd: limitValue.optional().describe('Requests per day (null: no limit of that kind).'),
+  tpm: limitValue.optional().describe('Tokens per minute, input + output (null: no limit of that kind).'),
+  batch_queue_tokens: limitValue.optional().describe("Input tokens of a model's pending batches (null: no limit of that kind)."),
 });
 
 const price = z.preprocess(fromText, z.number().nonnegative());
 
 const modelEntry = z.strictObject({
-  name: z.string().min(1),
-  aliases: z.array(z.string().min(1)).default([]),
-  context_window: positiveInt.optional(),
-  max_output_tokens: positiveInt.optional(),
+  name: z.string().min(1).describe('The model name clients send; an entry with a built-in name changes that model.'),
+  aliases: z.array(z.string().min(1)).default([]).describe("Other names of the same model: they share its identity, limits and prices."),
+  context_window: positiveInt.optional().describe('Largest prompt in tokens (counted exactly near the limit); a longer prompt is refused with 400 context_length_exceeded.'),
+  max_output_tokens: positiveInt.optional().describe('Largest output cap a request may ask for (400 invalid_value above it).'),
   price_per_1m: z
     .strictObject({
-      input: price,
-      cached_input: price.optional(),
-      output: price.optional(),
-      batch_input: price.optional(),
-      batch_output: price.optional(),
+      input: price.describe('US dollars per 1M input tokens.'),
+      cached_input: price.optional().describe('Per 1M cached input tokens; absent: the input price.'),
+      output: price.optional().describe('Per 1M output tokens; absent: 0.'),
+      batch_input: price.optional().describe('Per 1M input tokens through the Batch API; absent: half the input price.'),
+      batch_output: price.optional().describe('Per 1M output tokens through the Batch API; absent: half the output price.'),
     })
-    .optional(),
-  route_to: z.string().min(1).optional(),
+    .optional()
+    .describe('Prices in US dollars per 1M tokens; absent: the model is unpriced (cost 0, counted in tollgate_unpriced_tokens_total).'),
+  route_to: z.string().min(1).optional().describe("Forward requests for this name upstream as this model (the body's `model` is rewritten)."),
 });
 
 const keyEntry = z
   .strictObject({
     id: keyId,
-    key: z.string().min(8, 'a key secret must have at least 8 characters').optional(),
+    key: z.string().min(8, 'a key secret must have at least 8 characters').optional().describe('The secret clients send as `Authorization: Bearer …`, usually `${SOME_ENV}`; held only as its SHA-256. Give `key` or `key_sha256`.'),
     key_sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal characters (a SHA-256 digest)')
-      .optional(),
+      .optional()
+      .describe('The SHA-256 of the secret in hex (`printf %s "$SECRET" | sha256sum`), so the secret never sits in the file.'),
     ...keyPolicyFields({
       count: nonNegativeInt,
       positive: positiveInt,
@@ -74,169 +76,152 @@ const keyEntry = z
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
-      /** Largest JSON body accepted. 32 MiB admits a full 1,047,576-token context. */
-      body_limit_bytes: positiveInt.default(32 * 1024 * 1024),
-      /** Largest streamed upload (files, audio, image edits). OpenAI's own file limit is 512 MB. */
-      upload_limit_bytes: positiveInt.default(512 * 1024 * 1024),
-      /**
-       * Largest multipart upload that names a model (audio transcriptions, image edits, videos):
-       * held whole until its fields are read and the key's policy admits it, so nothing of it
-       * reaches the upstream first. OpenAI takes audio up to 25 MB and images up to 50 MB.
-       */
-      multipart_hold_bytes: positiveInt.default(64 * 1024 * 1024),
-      /** How long SIGTERM waits for in-flight requests and streams before closing them. */
-      shutdown_grace_ms: nonNegativeInt.default(30_000),
-      /**
-       * A request body that makes no progress for this long is answered 408 and its connection
-       * closed (slow-body clients would otherwise hold sockets forever); 0 turns it off. Answers
-       * and streams are never timed: this watches only the request body while it arrives.
-       */
-      body_idle_timeout_ms: nonNegativeInt.default(30_000),
-      /**
-       * Most headers a request may carry (431 beyond). Node's HTTP parser itself keeps at most
-       * about 1,000 and 16 KiB of them, whatever this says.
-       */
-      max_request_headers: positiveInt.default(100),
-      /**
-       * Requests per minute one client address may make with a missing or wrong key before it is
-       * refused with 429 (floods of failed auth); 0 turns the guard off.
-       */
-      unauthenticated_rpm: nonNegativeInt.default(60),
-      /** Where fastify reads the client address from when behind a load balancer. */
-      trust_proxy: z.union([boolean, z.string(), z.array(z.string())]).default(false),
+      body_limit_bytes: positiveInt.default(32 * 1024 * 1024).describe('Largest JSON body accepted (413 above it). 32 MiB admits a full 1,047,576-token context.'),
+      upload_limit_bytes: positiveInt.default(512 * 1024 * 1024).describe("Largest streamed upload: files, audio, image edits (413 above it). OpenAI's own file limit is 512 MB."),
+      multipart_hold_bytes: positiveInt
+        .default(64 * 1024 * 1024)
+        .describe(
+          'Largest multipart upload that names a model (audio transcriptions, image edits, videos): held whole until its fields are read and the key\'s policy admits it, so nothing of it reaches the upstream first (413 above it). OpenAI takes audio up to 25 MB and images up to 50 MB.',
+        ),
+      shutdown_grace_ms: nonNegativeInt.default(30_000).describe('How long SIGTERM waits for in-flight requests and streams before closing them.'),
+      body_idle_timeout_ms: nonNegativeInt
+        .default(30_000)
+        .describe('A request body that makes no progress for this long is answered 408 and its connection closed; 0 turns it off. Answers and streams are never timed.'),
+      max_request_headers: positiveInt
+        .default(100)
+        .describe("Most headers a request may carry (431 beyond). Node's HTTP parser itself keeps at most about 1,000 and 16 KiB of them."),
+      unauthenticated_rpm: nonNegativeInt
+        .default(60)
+        .describe('Requests per minute one client address may make with a missing or wrong key (or admin token) before it is refused with 429; 0 turns the guard off.'),
+      trust_proxy: z
+        .union([boolean, z.string(), z.array(z.string())])
+        .default(false)
+        .describe("fastify's `trustProxy` (true, an address, or a list): where the client address is read from behind a load balancer."),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('The HTTP server.'),
   upstream: z
     .strictObject({
-      /** Overrides TOLLGATE_UPSTREAM_URL when set. */
-      url: z.url().optional(),
-      /** Optional OpenAI-Organization / OpenAI-Project sent upstream (clients' own are dropped). */
-      organization: z.string().min(1).optional(),
-      project: z.string().min(1).optional(),
-      connections: positiveInt.default(256),
-      connect_timeout_ms: positiveInt.default(10_000),
-      /** Time allowed until the upstream's response headers arrive. */
-      headers_timeout_ms: positiveInt.default(600_000),
-      /** Longest silence allowed between two chunks of a response body. */
-      body_timeout_ms: positiveInt.default(300_000),
-      /**
-       * Several OpenAI-compatible deployments of the same models (e.g. self-hosted replicas with
-       * prefix caching); when given, they replace `url`, and requests are spread over them with
-       * prefix affinity.
-       */
-      targets: z.array(z.strictObject({ url: z.url() })).default([]),
-      /** Bounded load: no target takes more than this factor of the mean in-flight load when its turn comes. */
-      balance_factor: z.preprocess(fromText, z.number().min(1)).default(1.25),
+      url: z.url().optional().describe('Upstream base URL, path prefix included; overrides TOLLGATE_UPSTREAM_URL (default https://api.openai.com/v1).'),
+      organization: z.string().min(1).optional().describe("Sent upstream as OpenAI-Organization (clients' own are dropped)."),
+      project: z.string().min(1).optional().describe("Sent upstream as OpenAI-Project (clients' own are dropped)."),
+      connections: positiveInt.default(256).describe('Upstream connection pool size (per target).'),
+      connect_timeout_ms: positiveInt.default(10_000).describe('TCP/TLS connect timeout (504 upstream_timeout when passed).'),
+      headers_timeout_ms: positiveInt.default(600_000).describe("Time allowed until the upstream's response headers arrive (504 upstream_timeout when passed)."),
+      body_timeout_ms: positiveInt.default(300_000).describe('Longest silence allowed between two chunks of a response body (mid-stream: an in-stream error event).'),
+      targets: z
+        .array(z.strictObject({ url: z.url().describe('Base URL of one deployment, path prefix included.') }))
+        .default([])
+        .describe('Several OpenAI-compatible deployments of the same models (e.g. self-hosted replicas with prefix caching); when given, they replace `url`, and requests are spread over them with prefix affinity.'),
+      balance_factor: z
+        .preprocess(fromText, z.number().min(1))
+        .default(1.25)
+        .describe('Bounded load: no target takes more than this factor of the mean in-flight load when its turn comes.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Where requests go and how long they may take.'),
   models: z
     .strictObject({
-      /** `reject`: 404 model_not_found for a model outside the catalogue; `pass_through`: forward it. */
-      unknown: z.enum(['reject', 'pass_through']).default('reject'),
-      /** Merged over the built-in catalogue by `name`. */
-      catalogue: z.array(modelEntry).default([]),
+      unknown: z.enum(['reject', 'pass_through']).default('reject').describe('A model outside the catalogue: `reject` (404 model_not_found) or `pass_through` (forwarded, unpriced, under the `other` label).'),
+      catalogue: z.array(modelEntry).default([]).describe('Model entries merged over the built-in catalogue by `name`.'),
     })
-    .prefault({}),
-  tiers: z.partialRecord(z.enum(TIER_NAMES), tierLimits).default({}),
+    .prefault({})
+    .describe('The model catalogue: names, aliases, context windows, output caps, prices.'),
+  tiers: z
+    .partialRecord(z.enum(TIER_NAMES), tierLimits)
+    .default({})
+    .describe("Overrides of the built-in tier table (OpenAI's usage tiers for gpt-4.1-nano), per tier and figure."),
   estimation: z
     .strictObject({
-      chars_per_token: z.preprocess(fromText, z.number().positive()).default(4),
-      /**
-       * The tokenizer (o200k_base) counts exactly only when the character estimate reaches this
-       * share of the context window; below it the estimate decides.
-       */
-      exact_count_threshold: z.preprocess(fromText, z.number().gt(0).max(1)).default(0.5),
+      chars_per_token: z.preprocess(fromText, z.number().positive()).default(4).describe("The prompt token estimate's divisor: characters / this."),
+      exact_count_threshold: z
+        .preprocess(fromText, z.number().gt(0).max(1))
+        .default(0.5)
+        .describe('The tokenizer (o200k_base) counts exactly only when the character estimate reaches this share of the context window; below it the estimate decides.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("The prompt token estimate that admission reserves before the upstream's usage is known."),
   redis: z
     .strictObject({
-      /** Redis Cluster seed nodes (`host:port`); when given, tollgate uses the cluster instead of REDIS_URL. */
-      cluster_nodes: z.array(z.string().min(1)).default([]),
+      cluster_nodes: z.array(z.string().min(1)).default([]).describe('Redis Cluster seed nodes (`host:port`); when given, tollgate uses the cluster instead of REDIS_URL.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Redis beyond REDIS_URL.'),
   limits: z
     .strictObject({
-      /** Output tokens reserved for a request that names no output cap (settled to the real usage). */
-      default_output_tokens: nonNegativeInt.default(4096),
-      /** Prefix of the limiter's Redis keys. */
-      key_prefix: z.string().default('tollgate:'),
-      /** Bound on every limiter call to Redis. */
-      redis_timeout_ms: positiveInt.default(250),
-      /** When Redis fails: refuse with 503 (`fail_closed`) or limit locally (`fail_open`). */
-      on_redis_error: z.enum(['fail_closed', 'fail_open']).default('fail_closed'),
-      /**
-       * How often one gateway instance asks the upstream about the batches still holding batch
-       * queue tokens (released when terminal); 0: only when clients retrieve or cancel them.
-       */
-      batch_check_interval_ms: nonNegativeInt.default(60_000),
-      /** Fail-open divides every limit by this: the number of gateway instances sharing the keys. */
-      instances: positiveInt.default(1),
-      /**
-       * The tier of the gateway's own OpenAI organisation: a ceiling per model on the sum of all
-       * keys, so clients meet tollgate's 429 instead of OpenAI's. Unset: no ceiling.
-       */
-      organization: z.strictObject({ tier: z.enum(TIER_NAMES), name: z.string().min(1).default('gateway') }).optional(),
+      default_output_tokens: nonNegativeInt.default(4096).describe('Output tokens reserved for a request that names no output cap (settled to the real usage).'),
+      key_prefix: z.string().default('tollgate:').describe("Prefix of tollgate's Redis keys (buckets, usage counters, run-time keys, cache entries)."),
+      redis_timeout_ms: positiveInt.default(250).describe("Bound on every Redis command (the client's command timeout): limiter, key store, usage counters, response cache."),
+      on_redis_error: z
+        .enum(['fail_closed', 'fail_open'])
+        .default('fail_closed')
+        .describe('When Redis fails: refuse limited requests with 503 (`fail_closed`) or limit in process memory with a local share of every limit, budget and quota (`fail_open`).'),
+      batch_check_interval_ms: nonNegativeInt
+        .default(60_000)
+        .describe('How often one gateway instance asks the upstream about the batches still holding batch queue tokens (released when terminal); 0: only when clients retrieve or cancel them.'),
+      instances: positiveInt.default(1).describe('The number of gateway instances sharing the keys: fail-open divides every limit by it, and prefix steering multiplies its local rate by it.'),
+      organization: z
+        .strictObject({
+          tier: z.enum(TIER_NAMES).describe("The tier of the gateway's own OpenAI organisation."),
+          name: z.string().min(1).default('gateway').describe("The name tollgate's ceiling 429s give the organisation."),
+        })
+        .optional()
+        .describe("A ceiling per model on the sum of all keys, from the gateway's own organisation's tier, so clients meet tollgate's 429 instead of OpenAI's. Unset: no ceiling."),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Rate limits, budgets and quotas: reservations and the failure policy.'),
   metrics: z
     .strictObject({
-      /** false: requests are neither counted nor timed (the log line stays), and /metrics answers 404. */
-      enabled: boolean.default(true),
-      /** false: every key is labelled `all`, for deployments with very many keys (bounded series). */
-      per_key_labels: boolean.default(true),
+      enabled: boolean.default(true).describe('false: requests are neither counted nor timed (the log line keeps its tokens and cost), and GET /metrics answers 404.'),
+      per_key_labels: boolean
+        .default(true)
+        .describe('false: every key is labelled `all`, for deployments with very many keys (tollgate_ratelimit_remaining then shows the lowest key).'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('GET /metrics.'),
   key_store: z
     .strictObject({
-      /**
-       * How long an instance trusts its cached copy of a key created through the admin API. Changes
-       * reach every instance at once by Redis pub/sub; this bounds the staleness if a message is lost.
-       */
-      cache_ttl_ms: positiveInt.default(5_000),
+      cache_ttl_ms: positiveInt
+        .default(5_000)
+        .describe('How long an instance trusts its cached copy of a key created through the admin API. Changes reach every instance at once by Redis pub/sub; this bounds the staleness if a message is lost.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Run-time keys (admin API, CLI).'),
   usage: z
     .strictObject({
-      /**
-       * Usage of keys without budgets or token quotas is counted in process and written to the
-       * store this often (keys with budgets or quotas are counted in the admission itself).
-       */
-      flush_interval_ms: positiveInt.default(1_000),
+      flush_interval_ms: positiveInt
+        .default(1_000)
+        .describe('Usage of keys without budgets or token quotas is counted in process and written to the store this often (keys with budgets or quotas are counted in the admission itself).'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Usage counters.'),
   caching: z
     .strictObject({
       response_cache: z
         .strictObject({
-          /** Without Redis: the in-memory cache's size bound (least recently used entries go first). */
-          memory_max_bytes: positiveInt.default(64 * 1024 * 1024),
-          /**
-           * Bound on each lookup and store in Redis; beyond it the lookup is a miss (and the store
-           * is given up). Unset: `limits.redis_timeout_ms`.
-           */
-          store_timeout_ms: positiveInt.optional(),
-          /**
-           * The longest an identical request waits for the answer of the one in flight before it
-           * goes upstream itself (a stream's answer is complete only when the stream ends).
-           */
-          flight_wait_ms: positiveInt.default(30_000),
+          memory_max_bytes: positiveInt.default(64 * 1024 * 1024).describe("Without Redis: the in-memory cache's size bound (least recently used entries go first)."),
+          store_timeout_ms: positiveInt
+            .optional()
+            .describe('Bound on each response-cache lookup and store in Redis; beyond it the lookup is a miss (and the store is given up). Unset: `limits.redis_timeout_ms`.'),
+          flight_wait_ms: positiveInt
+            .default(30_000)
+            .describe('The longest an identical request waits for the answer of the one in flight before it goes upstream itself.'),
         })
-        .prefault({}),
+        .prefault({})
+        .describe('The exact-repeat response cache (turned on per key with `keys[].cache`).'),
       prefix_steering: z
         .strictObject({
-          /** Set a `prompt_cache_key` from the prompt's stable head when the client sent none. */
-          enabled: boolean.default(true),
-          /** Requests per minute one fingerprint + key may take before another shard is opened (OpenAI overflows above ~15). */
-          shard_rpm: positiveInt.default(12),
-          /** Prompts estimated below this many tokens are left alone (OpenAI caches from 1024). */
-          min_prompt_tokens: positiveInt.default(1024),
-          /** Characters of the prompt's head the fingerprint covers (~256 tokens, what OpenAI routes on). */
-          head_chars: positiveInt.default(1024),
+          enabled: boolean.default(true).describe("Set a `prompt_cache_key` from the prompt's stable head when the client sent none."),
+          shard_rpm: positiveInt.default(12).describe('Requests per minute one fingerprint + key may take before another shard is opened (OpenAI overflows above ~15).'),
+          min_prompt_tokens: positiveInt.default(1024).describe('Prompts estimated below this many tokens are left alone (OpenAI caches from 1024).'),
+          head_chars: positiveInt.default(1024).describe("Characters of the prompt's head the fingerprint covers (~256 tokens, what OpenAI routes on)."),
         })
-        .prefault({}),
+        .prefault({})
+        .describe("Steering for OpenAI's prompt cache."),
     })
-    .prefault({}),
-  keys: z.array(keyEntry).default([]),
+    .prefault({})
+    .describe('Caching of repeated input.'),
+  keys: z.array(keyEntry).default([]).describe('Client keys from the file (read-only to the admin API).'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -53,6 +53,8 @@ class Series implements Observer {
 export class FastHistogram<L extends string> {
   readonly name: string;
   readonly help: string;
+  /** Read by the metrics reference (docs/reference/metrics.md), as prom-client's own metrics expose it. */
+  readonly labelNames: readonly L[];
   readonly type = 'histogram';
   readonly aggregator = 'sum';
   private readonly bounds: readonly number[];
@@ -61,6 +63,7 @@ export class FastHistogram<L extends string> {
   constructor(options: HistogramOptions<L>) {
     this.name = options.name;
     this.help = options.help;
+    this.labelNames = options.labelNames;
     this.bounds = [...options.buckets].sort((a, b) => a - b);
     options.registry.registerMetric(this as unknown as Metric);
   }

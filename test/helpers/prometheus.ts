@@ -1,6 +1,6 @@
 // Runs a throwaway Prometheus server for tests: its own config, temp storage, 127.0.0.1 only.
-// The binary is `prometheus` on PATH (Debian's package; `.ci/run` installs it), or
-// TOLLGATE_TEST_PROMETHEUS_BIN. A missing binary fails the test that needs it: it is never skipped.
+// The binary is TOLLGATE_TEST_PROMETHEUS_BIN (test/setup/test-tools.ts finds or installs it), else
+// `prometheus` on PATH. A missing binary fails the test that needs it: it is never skipped.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -21,7 +21,7 @@ export interface RedisServer {
 export interface StartRedisOptions {
   /** Port to listen on (default: a free one). Use it to restart on the same port after a kill. */
   port?: number;
-  /** Binary (default `redis-server` from PATH). */
+  /** Binary (default TOLLGATE_TEST_REDIS_BIN, which the global setup sets, else `redis-server` from PATH). */
   bin?: string;
   /** Extra command-line arguments, e.g. ['--maxmemory', '10mb']. */
   args?: string[];
@@ -73,7 +73,7 @@ function ping(port: number): Promise<boolean> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startOnce(port: number, opts: StartRedisOptions): Promise<RedisServer> {
-  const bin = opts.bin ?? 'redis-server';
+  const bin = opts.bin ?? process.env.TOLLGATE_TEST_REDIS_BIN ?? 'redis-server';
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-redis-'));
   const args = [
     '--port', String(port),

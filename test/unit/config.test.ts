@@ -271,14 +271,14 @@ describe('buildCatalogue with operator entries', () => {
   });
 });
 
-// Key policy fields (issue 5, point 2): the README's example, ${VAR} numbers, paths in errors, and
+// Key policy fields (issue 5, point 2): the documented example (docs/configuration.md), ${VAR} numbers, paths in errors, and
 // allow-listed models checked against the catalogue when the gateway starts.
 describe('key policy in the config file', () => {
-  it('the README’s key entries parse as documented', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    const blocks = [...readme.matchAll(/```yaml\n(keys:\n[\s\S]*?)```/g)].map((m) => m[1] as string);
+  it('the key entries of docs/configuration.md parse as documented', () => {
+    const page = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    const blocks = [...page.matchAll(/```yaml\n(keys:\n[\s\S]*?)```/g)].map((m) => m[1] as string);
     const yaml = blocks.find((block) => block.includes('batch-jobs')) as string;
-    const config = validateConfig(parseConfigText(yaml, { SEARCH_APP_KEY: 'tg-search-app-0123456789' }, 'README'), 'README');
+    const config = validateConfig(parseConfigText(yaml, { SEARCH_APP_KEY: 'tg-search-app-0123456789' }, 'docs'), 'docs');
     expect(config.keys[1]).toMatchObject({
       id: 'batch-jobs',
       limits: { rpm: 100, models: { 'gpt-4.1-nano': { tpm: 50000 } } },
