@@ -34,6 +34,7 @@ import { selfService } from './routes/me.js';
 import { createUsageRecorder } from './quota/recorder.js';
 import { redisPlugin } from './plugins/redis.js';
 import { newRequestState } from './proxy/request-state.js';
+import { serverTiming } from './proxy/server-timing.js';
 import { healthRoutes } from './routes/health.js';
 import { v1Routes } from './routes/v1.js';
 import { createUpstream } from './upstream/client.js';
@@ -107,6 +108,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.decorate('metrics', metrics);
   app.decorate('draining', false);
+  app.decorate('serverTiming', config.server.server_timing);
   const connections = trackConnections(app.server);
   app.addHook('preClose', (done) => {
     app.draining = true;
@@ -198,6 +200,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done();
   });
 
+  // Answers through fastify's reply (refusals, errors, /v1/me): proxied answers and cache hits
+  // bypass onSend and write the header with their head (proxy/respond.ts, proxy/serve-hit.ts).
+  if (config.server.server_timing) {
+    app.addHook('onSend', (request, reply, payload, done) => {
+      if (request.url.startsWith('/v1')) reply.header('server-timing', serverTiming(reply));
+      done(null, payload);
+    });
+  }
   app.setErrorHandler((err: FastifyError, request, reply) => sendError(toTollgateError(err, config.server.body_limit_bytes), err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? request.url;

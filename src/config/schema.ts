@@ -87,6 +87,8 @@ export const configSchema = z.strictObject({
       unauthenticated_rpm: nonNegativeInt.default(60),
       /** Where fastify reads the client address from when behind a load balancer. */
       trust_proxy: z.union([boolean, z.string(), z.array(z.string())]).default(false),
+      /** `Server-Timing: tollgate;dur=…, upstream;dur=…` on every /v1 answer (what the gateway added). */
+      server_timing: boolean.default(true),
     })
     .prefault({}),
   upstream: z
