@@ -39,6 +39,7 @@ import { SCENARIOS } from './scenarios.js';
 import { startRedis } from './steady.js';
 import { benchAdmissions, type AdmissionResult } from './admissions.js';
 import { ensureWrk, interleavedWrk, writeScripts, wrkTable, type WrkResult } from './wrk.js';
+import { runScaleOut, scaleReport, type ScaleResult } from './scale.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -59,6 +60,9 @@ interface Config {
   wrkSlices: number;
   wrkSliceS: number;
   wrkWarmupS: number;
+  /** Scale-out: instance counts on one Redis (empty: skip) and each measured window's seconds. */
+  instances: number[];
+  scaleS: number;
   /** Measured seconds per (scenario, mode, target), split evenly over rounds. */
   durationS: number;
   rounds: number;
@@ -90,6 +94,11 @@ options (env var in brackets):
   --wrk-slices N       wrk: slices per target, order rotating [BENCH_WRK_SLICES] (default 6)
   --wrk-slice-s S      wrk: seconds per slice                 [BENCH_WRK_SLICE_S] (default 2)
   --wrk-warmup S       wrk: unmeasured run per target first   [BENCH_WRK_WARMUP_S] (default 2)
+  --instances LIST     scale-out: for each N in the comma list, N tollgate instances on one
+                       redis-server, each under its own wrk (chat non-stream): aggregate
+                       req/s, Redis CPU per request and a sizing table [BENCH_INSTANCES]
+                       (default: none, e.g. 1,2,4)
+  --scale-s S          scale-out: measured seconds per N      [BENCH_SCALE_S] (default 6)
   --duration S         measured seconds per scenario×mode×target, split over the rounds
                                                               [BENCH_DURATION_S] (default 8)
   --rounds N           interleaved rounds; the median is reported [BENCH_ROUNDS] (default 3)
@@ -120,6 +129,8 @@ function parseConfig(argv: string[]): Config {
       'wrk-slices': { type: 'string' },
       'wrk-slice-s': { type: 'string' },
       'wrk-warmup': { type: 'string' },
+      instances: { type: 'string' },
+      'scale-s': { type: 'string' },
       duration: { type: 'string' },
       rounds: { type: 'string' },
       warmup: { type: 'string' },
@@ -164,6 +175,8 @@ function parseConfig(argv: string[]): Config {
     wrkSlices: Math.round(num('wrk-slices', values['wrk-slices'] ?? env.BENCH_WRK_SLICES, 6, 1)),
     wrkSliceS: Math.round(num('wrk-slice-s', values['wrk-slice-s'] ?? env.BENCH_WRK_SLICE_S, 2, 1)),
     wrkWarmupS: Math.round(num('wrk-warmup', values['wrk-warmup'] ?? env.BENCH_WRK_WARMUP_S, 2, 1)),
+    instances: list(values.instances ?? env.BENCH_INSTANCES, []).map((n) => Math.round(num('instances', n, 1, 1))),
+    scaleS: Math.round(num('scale-s', values['scale-s'] ?? env.BENCH_SCALE_S, 6, 1)),
     durationS: num('duration', values.duration ?? env.BENCH_DURATION_S, 8, 0.1),
     rounds: Math.round(num('rounds', values.rounds ?? env.BENCH_ROUNDS, 3, 1)),
     warmupS: num('warmup', values.warmup ?? env.BENCH_WARMUP_S, 2, 0),
@@ -706,6 +719,22 @@ async function wrkTableRun(
   return results;
 }
 
+/** N tollgate instances on one redis-server, for each N of --instances (the chat scenario). */
+async function scaleOut(cfg: Config, ctx: Context, log: (msg: string) => void): Promise<ScaleResult[]> {
+  ensureWrk(log);
+  const chat = SCENARIOS.find((s) => s.id === 'chat') as Scenario;
+  const script = writeScripts([chat], { authorization: `Bearer ${ctx.clientKey}` }).get('chat') as string;
+  return runScaleOut({
+    instances: cfg.instances,
+    script,
+    seconds: cfg.scaleS,
+    warmupS: cfg.wrkWarmupS,
+    connections: cfg.concurrency,
+    start: (redisUrl, name) => startTollgate(ctx, name, { REDIS_URL: redisUrl }),
+    log,
+  });
+}
+
 // ------------------------------------------------------------------ main ---
 
 async function main(): Promise<void> {
@@ -751,6 +780,9 @@ async function main(): Promise<void> {
         '(/proc/<pid>/stat) over its slices per request answered; slices µs/req: the lowest and highest slice.\n\n',
     );
   }
+
+  const scale = cfg.instances.length ? await scaleOut(cfg, ctx, log) : [];
+  if (scale.length) process.stdout.write('\n' + scaleReport(scale) + '\n\n');
 
   const runsPerRound = scenarios.reduce(
     (n, s) => n + measured.filter((t) => !s.targets || s.targets.includes(t.name)).length,
@@ -834,6 +866,7 @@ async function main(): Promise<void> {
     summary: summaries,
     comparisons: cmp,
     wrk: wrkResults,
+    scaleOut: scale,
     interleaved,
     admissions,
     measurements,
