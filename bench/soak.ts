@@ -9,7 +9,8 @@
  *
  * Fails (exit 1) when the heap after GC grows by more than SOAK_MAX_HEAP_GROWTH_MB (default 4)
  * from minute 2 (a fifth of shorter runs) to the end, when the event-loop delay's p99 over the run
- * passes SOAK_MAX_ELD_P99_MS (default 20), when a kind of traffic never met its expected answer,
+ * passes SOAK_MAX_ELD_P99_MS (default 20; the gateway's own delay, less the time its thread waited
+ * for a CPU, so a shared host's other work does not count; the wall-clock figure is shown too), when a kind of traffic never met its expected answer,
  * or when more than 0.1% of answers were not what their kind expects.
  */
 import { randomBytes } from 'node:crypto';
@@ -55,6 +56,10 @@ interface Sample {
   eldP99Ms: number;
   eldMaxMs: number;
   eldRunP99Ms: number;
+  /** Less the main thread's run-queue wait (bench/soak-probe.ts): the gateway's own delay. */
+  ownEldP99Ms: number;
+  ownEldMaxMs: number;
+  ownEldRunP99Ms: number;
   handles: number;
   handleTypes: Record<string, number>;
 }
@@ -219,7 +224,7 @@ async function main(): Promise<void> {
     const samples = readSamples(samplesFile);
     for (const s of samples.slice(printed)) {
       log(`  t=${s.t.toFixed(0).padStart(4)} s  rss ${s.rssMb.toFixed(1)} MB  heap after GC ${s.heapAfterGcMb.toFixed(2)} MB  ` +
-        `event-loop p99 ${s.eldP99Ms.toFixed(2)} ms (max ${s.eldMaxMs.toFixed(1)})  handles ${s.handles}  host load ${os.loadavg()[0]?.toFixed(1)}`);
+        `event-loop p99 ${s.eldP99Ms.toFixed(2)} ms, own ${s.ownEldP99Ms.toFixed(2)} ms (max ${s.ownEldMaxMs.toFixed(1)})  handles ${s.handles}  host load ${os.loadavg()[0]?.toFixed(1)}`);
     }
     printed = samples.length;
     if (gateway.exited()) log(`tollgate exited: ${gateway.exitInfo() ?? '?'}`);
@@ -242,7 +247,7 @@ function report(samples: readonly Sample[], tally: Map<string, Map<string, numbe
   const base = heapAround(samples, baselineS);
   const end = last ? heapAround(samples, last.t) : NaN;
   const growth = end - base;
-  const eldRunP99 = last?.eldRunP99Ms ?? NaN;
+  const eldRunP99 = last?.ownEldRunP99Ms ?? NaN;
   const total = [...tally.values()].reduce((n, counts) => n + [...counts.values()].reduce((a, b) => a + b, 0), 0);
   let unexpected = 0;
   const failures: string[] = [];
@@ -262,8 +267,11 @@ function report(samples: readonly Sample[], tally: Map<string, Map<string, numbe
     `heap after GC: ${base.toFixed(2)} MB at ${baselineS.toFixed(0)} s → ${end.toFixed(2)} MB at the end ` +
       `(${growth >= 0 ? '+' : ''}${growth.toFixed(2)} MB; limit +${MAX_HEAP_GROWTH_MB} MB); range ${Math.min(...heaps).toFixed(2)}–${Math.max(...heaps).toFixed(2)} MB`,
     `RSS: ${Math.min(...rss).toFixed(1)}–${Math.max(...rss).toFixed(1)} MB (end ${last?.rssMb.toFixed(1) ?? '-'} MB)`,
-    `event-loop delay: p99 over the run ${eldRunP99.toFixed(2)} ms (limit ${MAX_ELD_P99_MS} ms); windows' p99 ` +
-      `${Math.min(...samples.map((s) => s.eldP99Ms)).toFixed(2)}–${Math.max(...samples.map((s) => s.eldP99Ms)).toFixed(2)} ms, ` +
+    `event-loop delay, the gateway's own (less run-queue wait): p99 over the run ${eldRunP99.toFixed(2)} ms (limit ${MAX_ELD_P99_MS} ms); ` +
+      `windows' p99 ${Math.min(...samples.map((s) => s.ownEldP99Ms)).toFixed(2)}–${Math.max(...samples.map((s) => s.ownEldP99Ms)).toFixed(2)} ms, ` +
+      `max ${Math.max(...samples.map((s) => s.ownEldMaxMs)).toFixed(1)} ms`,
+    `event-loop delay, wall clock (with the host's other work): p99 over the run ${(last?.eldRunP99Ms ?? NaN).toFixed(2)} ms; ` +
+      `windows' p99 ${Math.min(...samples.map((s) => s.eldP99Ms)).toFixed(2)}–${Math.max(...samples.map((s) => s.eldP99Ms)).toFixed(2)} ms, ` +
       `max ${Math.max(...samples.map((s) => s.eldMaxMs)).toFixed(1)} ms`,
     `host load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (1, 5, 15 min; ${os.cpus().length} cores)`,
     `open handles: ${Math.min(...samples.map((s) => s.handles))}–${Math.max(...samples.map((s) => s.handles))} ` +
