@@ -770,6 +770,7 @@ async function main(): Promise<void> {
   }
 
   // The headline: wrk as the client, every target's own CPU per request.
+  const loadBefore = os.loadavg()[0] ?? NaN;
   const wrkResults = cfg.wrk ? await wrkTableRun(cfg, ctx, scenarios, measured, log) : [];
   if (wrkResults.length) {
     process.stdout.write(
@@ -777,7 +778,8 @@ async function main(): Promise<void> {
         wrkTable(wrkResults, (id) => SCENARIOS.find((s) => s.id === id)?.name ?? id) +
         `\nwrk -t1 -c${cfg.concurrency}, targets interleaved: ${cfg.wrkSlices} slices of ${cfg.wrkSliceS} s each, the order rotating ` +
         `every slice, after a ${cfg.wrkWarmupS} s unmeasured run each. cpu µs/req: utime+stime of the target process ` +
-        '(/proc/<pid>/stat) over its slices per request answered; slices µs/req: the lowest and highest slice.\n\n',
+        '(/proc/<pid>/stat) over its slices per request answered; slices µs/req: the lowest and highest slice. ' +
+        `Host load average (1 min) ${loadBefore.toFixed(1)} before, ${os.loadavg()[0]?.toFixed(1)} after, on ${os.cpus().length} cores.\n\n`,
     );
   }
 
