@@ -35,8 +35,9 @@ const SAMPLE_S = env('SOAK_SAMPLE_S', 10);
 const MAX_HEAP_GROWTH_MB = env('SOAK_MAX_HEAP_GROWTH_MB', 4);
 const MAX_ELD_P99_MS = env('SOAK_MAX_ELD_P99_MS', 20);
 /**
- * The gateway runs at this nice value (root only; 0: as is). A production gateway has its cores to
- * itself; on a shared host, other work would otherwise show up in its event-loop delay.
+ * The gateway, its Redis and the fake upstream run at this nice value (root only; 0: as is). In
+ * production they have their cores to themselves; on a shared host, other work would otherwise
+ * show up as the gateway's event-loop delay and as Redis timeouts (503s).
  */
 const NICE = Number(process.env.SOAK_NICE ?? -10);
 const OUT = path.resolve(ROOT, process.env.SOAK_OUT ?? '.bench/soak.json');
@@ -183,9 +184,12 @@ async function main(): Promise<void> {
   const samplesFile = path.join(tmpdir(), `tollgate-soak-${process.pid}-${Date.now()}.jsonl`);
   const redis = await startRedis();
   const upstream = await startUpstream();
+  const niced = NICE !== 0 && process.getuid?.() === 0;
+  // Their main threads, where their work runs (setpriority applies to one thread on Linux).
+  if (niced) for (const pid of [redis.child.pid, upstream.child.pid]) os.setPriority(pid, NICE);
   const port = await getFreePort();
   const node = [process.execPath, '--expose-gc', '--import', 'tsx', '--import', path.join(ROOT, 'bench/soak-probe.ts'), server];
-  const nice = NICE !== 0 && process.getuid?.() === 0 ? ['nice', '-n', String(NICE)] : [];
+  const nice = niced ? ['nice', '-n', String(NICE)] : [];
   const [command, ...args] = [...nice, ...node] as [string, ...string[]];
   const gateway = await startChild({
     name: 'tollgate',
