@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteHandlerMethod } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteHandlerMethod } from 'fastify';
 import { destination, pino, type DestinationStream } from 'pino';
 import type { Registry } from 'prom-client';
 import { buildCatalogue } from './config/catalogue.js';
@@ -13,7 +13,7 @@ import {
   InvalidUrlError,
   TollgateError,
 } from './errors/errors.js';
-import { lazyChildLogger, loggerOptions, requestLine, type RequestLine } from './logging.js';
+import { loggerOptions, requestLine, withLazyChildren, type RequestLine } from './logging.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { costOnly, modelLabel, observeBatch, type Observed } from './metrics/observe.js';
 import { nanoToUsd } from './usage/cost.js';
@@ -80,14 +80,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const logStream = options.logStream ?? destination({ sync: false });
   const rootLogger = pino(loggerOptions(options.logLevel ?? 'info'), logStream);
-  const logger: FastifyBaseLogger = rootLogger;
+  const logger = withLazyChildren(rootLogger);
   // The request line goes straight to the stream (logging.ts: requestLine), when info is on.
   const writeRequestLine = (line: RequestLine): void => {
     if (rootLogger.isLevelEnabled('info')) logStream.write(requestLine(line));
   };
   const app = Fastify({
     loggerInstance: logger,
-    childLoggerFactory: lazyChildLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.body_limit_bytes,
     trustProxy: config.server.trust_proxy,
@@ -184,8 +183,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     connections.requestStarted(socket);
     // The one listener per request. 'close' fires once per response, finished or not, so a
     // client that went away still cancels the upstream call and is logged and counted
-    // (onResponse would skip it).
-    reply.raw.once('close', () => {
+    // (onResponse would skip it). `on`, not `once`: a response closes once, and `once` wraps
+    // the listener in two more objects per request.
+    reply.raw.on('close', () => {
       metrics.inflight.dec();
       connections.requestEnded(socket);
       if (reply.raw.writableFinished) {
