@@ -29,6 +29,7 @@ import { runClosedLoop, runFixedRate, runInterleaved, probe, type RunResult, typ
 import {
   getFreePort,
   indent,
+  niceSession,
   installCleanupHandlers,
   procCpuSeconds,
   startChild,
@@ -79,6 +80,9 @@ interface Config {
   out: string;
 }
 
+/** BENCH_NICE (default -10; 0: off): the nice value of the bench's and its targets' sessions (root only). */
+const BENCH_NICE = Number(process.env.BENCH_NICE ?? -10);
+
 /** Unmeasured start of every interleaved slice: the target wakes, the previous one's tail ends. */
 const SLICE_SETTLE_S = 0.25;
 
@@ -115,6 +119,9 @@ options (env var in brackets):
   --out FILE           JSON results                           [BENCH_OUT] (default .bench/latest.json)
 
 environment only:
+  BENCH_NICE           nice value of the bench's session (wrk) and of each target's, as root
+                       (default -10; 0: off): on a shared host, the measured processes get the
+                       CPU as on a host of their own
   BENCH_NODE_ARGS      extra node flags for the bare forwarder and tollgate, e.g.
                        "--cpu-prof --cpu-prof-dir=.bench/prof" to profile them under load
 `;
@@ -730,7 +737,12 @@ async function scaleOut(cfg: Config, ctx: Context, log: (msg: string) => void): 
     seconds: cfg.scaleS,
     warmupS: cfg.wrkWarmupS,
     connections: cfg.concurrency,
-    start: (redisUrl, name) => startTollgate(ctx, name, { REDIS_URL: redisUrl }),
+    start: async (redisUrl, name) => {
+      const started = await startTollgate(ctx, name, { REDIS_URL: redisUrl });
+      niceSession(started.child.pid, BENCH_NICE);
+      return started;
+    },
+    nice: (pid) => niceSession(pid, BENCH_NICE),
     log,
   });
 }
@@ -743,12 +755,16 @@ async function main(): Promise<void> {
   const scenarios = cfg.scenarios.map((id) => SCENARIOS.find((s) => s.id === id)!);
   const ctx: Context = { config: cfg, clientKey: `tg-bench-${randomBytes(16).toString('hex')}` };
   const log = (msg: string): void => void process.stderr.write(msg + '\n');
+  // The load generators (wrk runs in this process's session) and every target: see niceSession.
+  niceSession(process.pid, BENCH_NICE);
 
   // The fake upstream is always needed (the proxies forward to it).
   const toStart = TARGETS.filter((t) => t.name === 'upstream' || cfg.targets.includes(t.name));
   const running: RunningTarget[] = [];
   for (const def of toStart) {
     const t = await def.start(ctx);
+    niceSession(t.child.pid, BENCH_NICE);
+    if (t.name === 'tollgate-redis' && ctx.redisChild) niceSession(ctx.redisChild.pid, BENCH_NICE);
     running.push(t);
     log(`started ${t.child.name} (pid ${t.child.pid}) at ${t.origin}`);
   }

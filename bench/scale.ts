@@ -21,6 +21,8 @@ export interface ScaleOptions {
   /** wrk connections per instance. */
   connections: number;
   start: (redisUrl: string, name: string) => Promise<Instance>;
+  /** Called with the redis-server's pid once it runs (e.g. to nice it like the instances). */
+  nice?: (pid: number) => void;
   log: (msg: string) => void;
 }
 
@@ -39,6 +41,7 @@ export interface ScaleResult {
 /** One N: a fresh redis-server, N instances on it, N wrk runs at once over the same window. */
 async function measureN(n: number, o: ScaleOptions): Promise<ScaleResult> {
   const redis = await startRedis();
+  o.nice?.(redis.child.pid);
   const instances: Instance[] = [];
   try {
     for (let i = 0; i < n; i++) instances.push(await o.start(redis.url, `tollgate-scale-${i + 1}`));

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { getFreePort, installCleanupHandlers, startChild, stopAll } from './processes.js';
+import { getFreePort, installCleanupHandlers, niceSession, startChild, stopAll } from './processes.js';
 import { medianOf } from './wrk.js';
 import { ROOT, startRedis, startUpstream } from './steady.js';
 
@@ -164,19 +164,6 @@ async function drive(origin: string, endAt: number, tally: Map<string, Map<strin
   }
 }
 
-/**
- * Each child runs in a session of its own (spawned detached), and with the kernel's autogroups on
- * (sched_autogroup_enabled), CPU is shared between sessions before nice values count within one:
- * the session's own nice value is what shields it from other sessions' work.
- */
-function niceAutogroup(pid: number): void {
-  try {
-    writeFileSync(`/proc/${pid}/autogroup`, String(NICE));
-  } catch {
-    // No autogroups on this kernel: the process's nice value is all there is.
-  }
-}
-
 function readSamples(file: string): Sample[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
@@ -198,9 +185,7 @@ async function main(): Promise<void> {
   const redis = await startRedis();
   const upstream = await startUpstream();
   const niced = NICE !== 0 && process.getuid?.() === 0;
-  // Their main threads, where their work runs (setpriority applies to one thread on Linux).
-  if (niced) for (const pid of [redis.child.pid, upstream.child.pid]) os.setPriority(pid, NICE);
-  if (niced) for (const pid of [redis.child.pid, upstream.child.pid]) niceAutogroup(pid);
+  for (const pid of [redis.child.pid, upstream.child.pid]) niceSession(pid, NICE);
   const port = await getFreePort();
   const node = [process.execPath, '--expose-gc', '--import', 'tsx', '--import', path.join(ROOT, 'bench/soak-probe.ts'), server];
   const nice = niced ? ['nice', '-n', String(NICE)] : [];
@@ -229,7 +214,7 @@ async function main(): Promise<void> {
     stdout: 'ignore',
     ready: { httpGet: `http://127.0.0.1:${port}/healthz` },
   });
-  if (niced) niceAutogroup(gateway.pid);
+  niceSession(gateway.pid, NICE);
   const log = (msg: string): void => void process.stderr.write(msg + '\n');
   log(
     `soak: ${MINUTES} min at ${RATE} req/s against tollgate (pid ${gateway.pid}${nice.length ? `, nice ${NICE}` : ''}) ` +
