@@ -3,9 +3,15 @@
  *   upstream  – the fake upstream directly,
  *   bare      – bench/bare-forwarder.ts (fastify + undici, nothing else),
  *   tollgate  – node dist/server.js,
- * in interleaved rounds, reporting the median of rounds.
+ *   tollgate-redis – the same with its limiter in a local redis-server,
+ * all at the default configuration (info log line, metrics on).
  *
- *   npm run bench                                   # build + full run (~2.5 min)
+ * First the headline table (bench/wrk.ts): wrk as the client, the targets interleaved, each
+ * target's req/s and its own process's CPU µs per request (/proc), and both against bare. Then
+ * the undici load generator's modes in interleaved rounds, reporting the median of rounds.
+ *
+ *   npm run bench                                   # build + full run (~4 min)
+ *   BENCH_MODES=wrk npm run bench                   # the wrk table only (~1.5 min)
  *   BENCH_DURATION_S=2 BENCH_ROUNDS=1 npm run bench # quick run
  *   npx tsx bench/run.ts --targets upstream,bare    # without tollgate
  *   npx tsx bench/run.ts --help
@@ -23,6 +29,7 @@ import { runClosedLoop, runFixedRate, runInterleaved, probe, type RunResult, typ
 import {
   getFreePort,
   indent,
+  niceSession,
   installCleanupHandlers,
   procCpuSeconds,
   startChild,
@@ -32,18 +39,31 @@ import {
 import { SCENARIOS } from './scenarios.js';
 import { startRedis } from './steady.js';
 import { benchAdmissions, type AdmissionResult } from './admissions.js';
+import { ensureWrk, interleavedWrk, writeScripts, wrkTable, type WrkResult } from './wrk.js';
+import { runScaleOut, scaleReport, type ScaleResult } from './scale.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-type Mode = 'throughput' | 'fixed-rate';
-const ALL_MODES: Mode[] = ['throughput', 'fixed-rate'];
+/** `wrk`: the headline table (bench/wrk.ts); the others use the undici load generator (bench/load.ts). */
+type Mode = 'wrk' | 'throughput' | 'fixed-rate';
+const ALL_MODES: Mode[] = ['wrk', 'throughput', 'fixed-rate'];
+type UndiciMode = Exclude<Mode, 'wrk'>;
 
 // ---------------------------------------------------------------- config ---
 
 interface Config {
   targets: string[];
   scenarios: string[];
-  modes: Mode[];
+  /** The undici modes; `wrk` is the flag below. */
+  modes: UndiciMode[];
+  /** The wrk table (bench/wrk.ts): slices per target, each slice's seconds, unmeasured warm-up. */
+  wrk: boolean;
+  wrkSlices: number;
+  wrkSliceS: number;
+  wrkWarmupS: number;
+  /** Scale-out: instance counts on one Redis (empty: skip) and each measured window's seconds. */
+  instances: number[];
+  scaleS: number;
   /** Measured seconds per (scenario, mode, target), split evenly over rounds. */
   durationS: number;
   rounds: number;
@@ -60,6 +80,9 @@ interface Config {
   out: string;
 }
 
+/** BENCH_NICE (default -10; 0: off): the nice value of the bench's and its targets' sessions (root only). */
+const BENCH_NICE = Number(process.env.BENCH_NICE ?? -10);
+
 /** Unmeasured start of every interleaved slice: the target wakes, the previous one's tail ends. */
 const SLICE_SETTLE_S = 0.25;
 
@@ -69,7 +92,17 @@ options (env var in brackets):
   --targets LIST       comma list of upstream,bare,tollgate,tollgate-redis,tollgate-nometrics
                                                               [BENCH_TARGETS] (default: all but tollgate-nometrics)
   --scenarios LIST     comma list of ${SCENARIOS.map((s) => s.id).join(',')}   [BENCH_SCENARIOS] (default: all)
-  --modes LIST         comma list of throughput,fixed-rate    [BENCH_MODES] (default: both)
+  --modes LIST         comma list of wrk,throughput,fixed-rate [BENCH_MODES] (default: all)
+                       wrk: the headline table, wrk as the client and each target's CPU µs per
+                       request from /proc (needs wrk: installed with apt-get when root)
+  --wrk-slices N       wrk: slices per target, order rotating [BENCH_WRK_SLICES] (default 6)
+  --wrk-slice-s S      wrk: seconds per slice                 [BENCH_WRK_SLICE_S] (default 2)
+  --wrk-warmup S       wrk: unmeasured run per target first   [BENCH_WRK_WARMUP_S] (default 2)
+  --instances LIST     scale-out: for each N in the comma list, N tollgate instances on one
+                       redis-server, each under its own wrk (chat non-stream): aggregate
+                       req/s, Redis CPU per request and a sizing table [BENCH_INSTANCES]
+                       (default: none, e.g. 1,2,4)
+  --scale-s S          scale-out: measured seconds per N      [BENCH_SCALE_S] (default 6)
   --duration S         measured seconds per scenario×mode×target, split over the rounds
                                                               [BENCH_DURATION_S] (default 8)
   --rounds N           interleaved rounds; the median is reported [BENCH_ROUNDS] (default 3)
@@ -86,6 +119,9 @@ options (env var in brackets):
   --out FILE           JSON results                           [BENCH_OUT] (default .bench/latest.json)
 
 environment only:
+  BENCH_NICE           nice value of the bench's session (wrk) and of each target's, as root
+                       (default -10; 0: off): on a shared host, the measured processes get the
+                       CPU as on a host of their own
   BENCH_NODE_ARGS      extra node flags for the bare forwarder and tollgate, e.g.
                        "--cpu-prof --cpu-prof-dir=.bench/prof" to profile them under load
 `;
@@ -97,6 +133,11 @@ function parseConfig(argv: string[]): Config {
       targets: { type: 'string' },
       scenarios: { type: 'string' },
       modes: { type: 'string' },
+      'wrk-slices': { type: 'string' },
+      'wrk-slice-s': { type: 'string' },
+      'wrk-warmup': { type: 'string' },
+      instances: { type: 'string' },
+      'scale-s': { type: 'string' },
       duration: { type: 'string' },
       rounds: { type: 'string' },
       warmup: { type: 'string' },
@@ -136,7 +177,13 @@ function parseConfig(argv: string[]): Config {
   return {
     targets,
     scenarios,
-    modes,
+    modes: modes.filter((m): m is UndiciMode => m !== 'wrk'),
+    wrk: modes.includes('wrk'),
+    wrkSlices: Math.round(num('wrk-slices', values['wrk-slices'] ?? env.BENCH_WRK_SLICES, 6, 1)),
+    wrkSliceS: Math.round(num('wrk-slice-s', values['wrk-slice-s'] ?? env.BENCH_WRK_SLICE_S, 2, 1)),
+    wrkWarmupS: Math.round(num('wrk-warmup', values['wrk-warmup'] ?? env.BENCH_WRK_WARMUP_S, 2, 1)),
+    instances: list(values.instances ?? env.BENCH_INSTANCES, []).map((n) => Math.round(num('instances', n, 1, 1))),
+    scaleS: Math.round(num('scale-s', values['scale-s'] ?? env.BENCH_SCALE_S, 6, 1)),
     durationS: num('duration', values.duration ?? env.BENCH_DURATION_S, 8, 0.1),
     rounds: Math.round(num('rounds', values.rounds ?? env.BENCH_ROUNDS, 3, 1)),
     warmupS: num('warmup', values.warmup ?? env.BENCH_WARMUP_S, 2, 0),
@@ -656,6 +703,50 @@ function report(summaries: Summary[], cmp: Comparisons, cfg: Config, ms: Measure
   return lines.join('\n');
 }
 
+/** The wrk table's runs: per scenario, the proxies (not the fake upstream) interleaved. */
+async function wrkTableRun(
+  cfg: Config,
+  ctx: Context,
+  scenarios: Scenario[],
+  measured: RunningTarget[],
+  log: (msg: string) => void,
+): Promise<WrkResult[]> {
+  ensureWrk(log);
+  const scripts = writeScripts(scenarios, { authorization: `Bearer ${ctx.clientKey}` });
+  const results: WrkResult[] = [];
+  for (const scenario of scenarios) {
+    const targets = measured
+      .filter((t) => t.name !== 'upstream' && (!scenario.targets || scenario.targets.includes(t.name)))
+      .map((t) => ({ name: t.name, origin: t.origin, pid: t.child.pid }));
+    if (targets.length === 0) continue;
+    const opts = { slices: cfg.wrkSlices, sliceS: cfg.wrkSliceS, warmupS: cfg.wrkWarmupS, connections: cfg.concurrency };
+    results.push(...(await interleavedWrk(scenario, scripts.get(scenario.id) as string, targets, opts, log)));
+    assertAlive(measured);
+  }
+  return results;
+}
+
+/** N tollgate instances on one redis-server, for each N of --instances (the chat scenario). */
+async function scaleOut(cfg: Config, ctx: Context, log: (msg: string) => void): Promise<ScaleResult[]> {
+  ensureWrk(log);
+  const chat = SCENARIOS.find((s) => s.id === 'chat') as Scenario;
+  const script = writeScripts([chat], { authorization: `Bearer ${ctx.clientKey}` }).get('chat') as string;
+  return runScaleOut({
+    instances: cfg.instances,
+    script,
+    seconds: cfg.scaleS,
+    warmupS: cfg.wrkWarmupS,
+    connections: cfg.concurrency,
+    start: async (redisUrl, name) => {
+      const started = await startTollgate(ctx, name, { REDIS_URL: redisUrl });
+      niceSession(started.child.pid, BENCH_NICE);
+      return started;
+    },
+    nice: (pid) => niceSession(pid, BENCH_NICE),
+    log,
+  });
+}
+
 // ------------------------------------------------------------------ main ---
 
 async function main(): Promise<void> {
@@ -664,12 +755,16 @@ async function main(): Promise<void> {
   const scenarios = cfg.scenarios.map((id) => SCENARIOS.find((s) => s.id === id)!);
   const ctx: Context = { config: cfg, clientKey: `tg-bench-${randomBytes(16).toString('hex')}` };
   const log = (msg: string): void => void process.stderr.write(msg + '\n');
+  // The load generators (wrk runs in this process's session) and every target: see niceSession.
+  niceSession(process.pid, BENCH_NICE);
 
   // The fake upstream is always needed (the proxies forward to it).
   const toStart = TARGETS.filter((t) => t.name === 'upstream' || cfg.targets.includes(t.name));
   const running: RunningTarget[] = [];
   for (const def of toStart) {
     const t = await def.start(ctx);
+    niceSession(t.child.pid, BENCH_NICE);
+    if (t.name === 'tollgate-redis' && ctx.redisChild) niceSession(ctx.redisChild.pid, BENCH_NICE);
     running.push(t);
     log(`started ${t.child.name} (pid ${t.child.pid}) at ${t.origin}`);
   }
@@ -690,6 +785,23 @@ async function main(): Promise<void> {
     }
   }
 
+  // The headline: wrk as the client, every target's own CPU per request.
+  const loadBefore = os.loadavg()[0] ?? NaN;
+  const wrkResults = cfg.wrk ? await wrkTableRun(cfg, ctx, scenarios, measured, log) : [];
+  if (wrkResults.length) {
+    process.stdout.write(
+      '\n' +
+        wrkTable(wrkResults, (id) => SCENARIOS.find((s) => s.id === id)?.name ?? id) +
+        `\nwrk -t1 -c${cfg.concurrency}, targets interleaved: ${cfg.wrkSlices} slices of ${cfg.wrkSliceS} s each, the order rotating ` +
+        `every slice, after a ${cfg.wrkWarmupS} s unmeasured run each. cpu µs/req: utime+stime of the target process ` +
+        '(/proc/<pid>/stat) over its slices per request answered; slices µs/req: the lowest and highest slice. ' +
+        `Host load average (1 min) ${loadBefore.toFixed(1)} before, ${os.loadavg()[0]?.toFixed(1)} after, on ${os.cpus().length} cores.\n\n`,
+    );
+  }
+
+  const scale = cfg.instances.length ? await scaleOut(cfg, ctx, log) : [];
+  if (scale.length) process.stdout.write('\n' + scaleReport(scale) + '\n\n');
+
   const runsPerRound = scenarios.reduce(
     (n, s) => n + measured.filter((t) => !s.targets || s.targets.includes(t.name)).length,
     0,
@@ -698,7 +810,7 @@ async function main(): Promise<void> {
     runsPerRound * (cfg.durationS + cfg.warmupS + (cfg.rounds - 1) * Math.min(cfg.rewarmS, cfg.warmupS)) +
     runsPerRound * cfg.rounds * 0.3 +
     (cfg.modes.includes('throughput') ? (runsPerRound / cfg.modes.length) * cfg.slices * (cfg.sliceS + SLICE_SETTLE_S + 0.05) : 0);
-  log(
+  if (runsPerRound) log(
     `measuring: ${runsPerRound} runs × ${cfg.rounds} round(s), ${(cfg.durationS / cfg.rounds).toFixed(2)} s each ` +
       `(+ warm-up); estimated ${Math.ceil(estS)} s`,
   );
@@ -742,7 +854,7 @@ async function main(): Promise<void> {
 
   const summaries = summarizeAll(measurements, cfg);
   const cmp = compare(summaries, cfg, measurements);
-  process.stdout.write('\n' + report(summaries, cmp, cfg, measurements, interleaved) + '\n');
+  if (cfg.modes.length) process.stdout.write('\n' + report(summaries, cmp, cfg, measurements, interleaved) + '\n');
 
   // The limiter alone: admissions per second against the local Redis (and in memory).
   let admissions: AdmissionResult[] = [];
@@ -771,6 +883,8 @@ async function main(): Promise<void> {
     scenarios,
     summary: summaries,
     comparisons: cmp,
+    wrk: wrkResults,
+    scaleOut: scale,
     interleaved,
     admissions,
     measurements,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteHandlerMethod } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteHandlerMethod } from 'fastify';
 import { destination, pino, type DestinationStream } from 'pino';
 import type { Registry } from 'prom-client';
 import { buildCatalogue } from './config/catalogue.js';
@@ -13,7 +13,7 @@ import {
   InvalidUrlError,
   TollgateError,
 } from './errors/errors.js';
-import { lazyChildLogger, loggerOptions, requestLine, type RequestLine } from './logging.js';
+import { loggerOptions, requestLine, withLazyChildren, type RequestLine } from './logging.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { costOnly, modelLabel, observeBatch, type Observed } from './metrics/observe.js';
 import { nanoToUsd } from './usage/cost.js';
@@ -35,6 +35,7 @@ import { selfService } from './routes/me.js';
 import { createUsageRecorder } from './quota/recorder.js';
 import { redisPlugin } from './plugins/redis.js';
 import { newRequestState } from './proxy/request-state.js';
+import { serverTiming } from './proxy/server-timing.js';
 import { healthRoutes } from './routes/health.js';
 import { adminOnlyRoutes, v1Routes } from './routes/v1.js';
 import { createUpstream } from './upstream/client.js';
@@ -81,7 +82,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const logStream = options.logStream ?? destination({ sync: false });
   const rootLogger = pino(loggerOptions(options.logLevel ?? 'info'), logStream);
-  const logger: FastifyBaseLogger = rootLogger;
+  const logger = withLazyChildren(rootLogger);
   // The request line goes straight to the stream (logging.ts: requestLine), when info is on.
   const writeRequestLine = (line: RequestLine): void => {
     if (rootLogger.isLevelEnabled('info')) logStream.write(requestLine(line));
@@ -97,7 +98,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
   const app = Fastify({
     loggerInstance: logger,
-    childLoggerFactory: lazyChildLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.body_limit_bytes,
     trustProxy: config.server.trust_proxy,
@@ -121,6 +121,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.decorate('metrics', metrics);
   app.decorate('draining', false);
+  app.decorate('serverTiming', config.server.server_timing);
   const connections = trackConnections(app.server);
   app.addHook('preClose', (done) => {
     app.draining = true;
@@ -210,8 +211,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     connections.requestStarted(socket);
     // The one listener per request. 'close' fires once per response, finished or not, so a
     // client that went away still cancels the upstream call and is logged and counted
-    // (onResponse would skip it).
-    reply.raw.once('close', () => {
+    // (onResponse would skip it). `on`, not `once`: a response closes once, and `once` wraps
+    // the listener in two more objects per request.
+    reply.raw.on('close', () => {
       metrics.inflight.dec();
       connections.requestEnded(socket);
       if (reply.raw.writableFinished) {
@@ -227,6 +229,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done(tooManyHeaders(request.raw, config.server.max_request_headers));
   });
 
+  // Answers through fastify's reply (refusals, errors, /v1/me): proxied answers and cache hits
+  // bypass onSend and write the header with their head (proxy/respond.ts, proxy/serve-hit.ts).
+  if (config.server.server_timing) {
+    app.addHook('onSend', (request, reply, payload, done) => {
+      if (request.url.startsWith('/v1')) reply.header('server-timing', serverTiming(reply));
+      done(null, payload);
+    });
+  }
   app.setErrorHandler((err: FastifyError, request, reply) => sendError(toTollgateError(err, config.server.body_limit_bytes), err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? request.url;

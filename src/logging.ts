@@ -72,8 +72,19 @@ for (const level of LEVELS) {
   });
 }
 
-export function lazyChildLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
-  return new LazyLogger(logger, bindings, options) as unknown as FastifyBaseLogger;
+/**
+ * The root logger as Fastify gets it: the same pino logger (its methods and level, read through
+ * the prototype), whose `child` makes a LazyLogger. Fastify calls `child` for each request
+ * through its default factory; given a factory of our own instead, it would check the child's
+ * seven methods on every request (logger-factory.js: validateLogger, two arrays a request).
+ */
+export function withLazyChildren(root: Logger): FastifyBaseLogger {
+  return Object.create(root, {
+    child: {
+      value: (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger =>
+        new LazyLogger(root as FastifyBaseLogger, bindings, options ?? {}) as unknown as FastifyBaseLogger,
+    },
+  }) as FastifyBaseLogger;
 }
 
 /** The fields of the one line each request writes. */

@@ -97,6 +97,9 @@ export const configSchema = z.strictObject({
         .union([boolean, z.string(), z.array(z.string())])
         .default(false)
         .describe("fastify's `trustProxy` (true, an address, or a list): where the client address is read from behind a load balancer."),
+      server_timing: boolean
+        .default(true)
+        .describe('`Server-Timing: tollgate;dur=…, upstream;dur=…` on every /v1 answer: what the gateway added, and the upstream time.'),
     })
     .prefault({})
     .describe('The HTTP server.'),

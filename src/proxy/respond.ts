@@ -14,6 +14,7 @@ import type { UpstreamResponse } from '../upstream/client.js';
 import type { ClientHead } from '../upstream/headers.js';
 import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
 import type { RequestState } from './request-state.js';
+import { serverTiming } from './server-timing.js';
 import { settleAnswer, settleReleased } from './settle.js';
 
 /** What the request side prepared, as the answer side needs it. */
@@ -60,6 +61,7 @@ function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: st
   const head = upstream.headers;
   if (contentLength !== undefined) head.push('content-length', contentLength);
   if (!upstream.hasRequestId) head.push('x-request-id', reply.request.id);
+  if (reply.server.serverTiming) head.push('server-timing', serverTiming(reply));
   const cache = reply.request.tollgate.cache;
   if (cache !== 'none') head.push('x-tollgate-cache', cache);
   if (reservation) {

@@ -2,6 +2,7 @@ import type { FastifyReply } from 'fastify';
 import type { RenderedHit } from '../cache/render.js';
 import type { Reservation } from '../limits/limiter.js';
 import type { RequestState } from './request-state.js';
+import { serverTiming } from './server-timing.js';
 import { settleReleased } from './settle.js';
 
 /**
@@ -27,6 +28,7 @@ export function serveHit(reply: FastifyReply, state: RequestState, hit: Rendered
     'x-tollgate-cache',
     'hit',
   ];
+  if (reply.server.serverTiming) head.push('server-timing', serverTiming(reply));
   if (reservation) {
     const limits = reservation.headers;
     for (const name in limits) head.push(name, limits[name] as string);
