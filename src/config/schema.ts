@@ -187,6 +187,19 @@ export const configSchema = z.strictObject({
       flush_interval_ms: positiveInt.default(1_000),
     })
     .prefault({}),
+  console: z
+    .strictObject({
+      /**
+       * Team members sign in to /console/ with their own key and see only that key. The console is
+       * off (404) when this is false and no admin token is set.
+       */
+      self_service: boolean.default(true),
+      /** How long a console session lasts after sign-in. */
+      session_ttl_s: positiveInt.default(8 * 3600),
+      /** Days of daily usage the console's charts show (the daily usage hashes are kept 35 days). */
+      history_days: z.preprocess(fromText, z.number().int().min(1).max(35)).default(30),
+    })
+    .prefault({}),
   caching: z
     .strictObject({
       response_cache: z
