@@ -76,7 +76,8 @@ function policyOf(values: Values, forPatch: boolean): Record<string, unknown> {
     }
     if (value !== undefined) (sections[head] ??= {})[tail] = value;
   }
-  for (const head of ['limits', 'budget_usd', 'token_quota', 'cache', 'metadata']) {
+  // The admin API's PATCH does not take `cache` (it is set when the key is created).
+  for (const head of forPatch ? ['limits', 'budget_usd', 'token_quota', 'metadata'] : ['limits', 'budget_usd', 'token_quota', 'cache', 'metadata']) {
     if (sections[head]) policy[head] = sections[head];
     else if (forPatch) policy[head] = null;
   }
@@ -153,7 +154,7 @@ export function PolicyForm({ initial, withId, readOnly, submitLabel, onSubmit }:
           ))}
         </select>
       </div>
-      {FIELDS.map((field) => input(field.name, field.label, field.hint, field.kind === 'number' ? 'number' : 'text'))}
+      {FIELDS.filter((field) => withId || !field.name.startsWith('cache.')).map((field) => input(field.name, field.label, field.hint, field.kind === 'number' ? 'number' : 'text'))}
       {error && !errorField && <p class="error" role="alert">{error.message}</p>}
       {!readOnly && (
         <div class="row">
