@@ -18,13 +18,19 @@ export function DailyChart({ days, title }: { days: readonly DayUsage[]; title: 
         height: 220,
         title,
         series: [{}, { label: 'Spend ($)', stroke: '#0b5cad', width: 2, scale: 'usd' }, { label: 'Requests', stroke: '#a34700', width: 2, scale: 'n' }],
-        axes: [{}, { scale: 'usd', label: '$' }, { scale: 'n', side: 1, label: 'requests', grid: { show: false } }],
+        axes: [{}, { scale: 'usd', label: '$', size: 70, values: (_u, ticks) => ticks.map((t) => (t === 0 ? '0' : t.toPrecision(2))) }, { scale: 'n', side: 1, label: 'requests', grid: { show: false } }],
         scales: { x: { time: true } },
       },
       [days.map((d) => Date.parse(`${d.day}T00:00:00Z`) / 1000), days.map((d) => d.cost_usd), days.map((d) => d.requests)],
       element,
     );
-    return () => plot.destroy();
+    // Follow the page's width (a phone turned, a window resized).
+    const resized = new ResizeObserver(() => plot.setSize({ width: Math.max(280, Math.min(900, element.clientWidth)), height: 220 }));
+    resized.observe(element);
+    return () => {
+      resized.disconnect();
+      plot.destroy();
+    };
   }, [days, title]);
   return (
     <figure>
