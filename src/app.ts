@@ -30,7 +30,7 @@ import { createGatewayKeys } from './keys/index.js';
 import { createKeyAdmin } from './keys/admin.js';
 import { createQuotas } from './quota/charge.js';
 import { createUsageReader, reportModels } from './quota/report.js';
-import { adminRoutes } from './routes/admin.js';
+import { adminRoutes, type AdminDeps } from './routes/admin.js';
 import { selfService } from './routes/me.js';
 import { createUsageRecorder } from './quota/recorder.js';
 import { redisPlugin } from './plugins/redis.js';
@@ -41,8 +41,10 @@ import { adminOnlyRoutes, v1Routes } from './routes/v1.js';
 import { createUpstream } from './upstream/client.js';
 import { createConfiguredUpstream } from './upstream/targets.js';
 import { createCaching } from './cache/setup.js';
-import { adminCacheRoutes } from './routes/admin-cache.js';
+import { adminCacheRoutes, type AdminCacheDeps } from './routes/admin-cache.js';
 import { authFailureGuard } from './routes/auth-guard.js';
+import { consoleEnabled, consolePlugin } from './console/plugin.js';
+import { createHistoryReader } from './quota/history.js';
 
 /** Everything the app needs from the outside world. `server.ts` builds it from the environment. */
 export interface AppOptions {
@@ -254,29 +256,33 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const usage = createUsageReader({ store: stores.store, recorder, limiter, keyPrefix: config.limits.key_prefix });
   // One count of failed authentications per address, client keys and admin token alike.
   const authGuard = await authFailureGuard(app, config);
-  if (options.adminToken) {
-    const admin = createKeyAdmin({ keys, backend: keyBackend, catalogue, unknownModels: config.models.unknown });
-    await app.register(adminRoutes, {
-      prefix: '/admin',
-      token: options.adminToken,
-      guard: authGuard,
-      admin,
-      usage,
-      reportModels: (caller, requested) => reportModels(caller, catalogue, requested),
-    });
-  }
+  const adminApi: AdminDeps | undefined = options.adminToken
+    ? {
+        token: options.adminToken,
+        guard: authGuard,
+        admin: createKeyAdmin({ keys, backend: keyBackend, catalogue, unknownModels: config.models.unknown }),
+        usage,
+        reportModels: (caller, requested) => reportModels(caller, catalogue, requested),
+      }
+    : undefined;
+  if (adminApi) await app.register(adminRoutes, { prefix: '/admin', ...adminApi });
   const caching = createCaching(config, app.redis, metrics, logger);
-  if (options.adminToken) {
-    await app.register(adminCacheRoutes, {
-      token: options.adminToken,
-      guard: authGuard,
-      scopeOf: async (id) => {
-        const found = keys.staticEntry(id) ?? (await keyBackend.get(id));
-        return found && !('revoked_at' in found && found.revoked_at) ? cacheScope(id, found.cache) : undefined;
-      },
-      groupOf: async (id) => (keys.staticEntry(id) ?? (await keyBackend.get(id)))?.cache?.group,
-      responseCache: caching.responseCache,
-    });
+  const cacheApi: AdminCacheDeps | undefined = options.adminToken
+    ? {
+        token: options.adminToken,
+        guard: authGuard,
+        scopeOf: async (id) => {
+          const found = keys.staticEntry(id) ?? (await keyBackend.get(id));
+          return found && !('revoked_at' in found && found.revoked_at) ? cacheScope(id, found.cache) : undefined;
+        },
+        groupOf: async (id) => (keys.staticEntry(id) ?? (await keyBackend.get(id)))?.cache?.group,
+        responseCache: caching.responseCache,
+      }
+    : undefined;
+  if (cacheApi) await app.register(adminCacheRoutes, cacheApi);
+  if (consoleEnabled(config, options.adminToken)) {
+    const history = createHistoryReader({ store: stores.store, recorder, keyPrefix: config.limits.key_prefix });
+    await app.register(consolePlugin, { prefix: '/console', config, adminApi, cacheApi, keys, backend: keyBackend, catalogue, usage, limiter, history });
   }
   await app.register(adminOnlyRoutes);
   await app.register(v1Routes, {

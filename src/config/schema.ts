@@ -198,6 +198,19 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('Usage counters.'),
+  console: z
+    .strictObject({
+      self_service: boolean
+        .default(true)
+        .describe('Team members sign in to /console/ with their own key and see only that key. The console is off (404) when this is false and no admin token is set.'),
+      session_ttl_s: positiveInt.default(8 * 3600).describe('How long a console session lasts after sign-in, in seconds.'),
+      history_days: z
+        .preprocess(fromText, z.number().int().min(1).max(35))
+        .default(30)
+        .describe("Days of daily usage the console's charts show (the daily usage hashes are kept 35 days)."),
+    })
+    .prefault({})
+    .describe('The browser console at /console/.'),
   caching: z
     .strictObject({
       response_cache: z

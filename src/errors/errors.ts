@@ -439,3 +439,33 @@ export class UnexpectedBodyError extends InvalidRequestError {
     super(`${method} requests to this endpoint take no body.`, null, 'unexpected_body');
   }
 }
+
+/** Console: no session (never signed in, signed out, expired, or the key was rotated or revoked). */
+export class ConsoleSessionRequiredError extends TollgateError {
+  readonly status = 401;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'console_session_required';
+  constructor() {
+    super('Sign in to the console first (your session ended or never started).');
+  }
+}
+
+/** Console: a key's session asked for what only the admin may see or do. */
+export class ConsoleForbiddenError extends TollgateError {
+  readonly status = 403;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'console_admin_only';
+  constructor() {
+    super('This part of the console is for the admin; a key sees only itself.');
+  }
+}
+
+/** Console: a mutating call without the session's CSRF token. */
+export class ConsoleCsrfError extends TollgateError {
+  readonly status = 403;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'invalid_csrf_token';
+  constructor() {
+    super('Missing or invalid CSRF token: reload the console and try again.');
+  }
+}

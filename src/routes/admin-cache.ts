@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler, onRequestHookHandler } from 'fastify';
 import { KeyNotFoundError, ServiceUnavailableError } from '../errors/errors.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import { adminAuth } from './admin.js';
@@ -18,6 +18,8 @@ export interface AdminCacheDeps {
   /** The cache group a key names, if any (for the answer). */
   readonly groupOf: (id: string) => Promise<string | undefined>;
   readonly responseCache: ResponseCache;
+  /** Who may call: the admin token by default; the console serves these routes to an admin's session. */
+  readonly auth?: onRequestHookHandler | onRequestAsyncHookHandler;
 }
 
 export async function adminCacheRoutes(app: FastifyInstance, deps: AdminCacheDeps): Promise<void> {
@@ -25,7 +27,7 @@ export async function adminCacheRoutes(app: FastifyInstance, deps: AdminCacheDep
     reply.header('x-request-id', request.id);
     done();
   });
-  app.addHook('onRequest', adminAuth(deps.token, deps.guard));
+  app.addHook('onRequest', deps.auth ?? adminAuth(deps.token, deps.guard));
   const purge = async (scope?: string): Promise<number> => {
     try {
       return await deps.responseCache.purge(scope);

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestAsyncHookHandler, onRequestHookHandler } from 'fastify';
 import { bearerToken, sha256 } from '../auth/keys.js';
 import type { KeyPolicy } from '../config/key-policy.js';
 import { AdminUnauthorizedError, InvalidJsonError } from '../errors/errors.js';
@@ -18,6 +18,8 @@ export interface AdminDeps {
   readonly usage: UsageReader;
   /** The models whose rate limits a usage report shows when the request names none. */
   readonly reportModels: (caller: Awaited<ReturnType<KeyAdmin['callerOf']>>, requested: readonly string[]) => string[];
+  /** Who may call: the admin token by default; the console serves these routes to an admin's session. */
+  readonly auth?: onRequestHookHandler | onRequestAsyncHookHandler;
 }
 
 interface RouteSchemas {
@@ -83,7 +85,7 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
   });
   // Answers are built from typed values; the schemas document them (openapi.json).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  app.addHook('onRequest', adminAuth(deps.token, deps.guard));
+  app.addHook('onRequest', deps.auth ?? adminAuth(deps.token, deps.guard));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');

@@ -1,3 +1,4 @@
+import type { Caller } from '../auth/keys.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Catalogue } from '../config/catalogue.js';
 import type { Limiter } from '../limits/limiter.js';
@@ -21,16 +22,21 @@ export function selfService(deps: SelfServiceDeps) {
     request.tollgate.endpoint = '/tollgate/me';
     const model = request.query?.model;
     const requested = model === undefined ? [] : Array.isArray(model) ? model : [model];
-    const report = await deps.usage(caller, reportModels(caller, deps.catalogue, requested));
     reply.header('x-request-id', request.id).header('cache-control', 'no-store');
-    return {
-      object: 'tollgate.key.self',
-      id: caller.id,
-      tier: caller.tier,
-      limits: deps.limiter.figures(caller),
-      models: caller.models ? [...caller.models] : null,
-      expires_at: caller.expiresAtMs === undefined ? null : new Date(caller.expiresAtMs).toISOString(),
-      ...report,
-    };
+    return selfReport(deps, caller, requested);
+  };
+}
+
+/** What a key may read about itself: its policy as it applies now, usage, budgets and rate limits (also the console's self-service page). */
+export async function selfReport(deps: SelfServiceDeps, caller: Caller, requested: readonly string[]): Promise<Record<string, unknown>> {
+  const report = await deps.usage(caller, reportModels(caller, deps.catalogue, requested));
+  return {
+    object: 'tollgate.key.self',
+    id: caller.id,
+    tier: caller.tier,
+    limits: deps.limiter.figures(caller),
+    models: caller.models ? [...caller.models] : null,
+    expires_at: caller.expiresAtMs === undefined ? null : new Date(caller.expiresAtMs).toISOString(),
+    ...report,
   };
 }

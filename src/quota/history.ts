@@ -1,0 +1,57 @@
+import type { LimiterStore } from '../limits/store.js';
+import { nanoToUsd } from '../usage/cost.js';
+import { FIELDS, usageKey } from './fields.js';
+import type { UsageRecorder } from './recorder.js';
+
+/** One UTC day of a key's settled usage (the console's charts). */
+export interface DayUsage {
+  /** `2026-11-26` */
+  readonly day: string;
+  readonly requests: number;
+  readonly input_tokens: number;
+  readonly cached_tokens: number;
+  readonly output_tokens: number;
+  readonly cost_usd: number;
+  /** The same cost in integer nano-dollars (exact sums). */
+  readonly cost_nano: number;
+}
+
+export interface HistoryOptions {
+  readonly store: LimiterStore;
+  readonly recorder: UsageRecorder;
+  readonly keyPrefix: string;
+  readonly clock?: () => number;
+}
+
+/** A key's last `days` UTC days, oldest first (today last), read from the daily usage hashes. */
+export type HistoryReader = (keyId: string, days: number) => Promise<DayUsage[]>;
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Reads the daily usage hashes the quota counters already keep (35 days): no extra write per
+ * request. Read only by the console and the admin API, never on the request path.
+ */
+export function createHistoryReader(options: HistoryOptions): HistoryReader {
+  const clock = options.clock ?? Date.now;
+  return async (keyId, days) => {
+    await options.recorder.flush();
+    const today = Math.floor(clock() / DAY_MS) * DAY_MS;
+    const dayIds: string[] = [];
+    for (let i = days - 1; i >= 0; i--) dayIds.push(new Date(today - i * DAY_MS).toISOString().slice(0, 10));
+    const hashes = await options.store.read(dayIds.map((day) => usageKey(options.keyPrefix, keyId, `d:${day}`)));
+    return dayIds.map((day, i) => {
+      const h = hashes[i] ?? {};
+      const cost = h[FIELDS.cost] ?? 0;
+      return {
+        day,
+        requests: h[FIELDS.requests] ?? 0,
+        input_tokens: h[FIELDS.input] ?? 0,
+        cached_tokens: h[FIELDS.cached] ?? 0,
+        output_tokens: h[FIELDS.output] ?? 0,
+        cost_usd: nanoToUsd(cost),
+        cost_nano: cost,
+      };
+    });
+  };
+}
