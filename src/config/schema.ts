@@ -46,6 +46,12 @@ const modelEntry = z.strictObject({
       output: price.optional(),
       batch_input: price.optional(),
       batch_output: price.optional(),
+      // Realtime: audio and image input (cached by modality) and audio output.
+      audio_input: price.optional(),
+      cached_audio_input: price.optional(),
+      image_input: price.optional(),
+      cached_image_input: price.optional(),
+      audio_output: price.optional(),
     })
     .optional(),
   route_to: z.string().min(1).optional(),
