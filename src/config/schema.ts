@@ -215,6 +215,20 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  realtime: z
+    .strictObject({
+      /** Bytes one side of a session may have waiting to be sent before the other side's reading pauses. */
+      max_buffered_bytes: positiveInt.default(1024 * 1024),
+      /** Each side is pinged this often; a peer that has not answered the previous ping is dropped (0: off). */
+      ping_interval_ms: nonNegativeInt.default(30_000),
+      /** Lifetime of a tollgate-minted ephemeral secret (`ek_…`) when the request names none (OpenAI's default: 600 s). */
+      client_secret_ttl_s: positiveInt.default(600),
+      /** Longest lifetime a client may ask for (OpenAI's maximum: 7200 s). */
+      client_secret_max_ttl_s: positiveInt.default(7200),
+      /** Input audio bytes (24 kHz PCM16) estimated as one token when reserving; settled to the reported usage. */
+      audio_bytes_per_token: positiveInt.default(800),
+    })
+    .prefault({}),
   keys: z.array(keyEntry).default([]),
 });
 

@@ -66,9 +66,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { url: '/v1/vector_stores/*', methods: ANY },
   { url: '/v1/conversations', methods: POST },
   { url: '/v1/conversations/*', methods: ANY },
-  { url: '/v1/realtime/sessions', methods: POST },
-  { url: '/v1/realtime/client_secrets', methods: POST },
-  { url: '/v1/realtime/transcription_sessions', methods: POST },
+  // /v1/realtime/client_secrets and /sessions are tollgate's own (src/realtime/): OpenAI's ephemeral
+  // keys would bypass every limit. transcription_sessions mints those too, so it is not forwarded.
   { url: '/v1/models', methods: GET },
   { url: '/v1/models/:model', methods: ['GET', 'DELETE'] },
 ];

@@ -14,6 +14,8 @@ export interface V1Deps extends ForwardDeps {
   readonly keys: KeyStore;
   /** GET /tollgate/me: a key reads its own limits, usage and remaining budget. */
   readonly selfService: RouteHandlerMethod;
+  /** Routes of other modules behind the same authentication (realtime's client secrets). */
+  readonly extraRoutes?: readonly ((app: FastifyInstance) => Promise<void>)[];
 }
 
 export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void> {
@@ -74,6 +76,8 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
   });
 
   app.get('/tollgate/me', deps.selfService);
+
+  for (const routes of deps.extraRoutes ?? []) await app.register(routes);
 
   const forward = createForwarder(deps);
   for (const endpoint of ENDPOINTS) {
