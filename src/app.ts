@@ -45,6 +45,9 @@ import { adminCacheRoutes, type AdminCacheDeps } from './routes/admin-cache.js';
 import { authFailureGuard } from './routes/auth-guard.js';
 import { consoleEnabled, consolePlugin } from './console/plugin.js';
 import { createHistoryReader } from './quota/history.js';
+import { setupRealtime } from './realtime/index.js';
+import { callerFromPolicy } from './keys/caller.js';
+import { costOf } from './usage/cost.js';
 
 /** Everything the app needs from the outside world. `server.ts` builds it from the environment. */
 export interface AppOptions {
@@ -285,8 +288,30 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(consolePlugin, { prefix: '/console', config, adminApi, cacheApi, keys, backend: keyBackend, catalogue, usage, limiter, history });
   }
   await app.register(adminOnlyRoutes);
+  const realtime = setupRealtime(app, {
+    config,
+    catalogue,
+    keys,
+    callerById: async (id) => {
+      const entry = keys.staticEntry(id);
+      const record = entry ? undefined : await keyBackend.get(id);
+      const caller = entry ? callerFromPolicy(id, entry, catalogue) : record && !record.revoked_at ? keys.callerOf(record) : undefined;
+      return caller && !caller.disabled && (caller.expiresAtMs === undefined || caller.expiresAtMs > Date.now()) ? caller : undefined;
+    },
+    limiter,
+    quotas,
+    redis: app.redis,
+    registry: metrics.registry,
+    upstreamBaseUrl: config.upstream.url ?? config.upstream.targets[0]?.url ?? options.upstreamUrl,
+    identity,
+    logger,
+    onRefused: (keyId, model, limit) => metrics.countRateLimited(keyId, model, limit),
+    observe: (caller, model, usage, source) =>
+      config.metrics.enabled ? metrics.usage.count(metrics.keyLabel(caller.id), model, usage, source) : costOf(catalogue.resolve(model)?.prices, usage),
+  });
   await app.register(v1Routes, {
     ...caching,
+    extraRoutes: [realtime.routes],
     config,
     catalogue,
     keys,

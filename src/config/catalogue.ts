@@ -24,6 +24,38 @@ export interface ModelPricesNano {
   readonly output: number;
   readonly batchInput: number;
   readonly batchOutput: number;
+  /** Realtime models only: the other modalities' prices (the fields above are text's). */
+  readonly realtime?: RealtimePricesNano | undefined;
+}
+
+/** Nano-dollars per 1M audio and image tokens; text tokens use the model's input / cached / output prices. */
+export interface RealtimePricesNano {
+  readonly audioInput: number;
+  readonly cachedAudioInput: number;
+  readonly imageInput: number;
+  readonly cachedImageInput: number;
+  readonly audioOutput: number;
+}
+
+type PriceFields = NonNullable<ModelEntry['price_per_1m']>;
+
+function realtimeField(p: PriceFields): { realtime?: RealtimePricesNano } {
+  const realtime = realtimePrices(p);
+  return realtime ? { realtime } : {};
+}
+
+/** A model with any audio or image price is priced by modality (image defaults to text's prices). */
+function realtimePrices(p: PriceFields): RealtimePricesNano | undefined {
+  if (p.audio_input === undefined && p.audio_output === undefined && p.image_input === undefined) return undefined;
+  const audioInput = p.audio_input ?? p.input;
+  const imageInput = p.image_input ?? p.input;
+  return {
+    audioInput: nanoPerMillion(audioInput),
+    cachedAudioInput: nanoPerMillion(p.cached_audio_input ?? audioInput),
+    imageInput: nanoPerMillion(imageInput),
+    cachedImageInput: nanoPerMillion(p.cached_image_input ?? (p.image_input === undefined ? (p.cached_input ?? p.input) : imageInput)),
+    audioOutput: nanoPerMillion(p.audio_output ?? p.output ?? 0),
+  };
 }
 
 function nanoPerMillion(usdPerMillion: number): number {
@@ -76,6 +108,8 @@ export function buildCatalogue(config: Config): Catalogue {
         output: nanoPerMillion(p.output ?? 0),
         batchInput: nanoPerMillion(p.batch_input ?? p.input / 2),
         batchOutput: nanoPerMillion(p.batch_output ?? (p.output ?? 0) / 2),
+        // Only on realtime models: the other models' prices stay five plain figures.
+        ...realtimeField(p),
       },
     };
     models.push(info);

@@ -31,6 +31,12 @@ export interface ModelPrices {
   output?: number | undefined;
   batch_input?: number | undefined;
   batch_output?: number | undefined;
+  /** Realtime models: audio and image input (cached by modality) and audio output; text uses the fields above. */
+  audio_input?: number | undefined;
+  cached_audio_input?: number | undefined;
+  image_input?: number | undefined;
+  cached_image_input?: number | undefined;
+  audio_output?: number | undefined;
 }
 
 export interface ModelEntryInput {
@@ -58,6 +64,35 @@ export const DEFAULT_MODELS: ModelEntryInput[] = [
   { name: 'text-embedding-ada-002', price_per_1m: { input: 0.1, batch_input: 0.05 } },
   { name: 'omni-moderation-latest', aliases: ['omni-moderation-2024-09-26'], price_per_1m: { input: 0 } },
   { name: 'text-moderation-latest', price_per_1m: { input: 0 } },
+  // Realtime models (/v1/realtime): text, audio and image tokens priced apart (OpenAI's model pages).
+  {
+    name: 'gpt-realtime',
+    aliases: ['gpt-realtime-2025-08-28'],
+    context_window: 32_000,
+    max_output_tokens: 4_096,
+    price_per_1m: { input: 4, cached_input: 0.4, output: 16, audio_input: 32, cached_audio_input: 0.4, audio_output: 64, image_input: 5, cached_image_input: 0.5 },
+  },
+  {
+    name: 'gpt-realtime-mini',
+    aliases: ['gpt-realtime-mini-2025-10-06'],
+    context_window: 32_000,
+    max_output_tokens: 4_096,
+    price_per_1m: { input: 0.6, cached_input: 0.06, output: 2.4, audio_input: 10, cached_audio_input: 0.3, audio_output: 20, image_input: 0.8, cached_image_input: 0.08 },
+  },
+  {
+    name: 'gpt-4o-realtime-preview',
+    aliases: ['gpt-4o-realtime-preview-2024-12-17', 'gpt-4o-realtime-preview-2025-06-03'],
+    context_window: 32_000,
+    max_output_tokens: 4_096,
+    price_per_1m: { input: 5, cached_input: 2.5, output: 20, audio_input: 40, cached_audio_input: 2.5, audio_output: 80 },
+  },
+  {
+    name: 'gpt-4o-mini-realtime-preview',
+    aliases: ['gpt-4o-mini-realtime-preview-2024-12-17'],
+    context_window: 16_000,
+    max_output_tokens: 4_096,
+    price_per_1m: { input: 0.6, cached_input: 0.3, output: 2.4, audio_input: 10, cached_audio_input: 0.3, audio_output: 20 },
+  },
   { name: 'gpt-image-1' },
   { name: 'dall-e-3' },
   { name: 'dall-e-2' },

@@ -46,6 +46,11 @@ const modelEntry = z.strictObject({
       output: price.optional().describe('Per 1M output tokens; absent: 0.'),
       batch_input: price.optional().describe('Per 1M input tokens through the Batch API; absent: half the input price.'),
       batch_output: price.optional().describe('Per 1M output tokens through the Batch API; absent: half the output price.'),
+      audio_input: price.optional().describe('Realtime: per 1M audio input tokens.'),
+      cached_audio_input: price.optional().describe('Realtime: per 1M cached audio input tokens.'),
+      image_input: price.optional().describe('Realtime: per 1M image input tokens.'),
+      cached_image_input: price.optional().describe('Realtime: per 1M cached image input tokens.'),
+      audio_output: price.optional().describe('Realtime: per 1M audio output tokens.'),
     })
     .optional()
     .describe('Prices in US dollars per 1M tokens; absent: the model is unpriced (cost 0, counted in tollgate_unpriced_tokens_total).'),
@@ -237,6 +242,18 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('Caching of repeated input.'),
+  realtime: z
+    .strictObject({
+      max_buffered_bytes: positiveInt
+        .default(1024 * 1024)
+        .describe("Bytes one side of a realtime session may have waiting to be sent before the other side's reading pauses."),
+      ping_interval_ms: nonNegativeInt.default(30_000).describe('Each side is pinged this often; a peer that has not answered the previous ping is dropped (0: off).'),
+      client_secret_ttl_s: positiveInt.default(600).describe('Lifetime of a tollgate-minted ephemeral secret (`ek_…`) when the request names none.'),
+      client_secret_max_ttl_s: positiveInt.default(7200).describe('Longest lifetime a client may ask for an ephemeral secret.'),
+      audio_bytes_per_token: positiveInt.default(800).describe('Input audio bytes (24 kHz PCM16) estimated as one token when reserving; settled to the reported usage.'),
+    })
+    .prefault({})
+    .describe('Realtime sessions over WebSocket (/v1/realtime).'),
   keys: z.array(keyEntry).default([]).describe('Client keys from the file (read-only to the admin API).'),
 });
 

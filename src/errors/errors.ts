@@ -433,6 +433,18 @@ export class AdminOnlyEndpointError extends TollgateError {
   }
 }
 
+/** An OpenAI endpoint whose use tollgate cannot meter under a key's policy. */
+export class EndpointNotServedError extends TollgateError {
+  readonly status = 403;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'endpoint_not_served';
+  constructor(method: string, path: string) {
+    super(
+      `${method} ${path} is not served through tollgate: it would start work (an OpenAI ephemeral secret, a WebRTC call) that tollgate cannot meter against your key's limits and budget. Use /v1/realtime over WebSocket and tollgate's own /v1/realtime/client_secrets.`,
+    );
+  }
+}
+
 /** A request body with content on a route that takes none (GET, DELETE, …). */
 export class UnexpectedBodyError extends InvalidRequestError {
   constructor(method: string) {

@@ -21,6 +21,11 @@ export interface LimitRequest {
   readonly model: string;
   /** Tokens to reserve: estimated input + output cap (or the configured default). */
   readonly tokens: number;
+  /**
+   * Requests to take from RPM / RPD (default 1). A realtime session takes one when it opens; each of
+   * its `response.create`s takes 0 (only tokens), but still reads the request buckets for the headers.
+   */
+  readonly requests?: number;
   /** Give up waiting (max_wait_ms) when this fires. */
   readonly signal?: { readonly aborted: boolean };
   /** The key's usage counters and caps (budgets, token quotas), taken in the same atomic step. */
@@ -159,7 +164,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
   // object); per request only the TPM cost changes.
   const plans = new Map<string, { limits: TierLimits; buckets: PlannedBucket[] }>();
   /** `scope`: the storage key's stem, hash tag included. */
-  const plan = (scope: string, limits: TierLimits, tokens: number): PlannedBucket[] => {
+  const plan = (scope: string, limits: TierLimits, tokens: number, requests = 1): PlannedBucket[] => {
     let planned = plans.get(scope);
     if (!planned || planned.limits !== limits) {
       const buckets: PlannedBucket[] = [];
@@ -174,7 +179,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
       if (plans.size > 100_000) plans.clear();
       plans.set(scope, planned);
     }
-    return planned.buckets.map((bucket) => (bucket.kind === 'tpm' ? { ...bucket, units: tokens } : bucket));
+    return planned.buckets.map((bucket) => (bucket.kind === 'tpm' ? { ...bucket, units: tokens } : requests === 1 ? bucket : { ...bucket, units: requests }));
   };
   const organization = options.organization;
   const orgLimits = organization && catalogue.tierLimits(organization.tier);
@@ -245,9 +250,9 @@ export function createLimiter(options: LimiterOptions): Limiter {
     admit(request) {
       const { charge } = request;
       const counters = charge?.counters ?? NO_COUNTERS;
-      const buckets = plan(keyScope(request.caller, request.model), figures(request.caller, request.model), request.tokens);
+      const buckets = plan(keyScope(request.caller, request.model), figures(request.caller, request.model), request.tokens, request.requests);
       // The organisation ceiling: one bucket set per model for the sum of all keys.
-      const orgBuckets = orgLimits ? plan(`${keyPrefix}{org|${request.model}}`, orgLimits, request.tokens) : NO_BUCKETS;
+      const orgBuckets = orgLimits ? plan(`${keyPrefix}{org|${request.model}}`, orgLimits, request.tokens, request.requests) : NO_BUCKETS;
       if (buckets.length === 0 && orgBuckets.length === 0 && counters.length === 0) return charge ? chargeOnly(charge, store) : NO_RESERVATION;
       tooLarge(request, buckets, request.caller.id);
       if (orgBuckets.length > 0) {

@@ -49,6 +49,10 @@ export interface ModelField {
 export type Access =
   /** Forwarded after admission. */
   | 'served'
+  /** Answered by tollgate itself after admission, never forwarded (realtime's ephemeral secrets). */
+  | 'tollgate'
+  /** Refused with 403: tollgate cannot apply a key's policy to what it would start (OpenAI's own ephemeral secrets, WebRTC calls). */
+  | 'not_served'
   /** The organisation's admin API: refused with 403, never forwarded (the gateway's credential is a project key). */
   | 'admin_only';
 
@@ -94,6 +98,9 @@ const post = (path: string, body: BodyKind = 'json', extra?: Extra): Endpoint =>
 /** The organisation's admin API: every method under the prefix is refused. */
 const adminOnly = (path: string): Endpoint[] =>
   (['GET', 'POST', 'DELETE'] as const).map((method) => ({ method, url: `/v1${path}`, body: 'none', access: 'admin_only' }));
+
+const tollgate = (path: string): Endpoint => ({ method: 'POST', url: `/v1${path}`, body: 'json', access: 'tollgate' });
+const notServed = (...paths: string[]): Endpoint[] => paths.map((path) => ({ method: 'POST', url: `/v1${path}`, body: 'none', access: 'not_served' }));
 
 /** Create, list, retrieve, modify, delete of one resource collection without a model. */
 const crud = (collection: string, id: string): Endpoint[] => [
@@ -260,16 +267,13 @@ export const ENDPOINTS: readonly Endpoint[] = [
   del('/chatkit/threads/:thread_id'),
   get('/chatkit/threads/:thread_id/items'),
 
-  // Realtime over HTTP: sessions and secrets name the model the session will use.
-  post('/realtime/sessions', 'json', { model: IMPLIED }),
-  post('/realtime/client_secrets', 'json', { model: { path: ['session', 'model'], rule: 'implied' } }),
-  post('/realtime/transcription_sessions'),
-  post('/realtime/translations/client_secrets'),
-  post('/realtime/calls', 'sdp_or_multipart'),
-  post('/realtime/calls/:call_id/accept', 'json', { model: IMPLIED }),
-  post('/realtime/calls/:call_id/hangup', 'none'),
-  post('/realtime/calls/:call_id/refer'),
-  post('/realtime/calls/:call_id/reject'),
+  // Realtime over HTTP. Ephemeral secrets are tollgate's own (src/realtime/): OpenAI's would let a
+  // browser bypass every limit. What would mint OpenAI's, or start a session tollgate cannot meter
+  // (WebRTC calls), is not served.
+  tollgate('/realtime/sessions'),
+  tollgate('/realtime/client_secrets'),
+  ...notServed('/realtime/transcription_sessions', '/realtime/translations/client_secrets', '/realtime/calls'),
+  ...notServed('/realtime/calls/:call_id/accept', '/realtime/calls/:call_id/hangup', '/realtime/calls/:call_id/refer', '/realtime/calls/:call_id/reject'),
 
   // Models: listed and retrieved within the key's allow-list.
   get('/models', { listsModels: true }),

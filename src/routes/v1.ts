@@ -2,6 +2,7 @@ import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
 import type { KeyStore } from '../keys/registry.js';
 import {
   AdminOnlyEndpointError,
+  EndpointNotServedError,
   InvalidJsonError,
   InvalidUrlError,
   UnsupportedContentTypeError,
@@ -24,6 +25,8 @@ export interface V1Deps extends ForwardDeps {
   /** GET /tollgate/me: a key reads its own limits, usage and remaining budget. */
   readonly selfService: RouteHandlerMethod;
   readonly authGuard: AuthFailureGuard;
+  /** Routes of other modules behind the same authentication (realtime's client secrets). */
+  readonly extraRoutes?: readonly ((app: FastifyInstance) => Promise<void>)[];
 }
 
 export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void> {
@@ -76,6 +79,8 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
 
   app.get('/tollgate/me', deps.selfService);
 
+  for (const routes of deps.extraRoutes ?? []) await app.register(routes);
+
   const forward = createForwarder(deps);
   for (const endpoint of ENDPOINTS) {
     if (endpoint.access !== 'served') continue;
@@ -89,12 +94,13 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
  */
 export async function adminOnlyRoutes(app: FastifyInstance): Promise<void> {
   for (const endpoint of ENDPOINTS) {
-    if (endpoint.access !== 'admin_only') continue;
+    if (endpoint.access !== 'admin_only' && endpoint.access !== 'not_served') continue;
+    const refusal = endpoint.access === 'admin_only' ? AdminOnlyEndpointError : EndpointNotServedError;
     app.route({
       method: endpoint.method,
       url: endpoint.url,
       handler: (request) => {
-        throw new AdminOnlyEndpointError(request.method, pathOf(request.url));
+        throw new refusal(request.method, pathOf(request.url));
       },
     });
   }

@@ -1,5 +1,5 @@
-import type { ModelPricesNano } from '../config/catalogue.js';
-import type { Usage } from './extract.js';
+import type { ModelPricesNano, RealtimePricesNano } from '../config/catalogue.js';
+import type { RealtimeTokens, Usage } from './extract.js';
 
 /**
  * What a request cost, in integer nano-dollars, split by token type. Used by metrics, logs and
@@ -37,6 +37,7 @@ function nano(tokens: number, pricePerMillion: number): number {
  */
 export function costOf(prices: ModelPricesNano | undefined, usage: Usage, batch = false): Cost {
   if (!prices) return ZERO_COST;
+  if (prices.realtime && !batch) return realtimeCost(prices, prices.realtime, usage);
   const cached = Math.min(usage.cachedTokens, usage.inputTokens);
   const uncached = usage.inputTokens - cached;
   if (batch) {
@@ -47,6 +48,29 @@ export function costOf(prices: ModelPricesNano | undefined, usage: Usage, batch 
   const input = nano(uncached, prices.input);
   const cachedInput = nano(cached, prices.cachedInput);
   const output = nano(usage.outputTokens, prices.output);
+  return { input, cachedInput, output, total: input + cachedInput + output };
+}
+
+/**
+ * A realtime model's cost, each modality at its own price. Usage without the split (a reservation:
+ * estimated input + output cap) is priced at the dearest modality, so a reservation never
+ * undercounts what the answer may cost.
+ */
+function realtimeCost(prices: ModelPricesNano, modal: RealtimePricesNano, usage: Usage): Cost {
+  const split = usage.realtime;
+  if (!split) {
+    const cached = Math.min(usage.cachedTokens, usage.inputTokens);
+    const input = nano(usage.inputTokens - cached, Math.max(prices.input, modal.audioInput, modal.imageInput));
+    const cachedInput = nano(cached, Math.max(prices.cachedInput, modal.cachedAudioInput, modal.cachedImageInput));
+    const output = nano(usage.outputTokens, Math.max(prices.output, modal.audioOutput));
+    return { input, cachedInput, output, total: input + cachedInput + output };
+  }
+  const t: RealtimeTokens = split;
+  const uncached = (all: number, cached: number): number => all - Math.min(cached, all);
+  const input = nano(uncached(t.textIn, t.cachedText), prices.input) + nano(uncached(t.audioIn, t.cachedAudio), modal.audioInput) + nano(uncached(t.imageIn, t.cachedImage), modal.imageInput);
+  const cachedInput =
+    nano(Math.min(t.cachedText, t.textIn), prices.cachedInput) + nano(Math.min(t.cachedAudio, t.audioIn), modal.cachedAudioInput) + nano(Math.min(t.cachedImage, t.imageIn), modal.cachedImageInput);
+  const output = nano(t.textOut, prices.output) + nano(t.audioOut, modal.audioOutput);
   return { input, cachedInput, output, total: input + cachedInput + output };
 }
 

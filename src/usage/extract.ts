@@ -9,6 +9,20 @@ export interface Usage {
   readonly inputTokens: number;
   readonly cachedTokens: number;
   readonly outputTokens: number;
+  /** Realtime answers: the same tokens split by modality (priced apart, src/usage/cost.ts). */
+  readonly realtime?: RealtimeTokens | undefined;
+}
+
+/** A realtime `usage` by modality; `*In` include the cached tokens of that modality, as OpenAI's do. */
+export interface RealtimeTokens {
+  readonly textIn: number;
+  readonly audioIn: number;
+  readonly imageIn: number;
+  readonly cachedText: number;
+  readonly cachedAudio: number;
+  readonly cachedImage: number;
+  readonly textOut: number;
+  readonly audioOut: number;
 }
 
 function int(value: unknown): number {

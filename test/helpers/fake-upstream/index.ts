@@ -17,6 +17,7 @@ import {
 import * as files from './files.js';
 import * as media from './media.js';
 import * as responses from './responses.js';
+import { createFakeRealtime, type FakeRealtime } from './realtime.js';
 
 export interface FakeUpstream {
   /** Base URL to give an OpenAI client, e.g. http://127.0.0.1:41234/v1 */
@@ -26,6 +27,8 @@ export interface FakeUpstream {
   port: number;
   /** Recorded exchanges, oldest first (empty when `record: false`). */
   requests: RecordedRequest[];
+  /** The realtime WebSocket side: its sessions, and the next upgrade's script. */
+  realtime: FakeRealtime;
   /** Clears `requests` (the in-memory files/batches/assistants state is kept). */
   reset(): void;
   /** Closes the server and destroys open sockets. */
@@ -289,6 +292,8 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
+  const realtime = createFakeRealtime(apiKey);
+  server.on('upgrade', realtime.onUpgrade);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
     else socket.destroy();
@@ -310,11 +315,13 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     origin,
     port,
     requests,
+    realtime: realtime.fake,
     reset() {
       requests.length = 0;
     },
     close() {
       return new Promise<void>((resolve) => {
+        realtime.close();
         server.close(() => resolve());
         server.closeAllConnections();
         for (const s of sockets) s.destroy();

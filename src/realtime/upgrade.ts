@@ -1,0 +1,166 @@
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { bearerToken, type Caller } from '../auth/keys.js';
+import type { Catalogue, ModelInfo } from '../config/catalogue.js';
+import {
+  InternalServerError,
+  InvalidApiKeyError,
+  InvalidRequestError,
+  InvalidUrlError,
+  MissingApiKeyError,
+  ModelNotFoundError,
+  RateLimitError,
+  ServiceUnavailableError,
+  TollgateError,
+} from '../errors/errors.js';
+import { checkModelAllowed } from '../keys/caller.js';
+import type { KeyStore } from '../keys/registry.js';
+import type { Limiter } from '../limits/limiter.js';
+import type { UpstreamIdentity } from '../upstream/headers.js';
+import { dialUpstream, UpstreamRefusedUpgrade } from './dial.js';
+import { EPHEMERAL_PREFIX, type EphemeralGrant, type EphemeralSecrets } from './secrets.js';
+
+/** The subprotocol browsers use to carry their key (they cannot set headers). */
+const KEY_PROTOCOL = 'openai-insecure-api-key.';
+
+export interface UpgradeDeps {
+  readonly keys: KeyStore;
+  readonly secrets: EphemeralSecrets;
+  /** The Caller of a key id (for ephemeral secrets); undefined when it no longer exists. */
+  readonly callerById: (id: string) => Promise<Caller | undefined>;
+  readonly catalogue: Catalogue;
+  readonly limiter: Limiter;
+  readonly rejectUnknownModels: boolean;
+  readonly upstreamBaseUrl: string;
+  readonly identity: UpstreamIdentity;
+  readonly connectTimeoutMs: number;
+  readonly maxPayload: number;
+  readonly isDraining: () => boolean;
+  readonly newId: () => string;
+  readonly onRefused: (keyId: string, model: string, limit: string) => void;
+  readonly onError: (err: unknown) => void;
+}
+
+/** An admitted, connected session, ready to relay. */
+export interface Accepted {
+  readonly id: string;
+  readonly client: WebSocket;
+  readonly upstream: WebSocket;
+  readonly caller: Caller;
+  readonly model: ModelInfo | undefined;
+  readonly modelLabel: string;
+  readonly limitHeaders: Readonly<Record<string, string>>;
+  readonly grant: EphemeralGrant | undefined;
+}
+
+/** The credential an upgrade request carries: a Bearer header, or the browser subprotocol. */
+function presentedSecret(req: IncomingMessage): string | undefined {
+  const bearer = bearerToken(req.headers.authorization);
+  if (bearer !== undefined) return bearer;
+  for (const protocol of offeredProtocols(req)) if (protocol.startsWith(KEY_PROTOCOL)) return protocol.slice(KEY_PROTOCOL.length);
+  return undefined;
+}
+
+function offeredProtocols(req: IncomingMessage): string[] {
+  const header = req.headers['sec-websocket-protocol'];
+  return header === undefined ? [] : header.split(',').map((p) => p.trim()).filter(Boolean);
+}
+
+/**
+ * `GET /v1/realtime` with an upgrade: authenticate (key, browser subprotocol or tollgate's
+ * ephemeral secret), check the model, take one request from the key's RPM / RPD, dial the
+ * upstream, and only then accept the client's upgrade. Any refusal before that is the HTTP error
+ * OpenAI would send, with the key's rate-limit headers where it has them.
+ */
+export function createUpgradeHandler(deps: UpgradeDeps, onAccepted: (session: Accepted) => void): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  // Answers `realtime` to a client that offers it; never echoes the key protocol.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxPayload, perMessageDeflate: false, handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : false) });
+  const replyHeaders = new WeakMap<IncomingMessage, Record<string, string>>();
+  wss.on('headers', (headers, req) => {
+    for (const [name, value] of Object.entries(replyHeaders.get(req) ?? {})) headers.push(`${name}: ${value}`);
+  });
+
+  const authenticate = async (req: IncomingMessage): Promise<{ caller: Caller; grant: EphemeralGrant | undefined }> => {
+    const secret = presentedSecret(req);
+    if (secret === undefined) throw new MissingApiKeyError();
+    if (!secret.startsWith(EPHEMERAL_PREFIX)) return { caller: await deps.keys.authenticate(`Bearer ${secret}`), grant: undefined };
+    const grant = await deps.secrets.take(secret);
+    const caller = grant && (await deps.callerById(grant.keyId));
+    if (!grant || !caller) throw new InvalidApiKeyError(secret);
+    return { caller, grant };
+  };
+
+  const prepare = async (req: IncomingMessage, socket: Duplex, id: string): Promise<Omit<Accepted, 'client'> | undefined> => {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    if (url.pathname !== '/v1/realtime' && url.pathname !== '/v1/realtime/') throw new InvalidUrlError(req.method ?? 'GET', url.pathname);
+    if (deps.isDraining()) throw new ServiceUnavailableError('The gateway is shutting down. Please try again.');
+    const { caller, grant } = await authenticate(req);
+    if (url.searchParams.has('call_id')) throw new InvalidRequestError('Attaching to a WebRTC call (`call_id`) is not available through tollgate.', 'call_id', 'unsupported_parameter');
+    const requested = url.searchParams.get('model') ?? grant?.model;
+    if (!requested) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model', 'missing_required_parameter');
+    const model = deps.catalogue.resolve(requested);
+    if (!model && deps.rejectUnknownModels) throw new ModelNotFoundError(requested);
+    if (grant && deps.catalogue.resolve(grant.model)?.name !== (model?.name ?? requested)) {
+      throw new InvalidRequestError(`This client secret was minted for \`${grant.model}\`, not \`${requested}\`.`, 'model', 'invalid_value');
+    }
+    if (caller.models) checkModelAllowed(caller, requested, model);
+    const modelLabel = model?.name ?? 'other';
+    const limitHeaders = await admitSession(deps, caller, modelLabel);
+    replyHeaders.set(req, { 'x-request-id': id, ...limitHeaders });
+    const search = new URLSearchParams(url.searchParams);
+    search.set('model', model?.routeTo ?? requested);
+    const abort = new AbortController();
+    const gone = (): void => abort.abort();
+    socket.once('close', gone);
+    const upstream = await dialUpstream({ baseUrl: deps.upstreamBaseUrl, search: `?${search.toString()}`, clientHeaders: req.headers, identity: deps.identity, timeoutMs: deps.connectTimeoutMs, maxPayload: deps.maxPayload, signal: abort.signal }).finally(() => socket.off('close', gone));
+    if (socket.destroyed) {
+      upstream.close(1001, 'client gone');
+      return undefined;
+    }
+    return { id, upstream, caller, model, modelLabel, limitHeaders, grant };
+  };
+
+  return (req, socket, head) => {
+    const id = deps.newId();
+    // Until the upgrade is accepted the socket is plain HTTP: its errors end it quietly.
+    socket.on('error', () => socket.destroy());
+    prepare(req, socket, id).then(
+      (ready) => {
+        if (!ready) return;
+        wss.handleUpgrade(req, socket, head, (client) => onAccepted({ ...ready, client }));
+      },
+      (err: unknown) => {
+        const error = err instanceof TollgateError ? err : new InternalServerError();
+        if (!(err instanceof TollgateError)) deps.onError(err);
+        writeHttpError(socket, error, id);
+      },
+    );
+  };
+}
+
+/** One request from the key's RPM / RPD (no tokens: each response.create reserves its own). */
+async function admitSession(deps: UpgradeDeps, caller: Caller, modelLabel: string): Promise<Readonly<Record<string, string>>> {
+  try {
+    const reservation = await deps.limiter.admit({ caller, model: modelLabel, tokens: 0 });
+    return reservation.headers;
+  } catch (err) {
+    if (err instanceof RateLimitError) deps.onRefused(caller.id, modelLabel, err.kind);
+    throw err;
+  }
+}
+
+function writeHttpError(socket: Duplex, error: TollgateError, id: string): void {
+  if (socket.destroyed) return;
+  const upstream = error instanceof UpstreamRefusedUpgrade ? error : undefined;
+  const body = upstream ? upstream.body : JSON.stringify(error.toBody());
+  const headers: Record<string, string> = {
+    'content-type': upstream?.contentType ?? 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    'x-request-id': id,
+    connection: 'close',
+    ...error.headers,
+  };
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n${head}\r\n${body}`);
+}
