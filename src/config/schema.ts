@@ -51,6 +51,43 @@ const modelEntry = z.strictObject({
   route_to: z.string().min(1).optional(),
 });
 
+/** An upstream's ceiling: what its credential's organisation allows, per model (a tier, or figures). */
+const ceilingFigures = z.strictObject({ rpm: limitValue.optional(), tpm: limitValue.optional() });
+const ceiling = z.union([
+  z.enum(TIER_NAMES).transform((tier) => ({ tier, models: {} })),
+  z.strictObject({
+    tier: z.enum(TIER_NAMES).optional(),
+    rpm: limitValue.optional(),
+    tpm: limitValue.optional(),
+    /** Per model (catalogue name) figures over the tier's. */
+    models: z.record(z.string().min(1), ceilingFigures).default({}),
+  }),
+]);
+
+/** One member of the upstream pool: its own credential, models, weight, connection and ceiling. */
+const upstreamEntry = z.strictObject({
+  id: keyId,
+  url: z.url(),
+  /** The credential of this upstream (usually `${ENV}`); never logged nor returned. */
+  api_key: z.string().min(1).optional(),
+  organization: z.string().min(1).optional(),
+  project: z.string().min(1).optional(),
+  /** `azure`: the key goes in `api-key`; with `deployments`, paths become /deployments/{name}/… */
+  kind: z.enum(['openai', 'azure']).default('openai'),
+  /** Azure deployments by catalogue model name; the url is then the resource's `/openai` base. */
+  deployments: z.record(z.string().min(1), z.string().min(1)).optional(),
+  /** The api-version query of Azure's deployment paths. */
+  api_version: z.string().min(1).default('2024-10-21'),
+  /** Catalogue model names this upstream serves; absent: every model. */
+  models: z.array(z.string().min(1)).min(1).optional(),
+  weight: positiveInt.default(1),
+  connections: positiveInt.optional(),
+  connect_timeout_ms: positiveInt.optional(),
+  headers_timeout_ms: positiveInt.optional(),
+  body_timeout_ms: positiveInt.optional(),
+  ceiling: ceiling.optional(),
+});
+
 const keyEntry = z
   .strictObject({
     id: keyId,
@@ -110,6 +147,31 @@ export const configSchema = z.strictObject({
       targets: z.array(z.strictObject({ url: z.url() })).default([]),
       /** Bounded load: no target takes more than this factor of the mean in-flight load when its turn comes. */
       balance_factor: z.preprocess(fromText, z.number().min(1)).default(1.25),
+    })
+    .prefault({}),
+  /** A pool of upstreams; when given, it replaces `upstream.url` / `upstream.targets` (whose connection settings stay the defaults). */
+  upstreams: z
+    .array(upstreamEntry)
+    .default([])
+    .refine((list) => new Set(list.map((u) => u.id)).size === list.length, { message: 'upstream ids must be unique' }),
+  retry: z
+    .strictObject({
+      /** Attempts per request, the first included, over the pool's upstreams (1: no retries). */
+      max_attempts: positiveInt.default(3),
+      /** No attempt starts later than this after the first. */
+      deadline_ms: positiveInt.default(30_000),
+      /** Full-jitter backoff before retrying the same upstream: random(0, min(max, base × 2^n)). */
+      base_backoff_ms: nonNegativeInt.default(100),
+      max_backoff_ms: nonNegativeInt.default(2_000),
+    })
+    .prefault({}),
+  outlier_detection: z
+    .strictObject({
+      /** Consecutive failed attempts (connect errors, timeouts, 5xx) that eject an upstream; 0: never. */
+      consecutive_failures: nonNegativeInt.default(5),
+      /** The first ejection's length; each further one doubles it, up to max_ejection_ms. */
+      base_ejection_ms: positiveInt.default(10_000),
+      max_ejection_ms: positiveInt.default(300_000),
     })
     .prefault({}),
   models: z
@@ -215,3 +277,4 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type KeyEntry = Config['keys'][number];
 export type ModelEntry = z.infer<typeof modelEntry>;
+export type UpstreamEntry = Config['upstreams'][number];

@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import { ClientGoneError, QuotaExceededError, RateLimitError, RequestTooLargeError } from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
 import { checkModelAllowed } from '../keys/caller.js';
+import { withCeiling } from '../limits/ceiling.js';
 import type { Limiter, Reservation } from '../limits/limiter.js';
 import type { Quotas } from '../quota/charge.js';
 import type { Endpoint } from './endpoints.js';
@@ -64,6 +65,8 @@ interface Prepared {
   readonly hit?: RenderedHit | undefined;
   /** A miss of the response cache: the answer is offered to it. */
   readonly cache?: CacheTicket | undefined;
+  /** Tokens the request may use (estimate + output cap): what an upstream's ceiling takes. */
+  readonly tokens?: number | undefined;
 }
 
 export type Forward = (endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
@@ -128,7 +131,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
     const prepared = (reservation: Reservation | undefined): Prepared => {
       // Error answers made after this point carry the key's rate-limit headers too (app.ts).
       if (reservation) state.rateLimitHeaders = reservation.headers;
-      return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch, affinity: route?.fingerprint, cache };
+      return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch, affinity: route?.fingerprint, cache, tokens: tokensOf(endpoint, admission) };
     };
     const reserved = guardTicket(cache, () => reserve(endpoint, state, admission, undefined));
     return reserved instanceof Promise ? reserved.then(prepared) : prepared(reserved);
@@ -155,7 +158,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
   function reserve(endpoint: Endpoint, state: RequestState, admission: Admission, tokens: number | undefined): Reservation | undefined | Promise<Reservation> {
     const caller = state.caller;
     if (!(endpoint.limited ?? endpoint.checksModel) || admission.requestedModel === undefined || !caller) return undefined;
-    const outputCap = admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0);
+    const outputCap = tokensOf(endpoint, admission) - admission.inputTokens;
     const counted = (err: unknown): never => {
       if (err instanceof RateLimitError || err instanceof QuotaExceededError) deps.onRefused(caller.id, state.modelLabel, err.kind);
       else if (err instanceof RequestTooLargeError) deps.onRefused(caller.id, state.modelLabel, 'tpm');
@@ -173,6 +176,11 @@ export function createForwarder(deps: ForwardDeps): Forward {
     } catch (err) {
       return counted(err);
     }
+  }
+
+  /** Estimated input + the output cap (or the configured default for model calls). */
+  function tokensOf(endpoint: Endpoint, admission: Admission): number {
+    return admission.inputTokens + (admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0));
   }
 
   /** The upstream call, then the answer (respond.ts). */
@@ -203,18 +211,23 @@ export function createForwarder(deps: ForwardDeps): Forward {
           }),
           body: payload,
           affinity: prepared.affinity,
+          // Stateless model calls are routed over the pool; the rest stays on its default upstream.
+          model: endpoint.checksModel && state.model !== undefined ? state.modelLabel : undefined,
+          tokens: prepared.tokens,
+          maxWaitMs: state.caller?.maxWaitMs,
         },
         state,
       );
     } catch (err) {
       state.upstreamEnd = performance.now();
+      if (err instanceof RateLimitError && state.caller) deps.onRefused(state.caller.id, state.modelLabel, err.kind);
       if (batch) await batch.answered(undefined);
       if (state.clientGone) settleEstimated(state, reservation, prepared.inputTokens, 0);
       else settleReleased(reservation);
       if (state.clientGone) throw new ClientGoneError();
       throw mapUpstreamError(err) ?? err;
     }
-    const responding = respond(reply, response, { endpoint, state, ...prepared });
+    const responding = respond(reply, response, { endpoint, state, ...prepared, reservation: withCeiling(reservation, response.ceiling) });
     if (responding) await responding;
     return reply;
   }

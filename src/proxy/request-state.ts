@@ -47,6 +47,9 @@ export interface RequestState {
   clientGone: boolean;
   /** Set while an upstream request is open: cancels it when the client goes away. */
   abortUpstream: (() => void) | undefined;
+  /** The pool's upstream that answered (or failed last), and the attempts made. */
+  upstreamId: string | undefined;
+  upstreamAttempts: number | undefined;
 }
 
 export function newRequestState(): RequestState {
@@ -70,6 +73,8 @@ export function newRequestState(): RequestState {
     rateLimitHeaders: undefined,
     clientGone: false,
     abortUpstream: undefined,
+    upstreamId: undefined,
+    upstreamAttempts: undefined,
   };
 }
 

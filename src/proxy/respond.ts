@@ -56,8 +56,9 @@ function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: st
   const head = upstream.headers;
   if (contentLength !== undefined) head.push('content-length', contentLength);
   if (!upstream.hasRequestId) head.push('x-request-id', reply.request.id);
-  const cache = reply.request.tollgate.cache;
-  if (cache !== 'none') head.push('x-tollgate-cache', cache);
+  const state = reply.request.tollgate;
+  if (state.cache !== 'none') head.push('x-tollgate-cache', state.cache);
+  if (state.upstreamId !== undefined) head.push('x-tollgate-upstream', `${state.upstreamId}; attempts=${state.upstreamAttempts ?? 1}`);
   if (reservation) {
     const limits = reservation.headers;
     for (const name in limits) head.push(name, limits[name] as string);
