@@ -45,6 +45,8 @@ export function keyPolicyFields(s: PolicyScalars) {
     token_quota: z.strictObject({ daily: s.limit.optional(), monthly: s.limit.optional() }).optional(),
     /** From this instant on the key is refused (401). */
     expires_at: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-12-31T00:00:00Z' }).optional(),
+    /** For retired catalogue models past their shutdown date: overrides the model's own `on_shutdown`. */
+    on_shutdown: z.enum(['reject', 'route_to_successor']).optional(),
     /** A disabled key is refused (401) until it is enabled again. */
     disabled: s.bool.optional(),
     /** The exact-repeat response cache for this key; off when absent. */

@@ -49,6 +49,12 @@ const modelEntry = z.strictObject({
     })
     .optional(),
   route_to: z.string().min(1).optional(),
+  /** The day the provider shuts this model down (YYYY-MM-DD, UTC midnight). */
+  shutdown_date: z.iso.date().optional(),
+  /** The catalogue model that replaces it. */
+  successor: z.string().min(1).optional(),
+  /** From the shutdown date on: refuse it (404 naming the successor) or serve the successor instead. */
+  on_shutdown: z.enum(['reject', 'route_to_successor']).optional(),
 });
 
 /** An upstream's ceiling: what its credential's organisation allows, per model (a tier, or figures). */

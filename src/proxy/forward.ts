@@ -23,6 +23,7 @@ import { admit, type Admission } from './admission.js';
 import { isJsonObject, type JsonObject } from '../usage/json.js';
 import type { RequestState } from './request-state.js';
 import { respond } from './respond.js';
+import { applyRetirement } from './retirement.js';
 import { settleEstimated, settleReleased } from './settle.js';
 import { hasRequestBody, limitUpload } from './upload.js';
 
@@ -109,8 +110,9 @@ export function createForwarder(deps: ForwardDeps): Forward {
     return prepareAdmitted(endpoint, request, json, admitted, batch);
   }
 
-  function prepareAdmitted(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, admission: Admission, batch: BatchExchange | undefined): Prepared | Promise<Prepared> {
+  function prepareAdmitted(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, admitted: Admission, batch: BatchExchange | undefined): Prepared | Promise<Prepared> {
     const state = request.tollgate;
+    const admission = applyRetirement(admitted, state, catalogue);
     state.model = admission.requestedModel;
     state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
     state.stream = admission.stream;

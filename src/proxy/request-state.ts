@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Caller } from '../auth/keys.js';
+import type { ModelRetirement } from '../config/catalogue.js';
 import type { UsageSource } from '../metrics/usage-metrics.js';
 import type { Usage } from '../usage/extract.js';
 
@@ -50,6 +51,10 @@ export interface RequestState {
   /** The pool's upstream that answered (or failed last), and the attempts made. */
   upstreamId: string | undefined;
   upstreamAttempts: number | undefined;
+  /** The catalogue model called is going away: its answers say so, and a counter says who calls it. */
+  deprecated: ModelRetirement | undefined;
+  /** A retired model served by its successor: `old -> new`. */
+  modelRouted: string | undefined;
 }
 
 export function newRequestState(): RequestState {
@@ -75,6 +80,8 @@ export function newRequestState(): RequestState {
     abortUpstream: undefined,
     upstreamId: undefined,
     upstreamAttempts: undefined,
+    deprecated: undefined,
+    modelRouted: undefined,
   };
 }
 

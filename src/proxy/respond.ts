@@ -59,6 +59,8 @@ function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: st
   const state = reply.request.tollgate;
   if (state.cache !== 'none') head.push('x-tollgate-cache', state.cache);
   if (state.upstreamId !== undefined) head.push('x-tollgate-upstream', `${state.upstreamId}; attempts=${state.upstreamAttempts ?? 1}`);
+  if (state.modelRouted !== undefined) head.push('x-tollgate-model-routed', state.modelRouted);
+  if (state.deprecated) head.push('sunset', state.deprecated.sunset, 'x-tollgate-model-deprecated', state.deprecated.notice);
   if (reservation) {
     const limits = reservation.headers;
     for (const name in limits) head.push(name, limits[name] as string);

@@ -20,6 +20,7 @@ const patchFields = {
   token_quota: policy.token_quota.unwrap().nullable().optional(),
   expires_at: policy.expires_at.unwrap().nullable().optional(),
   disabled: policy.disabled.unwrap().nullable().optional(),
+  on_shutdown: policy.on_shutdown.unwrap().nullable().optional(),
   metadata: policy.metadata.unwrap().nullable().optional(),
 };
 
