@@ -55,7 +55,8 @@ function deploymentsOf(entry: UpstreamEntry, catalogue: Catalogue): Record<strin
 function legacyEntries(config: Config, defaultUrl: string): UpstreamEntry[] {
   const common = { organization: config.upstream.organization, project: config.upstream.project, kind: 'openai' as const, api_version: '2024-10-21', weight: 1 };
   if (config.upstream.targets.length === 0) return [{ ...common, id: 'default', url: config.upstream.url ?? defaultUrl }];
-  return config.upstream.targets.map((target, index) => ({ ...common, id: `${index}:${target.url}`, url: target.url }));
+  // Ids name targets by position, not URL: they appear in x-tollgate-upstream, logs and metrics.
+  return config.upstream.targets.map((target, index) => ({ ...common, id: `target-${index}`, url: target.url }));
 }
 
 export function createConfiguredPool(config: Config, catalogue: Catalogue, setup: PoolSetup): UpstreamPool {

@@ -32,7 +32,8 @@ describe('ceilings over two instances on one Redis', () => {
               { id: 'a', url: (fakes[0] as FakeUpstream).url, ceiling: { rpm: 3 } },
               { id: 'b', url: (fakes[1] as FakeUpstream).url, ceiling: { rpm: 2, tpm: 1_000_000 } },
             ],
-            limits: { key_prefix: prefix, organization: { tier: 'tier-5', name: 'acme-openai' } },
+            // A loaded machine must not turn a slow Redis into 503s: the figures are exact or nothing.
+            limits: { key_prefix: prefix, redis_timeout_ms: 5000, organization: { tier: 'tier-5', name: 'acme-openai' } },
             keys: [{ id: 'busy', key: KEY, tier: 'tier-5' }],
           },
         }),
@@ -47,7 +48,8 @@ describe('ceilings over two instances on one Redis', () => {
   it('admits exactly the sum of the ceilings, each upstream within its own, and names the gateway in the 429', async () => {
     const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => ask(gateways[i % 2] as TestGateway).catch((e: unknown) => e)));
     const refused = answers.filter((a) => a instanceof OpenAI.RateLimitError);
-    expect(answers.length - refused.length).toBe(5);
+    expect(refused).toHaveLength(7);
+    expect(answers.filter((a) => !(a instanceof Error))).toHaveLength(5);
     expect(fakes.map((f) => f.requests.length)).toEqual([3, 2]);
     const error = refused[0] as InstanceType<typeof OpenAI.RateLimitError>;
     expect(error.error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded' });
@@ -67,8 +69,8 @@ describe('waiting for headroom, and calibration from the provider’s headers', 
       upstreamUrl: 'http://127.0.0.1:9/v1',
       redisUrl: inject('redisUrl'),
       config: {
-        upstreams: [{ id: 'only', url: fake.url, ceiling: { models: { [MODEL]: { rpm: 600 } } } }],
-        limits: { key_prefix: uniquePrefix('calibrate') },
+        upstreams: [{ id: 'only', url: fake.url, ceiling: { models: { [MODEL]: { rpm: 12 } } } }],
+        limits: { key_prefix: uniquePrefix('calibrate'), redis_timeout_ms: 5000 },
         keys: [
           { id: 'plain', key: KEY, tier: 'tier-5' },
           { id: 'patient', key: WAITING_KEY, tier: 'tier-5', max_wait_ms: 10_000 },
@@ -84,10 +86,10 @@ describe('waiting for headroom, and calibration from the provider’s headers', 
     sumOf(parseSamples(await (await fetch(`${gw.origin}/metrics`)).text()), 'tollgate_upstream_calibration_drift', { upstream: 'only', limit: 'requests' });
 
   it('tightens the ceiling to what the provider says is left (and reports the drift); a patient key waits for room', async () => {
-    // Others use the organisation too: the provider has 3 requests left where tollgate counted 599.
-    fake.script({ headers: { 'x-ratelimit-remaining-requests': '3' } });
+    // Others use the organisation too: the provider has 1 request left where tollgate counted 11.
+    fake.script({ headers: { 'x-ratelimit-remaining-requests': '1' } });
     await ask(gw);
-    expect(await drift()).toBe(599 - 3);
+    expect(await drift()).toBe(11 - 1);
     let admitted = 0;
     let refusal: unknown;
     for (let i = 0; i < 10 && refusal === undefined; i++) {
@@ -97,9 +99,9 @@ describe('waiting for headroom, and calibration from the provider’s headers', 
       );
     }
     expect(refusal).toBeInstanceOf(OpenAI.RateLimitError);
-    // 3 left, and what refilled meanwhile (10 a second): far below the 597 counted before.
-    expect(admitted).toBeGreaterThanOrEqual(3);
-    expect(admitted).toBeLessThan(10);
+    // 1 left, and what refilled meanwhile (one every 5 s): far below the 11 counted before.
+    expect(admitted).toBeGreaterThanOrEqual(1);
+    expect(admitted).toBeLessThan(5);
     // The same ceiling, with max_wait_ms: the request waits for the refill instead of failing.
     const waited = await ask(gw, WAITING_KEY);
     expect(waited.choices[0]?.message.content).toBeTruthy();
