@@ -38,8 +38,9 @@ import { newRequestState } from './proxy/request-state.js';
 import { serverTiming } from './proxy/server-timing.js';
 import { healthRoutes } from './routes/health.js';
 import { adminOnlyRoutes, v1Routes } from './routes/v1.js';
-import { createUpstream } from './upstream/client.js';
-import { createConfiguredUpstream } from './upstream/targets.js';
+import { createCeilings } from './limits/ceiling.js';
+import { createUpstreamMetrics } from './metrics/upstream-metrics.js';
+import { createConfiguredPool } from './upstream/configured.js';
 import { createCaching } from './cache/setup.js';
 import { adminCacheRoutes, type AdminCacheDeps } from './routes/admin-cache.js';
 import { authFailureGuard } from './routes/auth-guard.js';
@@ -134,20 +135,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done();
   });
 
-  const upstream = createConfiguredUpstream(
-    config.upstream,
-    (baseUrl) =>
-      createUpstream({
-        baseUrl,
-        connections: config.upstream.connections,
-        connectTimeoutMs: config.upstream.connect_timeout_ms,
-        headersTimeoutMs: config.upstream.headers_timeout_ms,
-        bodyTimeoutMs: config.upstream.body_timeout_ms,
-      }),
-    options.upstreamUrl,
-  );
-  app.addHook('onClose', () => upstream.close());
-
   await app.register(redisPlugin, {
     url: options.redisUrl,
     clusterNodes: config.redis.cluster_nodes,
@@ -171,10 +158,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     store: stores.store,
     catalogue,
     keyPrefix: config.limits.key_prefix,
-    organization: config.limits.organization,
   });
-
-  const identity = { apiKey: options.upstreamApiKey, organization: config.upstream.organization, project: config.upstream.project };
+  // The pool puts each upstream's own credential on the requests it sends.
+  const upstream = createConfiguredPool(config, catalogue, {
+    defaultUrl: options.upstreamUrl,
+    apiKey: options.upstreamApiKey,
+    ceilings: createCeilings({ store: stores.store, keyPrefix: config.limits.key_prefix }),
+    observer: (ids) => createUpstreamMetrics(metrics.registry, ids),
+  });
+  // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).
+  app.addHook('onClose', () => upstream.close());
+  const identity = { apiKey: undefined, organization: undefined, project: undefined };
   const batches = createGatewayBatchQueue({
     config,
     redis: app.redis,
@@ -248,7 +242,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sendError(new InvalidUrlError(request.method, path), undefined, request, reply);
   });
 
-  await app.register(healthRoutes, { isDraining: () => app.draining });
+  await app.register(healthRoutes, { isDraining: () => app.draining, upstreams: upstream });
   if (config.metrics.enabled) {
     app.get('/metrics', async (request, reply) => {
       reply.header('x-request-id', request.id);
@@ -414,6 +408,8 @@ function observe(request: FastifyRequest, reply: FastifyReply, metrics: Observed
     stream_end: state.streamEnd,
     upstream_status: state.upstreamStatus,
     upstream_ms: upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
+    upstream: state.upstreamId,
+    attempts: state.upstreamAttempts,
     total_ms: Math.round(totalMs * 100) / 100,
     input_tokens: state.usage?.inputTokens,
     cached_tokens: state.usage?.cachedTokens,

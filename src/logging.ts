@@ -99,6 +99,9 @@ export interface RequestLine {
   readonly stream_end: string | undefined;
   readonly upstream_status: number | undefined;
   readonly upstream_ms: number | undefined;
+  /** The pool's upstream that answered (or failed last) and the attempts made. */
+  readonly upstream: string | undefined;
+  readonly attempts: number | undefined;
   readonly total_ms: number;
   readonly input_tokens: number | undefined;
   readonly cached_tokens: number | undefined;
@@ -140,6 +143,8 @@ export function requestLine(line: RequestLine): string {
     own('stream_end', line.stream_end) +
     num('upstream_status', line.upstream_status) +
     num('upstream_ms', line.upstream_ms) +
+    str('upstream', line.upstream) +
+    num('attempts', line.attempts) +
     num('total_ms', line.total_ms) +
     num('input_tokens', line.input_tokens) +
     num('cached_tokens', line.cached_tokens) +

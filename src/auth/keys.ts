@@ -19,6 +19,8 @@ export interface Caller {
   readonly disabled?: boolean | undefined;
   /** The key's response cache policy; undefined: the cache is off for this key. */
   readonly cache?: CachePolicy | undefined;
+  /** Past a catalogue model's shutdown date: overrides the model's own `on_shutdown`. */
+  readonly onShutdown?: 'reject' | 'route_to_successor' | undefined;
 }
 
 /** A key's response cache, resolved once from its policy. */

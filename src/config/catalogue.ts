@@ -12,6 +12,39 @@ export interface ModelInfo {
   readonly prices: ModelPricesNano | undefined;
   /** Upstream model name when the operator maps this model onto another one. */
   readonly routeTo: string | undefined;
+  /** Set when the catalogue names a shutdown date. */
+  readonly retirement?: ModelRetirement | undefined;
+}
+
+export type OnShutdown = 'reject' | 'route_to_successor';
+
+/** A model the provider retires, with what its answers say until then (built once, not per request). */
+export interface ModelRetirement {
+  readonly model: string;
+  /** YYYY-MM-DD, as configured. */
+  readonly shutdownDate: string;
+  readonly shutdownMs: number;
+  readonly successor: string | undefined;
+  readonly onShutdown: OnShutdown;
+  /** The `sunset` header (RFC 8594): the shutdown as an HTTP date. */
+  readonly sunset: string;
+  /** The `x-tollgate-model-deprecated` header: the model, its shutdown date and successor. */
+  readonly notice: string;
+}
+
+function retirementOf(entry: ModelEntry): ModelRetirement | undefined {
+  const date = entry.shutdown_date;
+  if (date === undefined) return undefined;
+  const shutdownMs = Date.parse(`${date}T00:00:00Z`);
+  return {
+    model: entry.name,
+    shutdownDate: date,
+    shutdownMs,
+    successor: entry.successor,
+    onShutdown: entry.on_shutdown ?? 'reject',
+    sunset: new Date(shutdownMs).toUTCString(),
+    notice: `${entry.name}; shutdown=${date}${entry.successor === undefined ? '' : `; successor=${entry.successor}`}`,
+  };
 }
 
 /**
@@ -102,6 +135,7 @@ export function buildCatalogue(config: Config): Catalogue {
       contextWindow: entry.context_window,
       maxOutputTokens: entry.max_output_tokens,
       routeTo: entry.route_to,
+      retirement: retirementOf(entry),
       prices: p && {
         input: nanoPerMillion(p.input),
         cachedInput: nanoPerMillion(p.cached_input ?? p.input),
@@ -121,6 +155,7 @@ export function buildCatalogue(config: Config): Catalogue {
       byName.set(name, info);
     }
   }
+  for (const entry of entries) checkSuccessor(entry, byName);
   const tiers = new Map<TierName, TierLimits>();
   for (const tier of TIER_NAMES) tiers.set(tier, { ...DEFAULT_TIERS[tier], ...config.tiers[tier] });
   return {
@@ -128,4 +163,13 @@ export function buildCatalogue(config: Config): Catalogue {
     resolve: (model) => byName.get(model),
     tierLimits: (tier) => tiers.get(tier) ?? DEFAULT_TIERS[tier],
   };
+}
+
+function checkSuccessor(entry: ModelEntry, byName: ReadonlyMap<string, ModelInfo>): void {
+  if (entry.successor !== undefined && !byName.has(entry.successor)) {
+    throw new ConfigError(`Invalid config: the successor ${entry.successor} of model ${entry.name} is not in the catalogue`);
+  }
+  if (entry.on_shutdown === 'route_to_successor' && entry.successor === undefined) {
+    throw new ConfigError(`Invalid config: model ${entry.name} routes to its successor after shutdown but names none`);
+  }
 }

@@ -78,6 +78,10 @@ export function keyPolicyFields(s: PolicyScalars) {
       .optional()
       .describe('From this instant on the key is refused (401).'),
     disabled: s.bool.optional().describe('A disabled key is refused (401) until it is enabled again.'),
+    on_shutdown: z
+      .enum(['reject', 'route_to_successor'])
+      .optional()
+      .describe("For retired catalogue models past their shutdown date: overrides the model's own `on_shutdown`."),
     cache: z
       .strictObject({
         ttl_s: s.positive.default(3600).describe('How long a stored answer lives, in seconds.'),

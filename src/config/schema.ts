@@ -55,6 +55,43 @@ const modelEntry = z.strictObject({
     .optional()
     .describe('Prices in US dollars per 1M tokens; absent: the model is unpriced (cost 0, counted in tollgate_unpriced_tokens_total).'),
   route_to: z.string().min(1).optional().describe("Forward requests for this name upstream as this model (the body's `model` is rewritten)."),
+  shutdown_date: z.iso.date().optional().describe('The day the provider shuts this model down (YYYY-MM-DD, UTC midnight).'),
+  successor: z.string().min(1).optional().describe('The catalogue model that replaces it.'),
+  on_shutdown: z
+    .enum(['reject', 'route_to_successor'])
+    .optional()
+    .describe('From the shutdown date on: refuse it (404 naming the successor) or serve the successor instead.'),
+});
+
+/** An upstream's ceiling: what its credential's organisation allows, per model (a tier, or figures). */
+const ceilingFigures = z.strictObject({ rpm: limitValue.optional().describe('Requests per minute.'), tpm: limitValue.optional().describe('Tokens per minute.') });
+const ceiling = z.union([
+  z.enum(TIER_NAMES).transform((tier) => ({ tier, models: {} })),
+  z.strictObject({
+    tier: z.enum(TIER_NAMES).optional().describe('The tier whose figures apply.'),
+    rpm: limitValue.optional().describe('Requests per minute over the tier.'),
+    tpm: limitValue.optional().describe('Tokens per minute over the tier.'),
+    models: z.record(z.string().min(1), ceilingFigures).default({}).describe("Per model (catalogue name) figures over the tier's."),
+  }),
+]);
+
+/** One member of the upstream pool: its own credential, models, weight, connection and ceiling. */
+const upstreamEntry = z.strictObject({
+  id: keyId.describe("The upstream's name (headers, logs, metrics)."),
+  url: z.url().describe('Base URL, e.g. https://api.openai.com/v1.'),
+  api_key: z.string().min(1).optional().describe('The credential of this upstream (usually `${ENV}`); never logged nor returned.'),
+  organization: z.string().min(1).optional().describe('OpenAI-Organization sent to this upstream.'),
+  project: z.string().min(1).optional().describe('OpenAI-Project sent to this upstream.'),
+  kind: z.enum(['openai', 'azure']).default('openai').describe('`azure`: the key goes in `api-key`; with `deployments`, paths become /deployments/{name}/….'),
+  deployments: z.record(z.string().min(1), z.string().min(1)).optional().describe("Azure deployments by catalogue model name; the url is then the resource's `/openai` base."),
+  api_version: z.string().min(1).default('2024-10-21').describe("The api-version query of Azure's deployment paths."),
+  models: z.array(z.string().min(1)).min(1).optional().describe('Catalogue model names this upstream serves; absent: every model.'),
+  weight: positiveInt.default(1).describe('Share of traffic among the upstreams with headroom.'),
+  connections: positiveInt.optional().describe('Connections to this upstream (default: upstream.connections).'),
+  connect_timeout_ms: positiveInt.optional().describe('Default: upstream.connect_timeout_ms.'),
+  headers_timeout_ms: positiveInt.optional().describe('Default: upstream.headers_timeout_ms.'),
+  body_timeout_ms: positiveInt.optional().describe('Default: upstream.body_timeout_ms.'),
+  ceiling: ceiling.optional().describe("What this credential's organisation allows: a tier name, or figures."),
 });
 
 const keyEntry = z
@@ -128,6 +165,28 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('Where requests go and how long they may take.'),
+  upstreams: z
+    .array(upstreamEntry)
+    .default([])
+    .refine((list) => new Set(list.map((u) => u.id)).size === list.length, { message: 'upstream ids must be unique' })
+    .describe('A pool of upstreams; when given, it replaces `upstream.url` / `upstream.targets`.'),
+  retry: z
+    .strictObject({
+      max_attempts: positiveInt.default(3).describe("Attempts per request, the first included, over the pool's upstreams (1: no retries)."),
+      deadline_ms: positiveInt.default(30_000).describe('No attempt starts later than this after the first.'),
+      base_backoff_ms: nonNegativeInt.default(100).describe('Full-jitter backoff before retrying the same upstream: random(0, min(max, base × 2^n)).'),
+      max_backoff_ms: nonNegativeInt.default(2_000).describe('The backoff\'s ceiling.'),
+    })
+    .prefault({})
+    .describe('Retries and failover before the answer\'s first byte.'),
+  outlier_detection: z
+    .strictObject({
+      consecutive_failures: nonNegativeInt.default(5).describe('Consecutive failed attempts (connect errors, timeouts, 5xx) that eject an upstream; 0: never.'),
+      base_ejection_ms: positiveInt.default(10_000).describe("The first ejection's length; each further one doubles it."),
+      max_ejection_ms: positiveInt.default(300_000).describe('The longest ejection.'),
+    })
+    .prefault({})
+    .describe('Ejection of failing upstreams (per instance).'),
   models: z
     .strictObject({
       unknown: z.enum(['reject', 'pass_through']).default('reject').describe('A model outside the catalogue: `reject` (404 model_not_found) or `pass_through` (forwarded, unpriced, under the `other` label).'),
@@ -260,3 +319,4 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type KeyEntry = Config['keys'][number];
 export type ModelEntry = z.infer<typeof modelEntry>;
+export type UpstreamEntry = Config['upstreams'][number];

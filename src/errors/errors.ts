@@ -305,6 +305,16 @@ export class ModelNotAllowedError extends TollgateError {
   }
 }
 
+/** A catalogue model past its `shutdown_date` with `on_shutdown: reject`: OpenAI's model_not_found, naming the successor. */
+export class ModelRetiredError extends TollgateError {
+  readonly status = 404;
+  readonly type = 'invalid_request_error';
+  override readonly code = 'model_not_found';
+  constructor(model: string, shutdownDate: string, successor: string | undefined) {
+    super(`The model \`${model}\` was shut down on ${shutdownDate}${successor === undefined ? '.' : `; use \`${successor}\` instead.`}`);
+  }
+}
+
 export type QuotaKind = 'budget' | 'token_quota';
 
 /**

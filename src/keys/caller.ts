@@ -4,7 +4,7 @@ import type { KeyLimits, KeyPolicy } from '../config/key-policy.js';
 import { ModelNotAllowedError } from '../errors/errors.js';
 
 /** The part of a key's policy that matters per request (config entry and stored record alike). */
-export type PolicyFields = Pick<KeyPolicy, 'tier' | 'limits' | 'max_wait_ms' | 'models' | 'budget_usd' | 'token_quota' | 'expires_at' | 'disabled' | 'cache'>;
+export type PolicyFields = Pick<KeyPolicy, 'tier' | 'limits' | 'max_wait_ms' | 'models' | 'budget_usd' | 'token_quota' | 'expires_at' | 'disabled' | 'cache' | 'on_shutdown'>;
 
 /** US dollars as integer nano-dollars. */
 export function usdToNano(usd: number): number {
@@ -31,6 +31,7 @@ export function callerFromPolicy(id: string, policy: PolicyFields, catalogue?: C
     expiresAtMs: policy.expires_at === undefined ? undefined : Date.parse(policy.expires_at),
     disabled: policy.disabled === true ? true : undefined,
     cache: cachePolicy(id, policy.cache),
+    onShutdown: policy.on_shutdown,
   };
 }
 

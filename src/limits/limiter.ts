@@ -1,6 +1,6 @@
 import type { Caller } from '../auth/keys.js';
 import type { Catalogue } from '../config/catalogue.js';
-import type { TierLimits, TierName } from '../config/defaults.js';
+import type { TierLimits } from '../config/defaults.js';
 import { RateLimitError, RequestTooLargeError, type LimitKind } from '../errors/errors.js';
 import { goDuration } from './duration.js';
 import type { Usage } from '../usage/extract.js';
@@ -82,11 +82,9 @@ export interface LimiterOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** The clock of the max_wait_ms deadline (injected with `sleep`, so tests control both). */
   readonly now?: () => number;
-  /** The gateway's own OpenAI organisation: its tier is a ceiling on the sum of all keys. */
-  readonly organization?: { readonly tier: TierName; readonly name: string } | undefined;
 }
 
-interface PlannedBucket extends BucketCall {
+export interface PlannedBucket extends BucketCall {
   readonly kind: LimitKind;
 }
 
@@ -171,8 +169,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
       for (const kind of KINDS) {
         const limit = limits[kind];
         if (limit === null || limit === undefined) continue;
-        // One hash tag per key (or, for the organisation, per model): every bucket and counter of
-        // one call lives on one Cluster slot.
+        // One hash tag per key: every bucket and counter of one call lives on one Cluster slot.
         buckets.push({ kind, key: `${scope}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: 1 });
       }
       planned = { limits, buckets };
@@ -181,59 +178,26 @@ export function createLimiter(options: LimiterOptions): Limiter {
     }
     return planned.buckets.map((bucket) => (bucket.kind === 'tpm' ? { ...bucket, units: tokens } : requests === 1 ? bucket : { ...bucket, units: requests }));
   };
-  const organization = options.organization;
-  const orgLimits = organization && catalogue.tierLimits(organization.tier);
-
-  /** Take one admission's units back (the key refused after the organisation admitted). */
-  const release = async (buckets: readonly PlannedBucket[], outcome: AdmitOutcome): Promise<void> => {
-    if (outcome.settleVia) await outcome.settleVia(buckets);
-    else await store.settle(buckets);
-  };
-
-  /** The key's own admission; when it fails (a store error) the organisation's units are given back first. */
-  const ownAdmission = async (admission: AdmitOutcome | Promise<AdmitOutcome>, orgBuckets: readonly PlannedBucket[], orgOutcome: AdmitOutcome | undefined): Promise<AdmitOutcome> => {
-    try {
-      return await admission;
-    } catch (err) {
-      if (orgOutcome?.allowed) await release(orgBuckets, orgOutcome).catch(() => undefined);
-      throw err;
-    }
-  };
-
   const keyScope = (caller: Caller, model: string): string => `${keyTag(keyPrefix, caller.id)}|${model}`;
 
-  /** The waiting loop: refusals within the key's max_wait_ms, a store that answers later, the organisation ceiling. */
+  /** The waiting loop: refusals within the key's max_wait_ms, a store that answers later. */
   const admitWaiting = async (
     request: LimitRequest,
     buckets: readonly PlannedBucket[],
     counters: readonly CounterCall[],
-    orgBuckets: readonly PlannedBucket[],
     first: AdmitOutcome | Promise<AdmitOutcome> | undefined,
   ): Promise<Reservation> => {
     const { charge } = request;
     const deadline = now() + (request.caller.maxWaitMs ?? 0);
     let pending = first;
     for (;;) {
-      let refused: RateLimitError | undefined;
-      let waitMs = 0;
-      let orgOutcome: AdmitOutcome | undefined;
-      if (orgBuckets.length > 0) {
-        orgOutcome = await store.admit(orgBuckets);
-        if (!orgOutcome.allowed) {
-          refused = refusal(request.model, organization?.name ?? '', orgBuckets, orgOutcome);
-          waitMs = orgOutcome.waitMs;
-        }
-      }
-      if (!refused) {
-        const outcome = await ownAdmission(pending ?? store.admit(buckets, counters), orgBuckets, orgOutcome);
-        pending = undefined;
-        if (outcome.allowed) return reservation(store, buckets, outcome, orgBuckets, orgOutcome, charge);
-        if (orgOutcome) await release(orgBuckets, orgOutcome);
-        // A budget or quota: waiting cannot help.
-        if (charge && outcome.refusing >= buckets.length) throw charge.refusal(outcome.refusing - buckets.length, outcome.values ?? []);
-        refused = refusal(request.model, request.caller.id, buckets, outcome);
-        waitMs = outcome.waitMs;
-      }
+      const outcome = await (pending ?? store.admit(buckets, counters));
+      pending = undefined;
+      if (outcome.allowed) return reservation(store, buckets, outcome, charge);
+      // A budget or quota: waiting cannot help.
+      if (charge && outcome.refusing >= buckets.length) throw charge.refusal(outcome.refusing - buckets.length, outcome.values ?? []);
+      const refused = refusal(request.model, request.caller.id, buckets, outcome);
+      const waitMs = outcome.waitMs;
       if (now() + waitMs > deadline || request.signal?.aborted) throw refused;
       await sleep(waitMs);
       if (request.signal?.aborted) throw refused;
@@ -251,17 +215,11 @@ export function createLimiter(options: LimiterOptions): Limiter {
       const { charge } = request;
       const counters = charge?.counters ?? NO_COUNTERS;
       const buckets = plan(keyScope(request.caller, request.model), figures(request.caller, request.model), request.tokens, request.requests);
-      // The organisation ceiling: one bucket set per model for the sum of all keys.
-      const orgBuckets = orgLimits ? plan(`${keyPrefix}{org|${request.model}}`, orgLimits, request.tokens, request.requests) : NO_BUCKETS;
-      if (buckets.length === 0 && orgBuckets.length === 0 && counters.length === 0) return charge ? chargeOnly(charge, store) : NO_RESERVATION;
+      if (buckets.length === 0 && counters.length === 0) return charge ? chargeOnly(charge, store) : NO_RESERVATION;
       tooLarge(request, buckets, request.caller.id);
-      if (orgBuckets.length > 0) {
-        tooLarge(request, orgBuckets, organization?.name ?? '');
-        return admitWaiting(request, buckets, counters, orgBuckets, undefined);
-      }
       const outcome = store.admit(buckets, counters);
       const decide = (answer: AdmitOutcome): Reservation => {
-        if (answer.allowed) return reservation(store, buckets, answer, NO_BUCKETS, undefined, charge);
+        if (answer.allowed) return reservation(store, buckets, answer, charge);
         if (charge && answer.refusing >= buckets.length) throw charge.refusal(answer.refusing - buckets.length, answer.values ?? []);
         throw refusal(request.model, request.caller.id, buckets, answer);
       };
@@ -269,7 +227,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
       // promise at all), or when Redis's comes.
       if (!request.caller.maxWaitMs) return outcome instanceof Promise ? outcome.then(decide) : decide(outcome);
       if (!(outcome instanceof Promise) && outcome.allowed) return decide(outcome);
-      return admitWaiting(request, buckets, counters, NO_BUCKETS, outcome);
+      return admitWaiting(request, buckets, counters, outcome);
     },
   };
 }
@@ -281,18 +239,10 @@ function tooLarge(request: LimitRequest, buckets: readonly PlannedBucket[], owne
   }
 }
 
-function reservation(
-  store: LimiterStore,
-  buckets: readonly PlannedBucket[],
-  outcome: AdmitOutcome,
-  orgBuckets: readonly PlannedBucket[],
-  orgOutcome: AdmitOutcome | undefined,
-  charge: Charge | undefined,
-): Reservation {
+function reservation(store: LimiterStore, buckets: readonly PlannedBucket[], outcome: AdmitOutcome, charge: Charge | undefined): Reservation {
   let settled = false;
   const tpm = buckets.find((b) => b.kind === 'tpm');
-  const orgTpm = orgBuckets.find((b) => b.kind === 'tpm');
-  const reserved = tpm?.units ?? orgTpm?.units ?? 0;
+  const reserved = tpm?.units ?? 0;
   const correct = (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number, counters = NO_COUNTERS): void | Promise<unknown> => {
     const calls = bucket && delta !== 0 ? [{ ...bucket, units: delta }] : NO_BUCKETS;
     if (!via || (calls.length === 0 && counters.length === 0)) return;
@@ -310,14 +260,12 @@ function reservation(
       const counters = charge ? charge.settle(actual) : NO_COUNTERS;
       if (delta === 0 && counters.length === 0) return;
       const key = correct(tpm, outcome, delta, counters);
-      const org = correct(orgTpm, orgOutcome, delta);
-      if (org instanceof Promise) return Promise.all([key, org]).then(() => undefined);
       if (key instanceof Promise) return key.then(() => undefined);
     },
   };
 }
 
-function refusal(
+export function refusal(
   model: string,
   owner: string,
   buckets: readonly PlannedBucket[],

@@ -23,6 +23,8 @@ export interface ObservedRequest {
   readonly streamEnd: string | undefined;
   readonly rateLimitHeaders: Readonly<Record<string, string>> | undefined;
   readonly clientGone: boolean;
+  /** The catalogue model called is going away (its shutdown date is set and not reached). */
+  readonly deprecated?: { readonly model: string } | undefined;
 }
 
 /**
@@ -112,6 +114,11 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     name: 'tollgate_internal_errors_total',
     help: 'Exceptions caught on the logging and metrics path (during: observe, batch_usage); the request itself was already answered.',
     labelNames: ['during'],
+  });
+  const deprecatedCalls = new Counter({
+    name: 'tollgate_deprecated_model_requests_total',
+    help: 'Requests for catalogue models with a shutdown date still ahead, by key id and model: who still has to move to the successor.',
+    labelNames: ['key', 'model'],
     registers: [registry],
   });
   const usage = createUsageMetrics({ registry, pricesOf: options.pricesOf ?? (() => undefined) });
@@ -162,6 +169,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       const failure = upstreamFailure(state, status);
       if (failure !== undefined) countUpstreamError(failure);
       if (state.caller && state.rateLimitHeaders) remaining.admitted(state.caller, state.modelLabel, state.rateLimitHeaders);
+      if (state.deprecated) deprecatedCalls.inc({ key, model: state.deprecated.model });
       if (state.cacheSavedNano !== undefined) usage.countSaved(key, state.modelLabel, state.cacheSavedNano);
       if (!state.usage || !state.usageSource) return undefined;
       return usage.count(key, state.modelLabel, state.usage, state.usageSource);

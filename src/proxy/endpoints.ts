@@ -67,6 +67,8 @@ export interface Endpoint {
   readonly metered?: boolean;
   readonly modelCall?: ModelCall;
   readonly usage?: UsageShape;
+  /** A stateless model call: routed over the upstream pool (other calls stay on the default upstream, where their objects live). */
+  readonly pooled?: boolean;
   /** The batch queue watches calls here (batch file uploads, batch creation and status). */
   readonly batchQueue?: boolean;
   /** `GET /v1/models`: the answer's list is filtered to the key's allow-list. */
@@ -113,28 +115,28 @@ const crud = (collection: string, id: string): Endpoint[] => [
 
 export const ENDPOINTS: readonly Endpoint[] = [
   // Text and multimodal generation: billed per token.
-  post('/chat/completions', 'json', { model: REQUIRED, metered: true, modelCall: CHAT, usage: 'chat' }),
+  post('/chat/completions', 'json', { model: REQUIRED, metered: true, pooled: true, modelCall: CHAT, usage: 'chat' }),
   get('/chat/completions'),
   get('/chat/completions/:completion_id'),
   post('/chat/completions/:completion_id'),
   del('/chat/completions/:completion_id'),
   get('/chat/completions/:completion_id/messages'),
-  post('/responses', 'json', { model: IMPLIED, metered: true, modelCall: RESPONSES, usage: 'responses' }),
+  post('/responses', 'json', { model: IMPLIED, metered: true, pooled: true, modelCall: RESPONSES, usage: 'responses' }),
   post('/responses/compact', 'json', { model: REQUIRED, metered: true }),
-  post('/responses/input_tokens', 'json', { model: IMPLIED }),
+  post('/responses/input_tokens', 'json', { model: IMPLIED, pooled: true }),
   get('/responses/:response_id'),
   del('/responses/:response_id'),
   post('/responses/:response_id/cancel', 'none'),
   get('/responses/:response_id/input_items'),
-  post('/completions', 'json', { model: REQUIRED, metered: true, modelCall: COMPLETIONS, usage: 'completions' }),
-  post('/embeddings', 'json', { model: REQUIRED, metered: true, usage: 'embeddings' }),
-  post('/moderations', 'json', { model: defaultModel('omni-moderation-latest'), metered: true }),
+  post('/completions', 'json', { model: REQUIRED, metered: true, pooled: true, modelCall: COMPLETIONS, usage: 'completions' }),
+  post('/embeddings', 'json', { model: REQUIRED, metered: true, pooled: true, usage: 'embeddings' }),
+  post('/moderations', 'json', { model: defaultModel('omni-moderation-latest'), metered: true, pooled: true }),
 
   // Images, audio, video: billed per image, character, minute or second (units).
-  post('/images/generations', 'json', { model: defaultModel('dall-e-2'), metered: true }),
+  post('/images/generations', 'json', { model: defaultModel('dall-e-2'), metered: true, pooled: true }),
   post('/images/edits', 'multipart', { model: defaultModel('dall-e-2'), metered: true }),
   post('/images/variations', 'multipart', { model: defaultModel('dall-e-2'), metered: true }),
-  post('/audio/speech', 'json', { model: REQUIRED, metered: true }),
+  post('/audio/speech', 'json', { model: REQUIRED, metered: true, pooled: true }),
   post('/audio/transcriptions', 'multipart', { model: REQUIRED, metered: true }),
   post('/audio/translations', 'multipart', { model: REQUIRED, metered: true }),
   post('/audio/voices', 'multipart'),

@@ -10,6 +10,7 @@ import type { Catalogue } from '../config/catalogue.js';
 import type { Config } from '../config/schema.js';
 import { ClientGoneError, InvalidRequestError, ModelNotAllowedError, ModelNotFoundError, QuotaExceededError, RateLimitError, RequestTooLargeError, TollgateError } from '../errors/errors.js';
 import { mapUpstreamError } from '../errors/upstream-errors.js';
+import { withCeiling } from '../limits/ceiling.js';
 import type { Limiter, Reservation } from '../limits/limiter.js';
 import type { Quotas } from '../quota/charge.js';
 import type { Endpoint } from './endpoints.js';
@@ -21,6 +22,8 @@ import { admit, admitForm, MANAGEMENT, type Admission } from './admission.js';
 import { isJsonObject, type JsonObject } from '../usage/json.js';
 import type { RequestState } from './request-state.js';
 import { respond } from './respond.js';
+import { checkModelAllowed } from '../keys/caller.js';
+import { applyRetirement } from './retirement.js';
 import { settleEstimated, settleReleased } from './settle.js';
 import { limitUpload } from './upload.js';
 import { bodyForm, holdMultipart } from './request-body.js';
@@ -67,6 +70,8 @@ interface Prepared {
   readonly cache?: CacheTicket | undefined;
   /** `GET /v1/models` for a key with an allow-list: which models of the answer's list it keeps. */
   readonly filterModels?: ((id: string) => boolean) | undefined;
+  /** Tokens the request may use (estimate + output cap): what an upstream's ceiling takes. */
+  readonly tokens?: number | undefined;
 }
 
 export type Forward = (endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
@@ -106,16 +111,20 @@ export function createForwarder(deps: ForwardDeps): Forward {
     return chain(admission, (admitted) => prepareOpaque(endpoint, request, admitted, form === 'empty' ? undefined : 'stream'));
   }
 
-  function admitted(state: RequestState, admission: Admission): void {
+  /** Record what admission decided; a retired model is refused or routed to its successor here (then allow-listed as it). */
+  function admitted(state: RequestState, resolved: Admission): Admission {
+    const admission = applyRetirement(resolved, state, catalogue);
+    if (admission.model !== resolved.model && state.caller) checkModelAllowed(state.caller, admission.model?.name, admission.model);
     state.model = admission.requestedModel;
     state.modelLabel = admission.model?.name ?? (admission.requestedModel === undefined ? 'none' : 'other');
     state.stream = admission.stream;
+    return admission;
   }
 
   /** A request whose body is not JSON (none, a held form, an upload stream): reserved, watched by the batch queue, sent. */
-  function prepareOpaque(endpoint: Endpoint, request: FastifyRequest, admission: Admission, body: Buffer | 'stream' | undefined): Maybe<Prepared> {
+  function prepareOpaque(endpoint: Endpoint, request: FastifyRequest, resolved: Admission, body: Buffer | 'stream' | undefined): Maybe<Prepared> {
     const state = request.tollgate;
-    admitted(state, admission);
+    const admission = admitted(state, resolved);
     if (endpoint.modelInPath) checkModelInPath(state, (request.params as { model: string }).model);
     return chain(reserve(endpoint, state, admission, undefined), (reservation) => {
       if (reservation) state.rateLimitHeaders = reservation.headers;
@@ -180,9 +189,9 @@ export function createForwarder(deps: ForwardDeps): Forward {
     return allowed && ((id) => allowed.has(catalogue.resolve(id)?.name ?? id));
   }
 
-  function prepareJson(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, admission: Admission): Maybe<Prepared> {
+  function prepareJson(endpoint: Endpoint, request: FastifyRequest, json: JsonBody, resolved: Admission): Maybe<Prepared> {
     const state = request.tollgate;
-    admitted(state, admission);
+    const admission = admitted(state, resolved);
     const policy = state.caller?.cache;
     if (policy && isJsonObject(json.value)) {
       const ticket = deps.responseCache.open(endpoint, policy, state.modelLabel, json.value, request.headers);
@@ -202,7 +211,16 @@ export function createForwarder(deps: ForwardDeps): Forward {
     const prepared = (reservation: Reservation | undefined): Maybe<Prepared> => {
       // Error answers made after this point carry the key's rate-limit headers too (app.ts).
       if (reservation) state.rateLimitHeaders = reservation.headers;
-      const ready = (batch: BatchExchange | undefined): Prepared => ({ payload, reservation, inputTokens: admission.inputTokens, injectedUsage, batch, affinity: route?.fingerprint, cache });
+      const ready = (batch: BatchExchange | undefined): Prepared => ({
+        payload,
+        reservation,
+        inputTokens: admission.inputTokens,
+        injectedUsage,
+        batch,
+        affinity: route?.fingerprint,
+        cache,
+        tokens: tokensOf(endpoint, admission),
+      });
       return endpoint.batchQueue ? chain(watchBatch(endpoint, request, json), ready) : ready(undefined);
     };
     return chain(reserve(endpoint, state, admission, undefined), prepared);
@@ -229,7 +247,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
     if (!caller) return undefined;
     state.charged = true;
     const metered = endpoint.metered === true;
-    const outputCap = metered ? (admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0)) : 0;
+    const outputCap = metered ? tokensOf(endpoint, admission) - admission.inputTokens : 0;
     const counted = (err: unknown): never => {
       if (err instanceof RateLimitError || err instanceof QuotaExceededError) deps.onRefused(caller.id, state.modelLabel, err.kind);
       else if (err instanceof RequestTooLargeError) deps.onRefused(caller.id, state.modelLabel, 'tpm');
@@ -248,6 +266,11 @@ export function createForwarder(deps: ForwardDeps): Forward {
     } catch (err) {
       return counted(err);
     }
+  }
+
+  /** Estimated input + the output cap (or the configured default for model calls). */
+  function tokensOf(endpoint: Endpoint, admission: Admission): number {
+    return admission.inputTokens + (admission.outputCap ?? (endpoint.modelCall ? config.limits.default_output_tokens : 0));
   }
 
   /** The upstream call, then the answer (respond.ts). */
@@ -278,18 +301,23 @@ export function createForwarder(deps: ForwardDeps): Forward {
           }),
           body: payload,
           affinity: prepared.affinity,
+          // Stateless model calls are routed over the pool; the rest stays on its default upstream.
+          model: endpoint.pooled && state.model !== undefined ? state.modelLabel : undefined,
+          tokens: prepared.tokens,
+          maxWaitMs: state.caller?.maxWaitMs,
         },
         state,
       );
     } catch (err) {
       state.upstreamEnd = performance.now();
+      if (err instanceof RateLimitError && state.caller) deps.onRefused(state.caller.id, state.modelLabel, err.kind);
       if (batch) await batch.answered(undefined);
       if (state.clientGone) settleEstimated(state, reservation, prepared.inputTokens, 0);
       else settleReleased(reservation);
       if (state.clientGone) throw new ClientGoneError();
       throw mapUpstreamError(err) ?? err;
     }
-    const responding = respond(reply, response, { endpoint, state, ...prepared });
+    const responding = respond(reply, response, { endpoint, state, ...prepared, reservation: withCeiling(reservation, response.ceiling) });
     if (responding) await responding;
     return reply;
   }

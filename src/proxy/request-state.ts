@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Caller } from '../auth/keys.js';
+import type { ModelRetirement } from '../config/catalogue.js';
 import type { UsageSource } from '../metrics/usage-metrics.js';
 import type { Usage } from '../usage/extract.js';
 
@@ -49,6 +50,13 @@ export interface RequestState {
   clientGone: boolean;
   /** Set while an upstream request is open: cancels it when the client goes away. */
   abortUpstream: (() => void) | undefined;
+  /** The pool's upstream that answered (or failed last), and the attempts made. */
+  upstreamId: string | undefined;
+  upstreamAttempts: number | undefined;
+  /** The catalogue model called is going away: its answers say so, and a counter says who calls it. */
+  deprecated: ModelRetirement | undefined;
+  /** A retired model served by its successor: `old -> new`. */
+  modelRouted: string | undefined;
 }
 
 export function newRequestState(): RequestState {
@@ -73,6 +81,10 @@ export function newRequestState(): RequestState {
     charged: false,
     clientGone: false,
     abortUpstream: undefined,
+    upstreamId: undefined,
+    upstreamAttempts: undefined,
+    deprecated: undefined,
+    modelRouted: undefined,
   };
 }
 

@@ -62,8 +62,11 @@ function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: st
   if (contentLength !== undefined) head.push('content-length', contentLength);
   if (!upstream.hasRequestId) head.push('x-request-id', reply.request.id);
   if (reply.server.serverTiming) head.push('server-timing', serverTiming(reply));
-  const cache = reply.request.tollgate.cache;
-  if (cache !== 'none') head.push('x-tollgate-cache', cache);
+  const state = reply.request.tollgate;
+  if (state.cache !== 'none') head.push('x-tollgate-cache', state.cache);
+  if (state.upstreamId !== undefined) head.push('x-tollgate-upstream', `${state.upstreamId}; attempts=${state.upstreamAttempts ?? 1}`);
+  if (state.modelRouted !== undefined) head.push('x-tollgate-model-routed', state.modelRouted);
+  if (state.deprecated) head.push('sunset', state.deprecated.sunset, 'x-tollgate-model-deprecated', state.deprecated.notice);
   if (reservation) {
     const limits = reservation.headers;
     for (const name in limits) head.push(name, limits[name] as string);

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { UpstreamCall, type BodySource } from './call.js';
 import type { ClientHead } from './headers.js';
+import type { CeilingHold } from '../limits/ceiling.js';
 
 /**
  * The upstream API behind one undici Pool. Knows nothing of Fastify: it maps a client path onto
@@ -27,6 +28,12 @@ export interface UpstreamRequest {
   readonly signal?: AbortSignal | undefined;
   /** The prompt's prefix fingerprint: with several targets, the same one goes to the same target. */
   readonly affinity?: string | undefined;
+  /** The catalogue model (pool routing and ceilings); undefined: the pool's default upstream. */
+  readonly model?: string | undefined;
+  /** Tokens the request may use (estimated input + output cap): what an upstream's ceiling takes. */
+  readonly tokens?: number | undefined;
+  /** How long the request may wait for an upstream's ceiling to have room (the key's max_wait_ms). */
+  readonly maxWaitMs?: number | undefined;
 }
 
 export interface UpstreamResponse {
@@ -34,11 +41,16 @@ export interface UpstreamResponse {
   /** The upstream's headers as the client gets them (upstream/headers.ts: clientHead). */
   readonly head: ClientHead;
   readonly body: BodySource;
+  /** The answering upstream's ceiling hold, settled with the answer's usage (pools only). */
+  readonly ceiling?: CeilingHold | undefined;
 }
 
 /** Receives the means to cancel the request while it is open (the client went away). */
 export interface Cancellable {
   abortUpstream: (() => void) | undefined;
+  /** Written by a pool: the upstream that answered (or failed last) and the attempts made. */
+  upstreamId?: string | undefined;
+  upstreamAttempts?: number | undefined;
 }
 
 export interface Upstream {

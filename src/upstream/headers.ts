@@ -69,6 +69,9 @@ export interface ClientHead {
   readonly contentLength: string | undefined;
   readonly contentType: string | undefined;
   readonly hasRequestId: boolean;
+  /** The provider's x-ratelimit-remaining-requests / -tokens (kept from the client; read by calibration). */
+  readonly remainingRequests?: string | undefined;
+  readonly remainingTokens?: string | undefined;
 }
 
 /**
@@ -82,10 +85,14 @@ export function clientHead(raw: readonly Buffer[]): ClientHead {
   let contentType: string | undefined;
   let hasRequestId = false;
   let connection: string | undefined;
+  let remainingRequests: string | undefined;
+  let remainingTokens: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
     if (HOP_BY_HOP.has(name) || NOT_TO_CLIENT.has(name) || name.startsWith('x-ratelimit-')) {
-      if (name === 'connection') connection = connection === undefined ? (raw[i + 1] as Buffer).toString('latin1') : `${connection},${(raw[i + 1] as Buffer).toString('latin1')}`;
+      if (name === 'x-ratelimit-remaining-requests') remainingRequests = (raw[i + 1] as Buffer).toString('latin1');
+      else if (name === 'x-ratelimit-remaining-tokens') remainingTokens = (raw[i + 1] as Buffer).toString('latin1');
+      else if (name === 'connection') connection = connection === undefined ? (raw[i + 1] as Buffer).toString('latin1') : `${connection},${(raw[i + 1] as Buffer).toString('latin1')}`;
       continue;
     }
     const value = (raw[i + 1] as Buffer).toString('latin1');
@@ -105,7 +112,7 @@ export function clientHead(raw: readonly Buffer[]): ClientHead {
     if (named.has('content-length')) contentLength = undefined;
     if (named.has('content-type')) contentType = undefined;
     if (named.has('x-request-id')) hasRequestId = kept.includes('x-request-id');
-    return { headers: kept, contentLength, contentType, hasRequestId };
+    return { headers: kept, contentLength, contentType, hasRequestId, remainingRequests, remainingTokens };
   }
-  return { headers, contentLength, contentType, hasRequestId };
+  return { headers, contentLength, contentType, hasRequestId, remainingRequests, remainingTokens };
 }

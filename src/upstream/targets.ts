@@ -1,8 +1,7 @@
 import { hash } from 'node:crypto';
-import type { LoadedUpstream, Upstream, UpstreamRequest } from './client.js';
 
 /**
- * Several upstream targets serving the same models (e.g. self-hosted replicas with automatic
+ * Choosing among several upstreams serving the same models (e.g. self-hosted replicas with automatic
  * prefix caching). A request with a prefix fingerprint goes to the target that ranks highest for
  * it by rendezvous hashing (so each replica keeps seeing the same prefixes, and adding or removing
  * a target moves only its own share), unless that target is over its bounded load: then the next
@@ -28,62 +27,34 @@ export function rendezvousOrder(fingerprint: string, targetIds: readonly string[
  * among equally loaded targets. With a fingerprint, no target takes more than
  * ceil(factor × (total load + 1) / n): some target is always below that.
  */
-export function pickTarget(fingerprint: string | undefined, targetIds: readonly string[], loads: readonly number[], factor: number, turn: number): number {
+export function pickTarget(
+  fingerprint: string | undefined,
+  targetIds: readonly string[],
+  loads: readonly number[],
+  factor: number,
+  turn: number,
+  weighted?: { readonly weights: readonly number[]; readonly credits: readonly number[] },
+): number {
   const n = targetIds.length;
   if (n === 1) return 0;
+  const weight = (index: number): number => weighted?.weights[index] ?? 1;
   if (fingerprint !== undefined) {
     let total = 1;
-    for (const load of loads) total += load;
-    const cap = Math.ceil((factor * total) / n);
-    for (const index of rendezvousOrder(fingerprint, targetIds)) if ((loads[index] ?? 0) < cap) return index;
+    let weights = 0;
+    for (let i = 0; i < n; i++) {
+      total += loads[i] ?? 0;
+      weights += weight(i);
+    }
+    for (const index of rendezvousOrder(fingerprint, targetIds)) if ((loads[index] ?? 0) < Math.ceil((factor * total * weight(index)) / weights)) return index;
   }
+  // Least load per weight; among equals, the most credit of smooth weighted round robin (so weights
+  // hold while idle), then in turn.
+  const rank = (index: number): number => (loads[index] ?? 0) / weight(index);
+  const credit = (index: number): number => weighted?.credits[index] ?? 0;
   let best = turn % n;
   for (let k = 1; k < n; k++) {
     const index = (turn + k) % n;
-    if ((loads[index] ?? 0) < (loads[best] ?? 0)) best = index;
+    if (rank(index) < rank(best) || (rank(index) === rank(best) && credit(index) > credit(best))) best = index;
   }
   return best;
-}
-
-export interface BalancedTarget {
-  readonly id: string;
-  readonly upstream: Upstream;
-  /** Requests in flight on this target now. */
-  load(): number;
-}
-
-/** One Upstream over several targets; `request.affinity` is the prompt's fingerprint. */
-export function createBalancedUpstream(targets: readonly BalancedTarget[], factor: number): Upstream & { readonly picked: number[] } {
-  const ids = targets.map((t) => t.id);
-  let turn = 0;
-  // Requests sent to each target since start (tests and logs read it).
-  const picked = targets.map(() => 0);
-  return {
-    picked,
-    send(request: UpstreamRequest, cancellable) {
-      const loads = targets.map((t) => t.load());
-      const index = pickTarget(request.affinity, ids, loads, factor, turn++);
-      picked[index] = (picked[index] ?? 0) + 1;
-      return (targets[index] as BalancedTarget).upstream.send(request, cancellable);
-    },
-    close: async () => {
-      await Promise.all(targets.map((t) => t.upstream.close()));
-    },
-  };
-}
-
-/** The upstream of the config: one pool, or one per `upstream.targets` entry behind the balancer. */
-export function createConfiguredUpstream(
-  config: { readonly url?: string | undefined; readonly targets: readonly { readonly url: string }[]; readonly balance_factor: number },
-  pool: (baseUrl: string) => LoadedUpstream,
-  defaultUrl: string,
-): Upstream {
-  if (config.targets.length === 0) return pool(config.url ?? defaultUrl);
-  return createBalancedUpstream(
-    config.targets.map((target, index) => {
-      const upstream = pool(target.url);
-      return { id: `${index}:${target.url}`, upstream, load: () => upstream.load() };
-    }),
-    config.balance_factor,
-  );
 }

@@ -1,7 +1,7 @@
 // Public entry of the fake OpenAI upstream used by tests, the mock-upstream CLI and the benchmark.
 // The implementation lives in ./fake-upstream/.
 export { startFakeUpstream } from './fake-upstream/index.js';
-export type { FakeUpstream, FakeUpstreamOptions } from './fake-upstream/index.js';
+export type { FakeStep, FakeUpstream, FakeUpstreamOptions } from './fake-upstream/index.js';
 import type { RecordedRequest } from './fake-upstream/common.js';
 export type { RecordedRequest };
 export { CREATED, fakeChunk, fakeText } from './fake-upstream/common.js';

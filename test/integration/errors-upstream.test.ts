@@ -13,7 +13,7 @@ let gateway: TestGateway;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url });
+  gateway = await startGateway({ upstreamUrl: upstream.url, config: { retry: { max_attempts: 1 } } });
 });
 afterAll(async () => {
   await gateway?.close();

@@ -130,7 +130,7 @@ describe('failures settle exactly once', () => {
   });
 
   it('upstream timeout (504): tokens released once, the request still counts', async () => {
-    const gw = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), config: { ...CONFIG, upstream: { headers_timeout_ms: 300 } } });
+    const gw = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), config: { ...CONFIG, upstream: { headers_timeout_ms: 300 }, retry: { max_attempts: 1 } } });
     try {
       const since = await redisNowMs(redis);
       expect((await postChat(gw, 'timeout', CHAT, KNOBS)).status).toBe(200);

@@ -33,6 +33,8 @@ describe.each(['redis', 'memory'] as const)('response cache (%s store)', (storeK
       upstreamUrl: upstream.url,
       redisUrl: storeKind === 'redis' ? inject('redisUrl') : undefined,
       config: {
+        // Errors are counted per upstream call: one attempt each (retries are upstream-failover's).
+        retry: { max_attempts: 1 },
         limits: { key_prefix: uniquePrefix(`cache-${storeKind}`) },
         keys: [
           { id: 'cached', key: CACHED, tier: 'tier-1', cache: { ttl_s: 60 } },
@@ -223,7 +225,7 @@ describe('single flight when the first request fails', () => {
   let own: FakeUpstream;
   beforeAll(async () => {
     own = await startFakeUpstream();
-    gw = await startGateway({ upstreamUrl: own.url, config: { keys: [{ id: 'cached', key: CACHED, tier: 'tier-1', cache: {} }] } });
+    gw = await startGateway({ upstreamUrl: own.url, config: { retry: { max_attempts: 1 }, keys: [{ id: 'cached', key: CACHED, tier: 'tier-1', cache: {} }] } });
   });
   afterAll(async () => {
     await gw?.close();

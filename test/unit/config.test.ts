@@ -332,3 +332,27 @@ describe('key policy in the config file', () => {
     expect(configError(() => validateConfig(parseConfigText(passThrough, {}, 'f.yaml'), 'f.yaml')).message).toContain('keys[0].limits.models.__proto__');
   });
 });
+
+describe('retirement and the upstream pool in the config', () => {
+  it('refuses a successor outside the catalogue, and routing to a successor that is not named', () => {
+    expect(() => buildCatalogue(configFromObject({ models: { catalogue: [{ name: 'old', shutdown_date: '2020-01-01', successor: 'gpt-9' }] } }))).toThrow(
+      'Invalid config: the successor gpt-9 of model old is not in the catalogue',
+    );
+    expect(() => buildCatalogue(configFromObject({ models: { catalogue: [{ name: 'old', shutdown_date: '2020-01-01', on_shutdown: 'route_to_successor' }] } }))).toThrow(
+      'Invalid config: model old routes to its successor after shutdown but names none',
+    );
+    expect(() => configFromObject({ models: { catalogue: [{ name: 'old', shutdown_date: '1 Jan 2020' }] } })).toThrow(/models\.catalogue\[0\]\.shutdown_date/);
+  });
+
+  it('takes upstreams with a ceiling as a tier name or figures, and refuses duplicate ids', () => {
+    const config = configFromObject({
+      upstreams: [
+        { id: 'a', url: 'https://api.openai.com/v1', ceiling: 'tier-2' },
+        { id: 'b', url: 'https://x.openai.azure.com/openai/v1', kind: 'azure', ceiling: { rpm: 10, models: { 'gpt-4.1-nano': { tpm: 1000 } } } },
+      ],
+    });
+    expect(config.upstreams[0]?.ceiling).toEqual({ tier: 'tier-2', models: {} });
+    expect(config.upstreams[1]).toMatchObject({ kind: 'azure', weight: 1, ceiling: { rpm: 10 } });
+    expect(() => configFromObject({ upstreams: [{ id: 'a', url: 'https://a/v1' }, { id: 'a', url: 'https://b/v1' }] })).toThrow(/upstream ids must be unique/);
+  });
+});

@@ -12,6 +12,8 @@ const base: RequestLine = {
   stream_end: undefined,
   upstream_status: 200,
   upstream_ms: 12.34,
+  upstream: 'default',
+  attempts: 1,
   total_ms: 13.5,
   input_tokens: 10,
   cached_tokens: 0,

@@ -81,6 +81,8 @@ export interface Ctx {
   startedAt: number;
   /** Set once the response 'close' event fired (finished or connection gone). */
   closed: boolean;
+  /** Headers a script step adds to (or overrides on) every answer of this request. */
+  extraHeaders?: Record<string, string> | undefined;
   /** Short sha256 of method + path + body, the seed of all generated ids. */
   readonly hash: string;
   /** Waits `ms`; resolves false (early) if the connection closed meanwhile. */
@@ -144,6 +146,7 @@ export function baseHeaders(ctx: Ctx): Record<string, string | number> {
     ...STATIC_HEADERS,
     'x-request-id': ctx.requestId,
     'openai-processing-ms': Math.max(0, Date.now() - ctx.startedAt),
+    ...ctx.extraHeaders,
   };
 }
 

@@ -33,6 +33,23 @@ export interface FakeUpstream {
   reset(): void;
   /** Closes the server and destroys open sockets. */
   close(): Promise<void>;
+  /** Scripts the next requests, one step each, in order (then the usual behaviour resumes). */
+  script(...steps: FakeStep[]): void;
+  /** A step applied to every request while set (after the scripted ones): e.g. a 503 outage; undefined ends it. */
+  always(step: FakeStep | undefined): void;
+}
+
+/**
+ * What one request meets, besides its x-fake-* headers: an error status (with extra headers,
+ * e.g. retry-after-ms), a connection reset before any answer, a hang (no answer at all), a cut
+ * after n events or half the body, or extra headers on a normal answer (x-ratelimit-*).
+ */
+export interface FakeStep {
+  readonly status?: number;
+  readonly headers?: Record<string, string>;
+  readonly reset?: boolean;
+  readonly hang?: boolean;
+  readonly cutAfter?: number;
 }
 
 export interface FakeUpstreamOptions {
@@ -136,7 +153,8 @@ function maskKey(key: string): string {
 
 function checkAuth(ctx: Ctx, apiKey: string): boolean {
   const auth = ctx.req.headers.authorization;
-  if (auth === `Bearer ${apiKey}`) return true;
+  // Azure OpenAI's header.
+  if (auth === `Bearer ${apiKey}` || ctx.req.headers['api-key'] === apiKey) return true;
   const given = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
   const message = given
     ? `Incorrect API key provided: ${maskKey(given)}. You can find your API key at https://platform.openai.com/account/api-keys.`
@@ -155,15 +173,26 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   });
 }
 
-async function serve(ctx: Ctx, apiKey: string | undefined): Promise<void> {
+/** Azure OpenAI's path shapes onto OpenAI's: /openai/v1/x and /openai/deployments/{name}/x are /v1/x. */
+function azurePath(pathname: string): string {
+  if (pathname.startsWith('/openai/v1/')) return pathname.slice('/openai'.length);
+  const deployment = /^\/openai\/deployments\/[^/]+(\/.*)$/.exec(pathname);
+  return deployment ? `/v1${deployment[1] ?? ''}` : pathname;
+}
+
+async function serve(ctx: Ctx, apiKey: string | undefined, step: FakeStep | undefined): Promise<void> {
   const { knobs } = ctx;
+  if (step?.reset) return void ctx.req.socket.destroy();
+  if (step?.hang) return void (await new Promise<void>((resolve) => ctx.res.once('close', resolve)));
+  if (step?.cutAfter !== undefined) knobs.cutAfter = step.cutAfter;
+  ctx.extraHeaders = step?.headers;
   if (knobs.latencyMs > 0 && !(await ctx.sleep(knobs.latencyMs))) return;
   if (apiKey !== undefined && !checkAuth(ctx, apiKey)) return;
-  if (knobs.status !== undefined && knobs.status >= 400 && knobs.status <= 599) {
-    const s = knobs.status;
-    sendError(ctx, s, `Fake upstream error ${s}`, {
-      code: s === 429 ? 'rate_limit_exceeded' : null,
-      headers: s === 429 ? { 'retry-after': '1' } : undefined,
+  const status = step?.status ?? knobs.status;
+  if (status !== undefined && status >= 400 && status <= 599) {
+    sendError(ctx, status, `Fake upstream error ${status}`, {
+      code: status === 429 ? 'rate_limit_exceeded' : null,
+      headers: status === 429 && !step?.headers ? { 'retry-after': '1' } : undefined,
     });
     return;
   }
@@ -197,6 +226,8 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const state: FakeState = newState();
   const sockets = new Set<Socket>();
   const idPrefix = randomBytes(4).toString('hex');
+  const steps: FakeStep[] = [];
+  let always: FakeStep | undefined;
   let counter = 0;
 
   const onRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -211,7 +242,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       req,
       res,
       method,
-      pathname: q === -1 ? url : url.slice(0, q),
+      pathname: azurePath(q === -1 ? url : url.slice(0, q)),
       body: Buffer.alloc(0),
       knobs: readKnobs(req.headers),
       state,
@@ -269,12 +300,13 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       }
     });
 
+    const step = steps.shift() ?? always;
     const body = await readBody(req);
     if (body === undefined) return; // client went away mid-body; 'close' records it
     ctx.body = body;
     if (ctx.rec) ctx.rec.body = body;
     try {
-      await serve(ctx, apiKey);
+      await serve(ctx, apiKey, step);
     } catch (err) {
       if (!res.headersSent && !ctx.closed) {
         sendError(ctx, 500, `Fake upstream internal error: ${(err as Error).message}`);
@@ -318,6 +350,14 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     realtime: realtime.fake,
     reset() {
       requests.length = 0;
+      steps.length = 0;
+      always = undefined;
+    },
+    script(...next) {
+      steps.push(...next);
+    },
+    always(step) {
+      always = step;
     },
     close() {
       return new Promise<void>((resolve) => {
