@@ -114,6 +114,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     name: 'tollgate_internal_errors_total',
     help: 'Exceptions caught on the logging and metrics path (during: observe, batch_usage); the request itself was already answered.',
     labelNames: ['during'],
+    registers: [registry],
   });
   const deprecatedCalls = new Counter({
     name: 'tollgate_deprecated_model_requests_total',
