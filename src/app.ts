@@ -296,8 +296,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     quotas,
     redis: app.redis,
     registry: metrics.registry,
-    upstreamBaseUrl: config.upstream.url ?? config.upstream.targets[0]?.url ?? options.upstreamUrl,
-    identity,
+    // Realtime sessions go to the pool's first (default) upstream, with its credential.
+    ...(config.upstreams[0]
+      ? {
+          upstreamBaseUrl: config.upstreams[0].url,
+          identity: { apiKey: config.upstreams[0].api_key ?? options.upstreamApiKey, organization: config.upstreams[0].organization, project: config.upstreams[0].project },
+        }
+      : {
+          upstreamBaseUrl: config.upstream.url ?? config.upstream.targets[0]?.url ?? options.upstreamUrl,
+          identity: { apiKey: options.upstreamApiKey, organization: config.upstream.organization, project: config.upstream.project },
+        }),
     logger,
     onRefused: (keyId, model, limit) => metrics.countRateLimited(keyId, model, limit),
     observe: (caller, model, usage, source) =>

@@ -35,19 +35,24 @@ export function serves(member: PoolMember, model: string | undefined): boolean {
   return member.models.has(model);
 }
 
-/** The credential headers of this member, replacing whatever another member put there. */
-export function stampCredential(member: PoolMember, headers: Record<string, string | string[]>): void {
-  delete headers.authorization;
-  delete headers['api-key'];
-  delete headers['openai-organization'];
-  delete headers['openai-project'];
+/**
+ * The request's headers with this member's credential, replacing whatever another member put
+ * there. The credential comes first: a server keeps only so many headers (Node about 1,000), and
+ * a client's many must never push the gateway's own out.
+ */
+export function withCredential(member: PoolMember, headers: Readonly<Record<string, string | string[]>>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
   if (member.apiKey) {
-    if (member.kind === 'azure') headers['api-key'] = member.apiKey;
-    else headers.authorization = `Bearer ${member.apiKey}`;
+    if (member.kind === 'azure') out['api-key'] = member.apiKey;
+    else out.authorization = `Bearer ${member.apiKey}`;
   }
-  if (member.organization) headers['openai-organization'] = member.organization;
-  if (member.project) headers['openai-project'] = member.project;
+  if (member.organization) out['openai-organization'] = member.organization;
+  if (member.project) out['openai-project'] = member.project;
+  for (const name in headers) if (!CREDENTIAL_HEADERS.has(name)) out[name] = headers[name] as string | string[];
+  return out;
 }
+
+const CREDENTIAL_HEADERS = new Set(['authorization', 'api-key', 'openai-organization', 'openai-project']);
 
 /** The path on this member: Azure deployments take `/deployments/{name}` and an api-version. */
 export function memberPath(member: PoolMember, path: string, model: string | undefined): string {

@@ -4,7 +4,7 @@ import type { CeilingHold, Ceilings } from '../limits/ceiling.js';
 import { calibrate, type PoolObserver } from './calibrate.js';
 import type { Cancellable, Upstream, UpstreamRequest, UpstreamResponse } from './client.js';
 import { Health, type EjectionPolicy, type HealthState } from './health.js';
-import { memberPath, serves, stampCredential, type PoolMember } from './member.js';
+import { memberPath, serves, withCredential, type PoolMember } from './member.js';
 import { startProbes, type Probes } from './probe.js';
 import { backoffMs, isCreate, neverReceived, replayable, retryableError, retryableStatus, retryAfterMs, type RetryPolicy } from './retry.js';
 import { pickTarget } from './targets.js';
@@ -154,11 +154,11 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         hold?.release();
         throw new Error('the request was cancelled');
       }
-      stampCredential(member, request.headers as Record<string, string | string[]>);
+      const headers = withCredential(member, request.headers as Record<string, string | string[]>);
       const sentAt = performance.now();
       let response: UpstreamResponse;
       try {
-        response = await member.upstream.send({ ...request, path: memberPath(member, request.path, request.model) }, inner);
+        response = await member.upstream.send({ ...request, headers, path: memberPath(member, request.path, request.model) }, inner);
       } catch (err) {
         observer?.attempted(member.id, neverReceived(err) ? 'connect_error' : 'error', (performance.now() - sentAt) / 1000);
         if (neverReceived(err)) hold?.release();

@@ -1,6 +1,6 @@
 import type { PoolObserver } from './calibrate.js';
 import type { Health } from './health.js';
-import { memberPath, stampCredential, type PoolMember } from './member.js';
+import { memberPath, withCredential, type PoolMember } from './member.js';
 
 /**
  * Probes of ejected upstreams: when an ejection's cool-down is over, one `GET /models` with the
@@ -34,8 +34,7 @@ export function startProbes(options: { readonly health: ReadonlyMap<PoolMember, 
     const state = health.get(member);
     if (!state || closed) return;
     state.state = 'probing';
-    const headers: Record<string, string | string[]> = { 'accept-encoding': 'identity' };
-    stampCredential(member, headers);
+    const headers = withCredential(member, { 'accept-encoding': 'identity' });
     let ok = false;
     try {
       const answer = await member.upstream.send({ method: 'GET', path: memberPath(member, '/models', undefined), headers, body: undefined, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });

@@ -246,18 +246,19 @@ describe('single flight when the first request fails', () => {
   });
 
   // Issue 20, fault 1 (flight_wait_ms at its default, longer than the test's timeout).
-  it('a first request that fails after the cache lookup (its body cannot be rewritten) releases the identical ones', async () => {
-    // A stream whose stream_options nest deeper than JSON.stringify can go: tollgate cannot add
-    // include_usage to it (a 500), after the cache has opened its flight.
+  it('a first request that fails (a body nested too deep) releases the identical ones, none waits and none goes upstream', async () => {
+    // A stream whose stream_options nest deeper than any walker may go: refused when parsed
+    // (400 json_too_deep), so no flight is ever opened; test/unit/response-cache-flight.test.ts
+    // provokes a failure after the flight opened.
     const depth = 20_000;
     const text = `{"model":"${MODEL}","stream":true,"messages":[{"role":"user","content":"deep"}],"stream_options":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
     const send = () =>
       fetch(`${gw.origin}${CHAT}`, { method: 'POST', headers: { authorization: `Bearer ${CACHED}`, 'content-type': 'application/json' }, body: text });
     const before = callsTo(own, CHAT);
     const first = await send();
-    expect(first.status).toBe(500);
+    expect(first.status).toBe(400);
     const again = await Promise.all([send(), send()]);
-    expect(again.map((a) => a.status)).toEqual([500, 500]);
+    expect(again.map((a) => a.status)).toEqual([400, 400]);
     expect(callsTo(own, CHAT) - before).toBe(0);
   });
 });
