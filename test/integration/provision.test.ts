@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 /** A directory holding every command of PATH but `hidden`. */
@@ -31,7 +31,9 @@ describe('test tool provisioning', () => {
   afterAll(() => rmSync(hiddenPath, { recursive: true, force: true }));
 
   it('finds every tool on PATH and names it', () => {
-    const run = provision({ ...process.env });
+    // The tools' directories as the global setup found them (CI hides prometheus from PATH).
+    const found = ['REDIS', 'PROMETHEUS', 'CHROMIUM'].map((tool) => process.env[`TOLLGATE_TEST_${tool}_BIN`]).filter((bin): bin is string => bin !== undefined);
+    const run = provision({ ...process.env, PATH: [...found.map((bin) => dirname(bin)), process.env.PATH].join(delimiter) });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const lines = run.stdout.trim().split('\n');
