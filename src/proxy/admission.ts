@@ -99,7 +99,8 @@ export function resolveModel(
   return { requested, model };
 }
 
-function hasBudget(caller: Caller): boolean {
+/** The key caps dollars (any budget window). */
+export function hasBudget(caller: Caller): boolean {
   const budget = caller.quota?.budgetNano;
   return budget !== undefined && (budget.daily !== undefined || budget.monthly !== undefined || budget.total !== undefined);
 }

@@ -18,7 +18,7 @@ import type { PrefixRoute, PrefixSteering } from '../steering/steering.js';
 import { canInjectUsage, injectUsageRequest, spliceMember } from '../streaming/usage-injection.js';
 import type { Upstream, UpstreamResponse } from '../upstream/client.js';
 import { upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
-import { admit, admitForm, MANAGEMENT, type Admission } from './admission.js';
+import { admit, admitForm, hasBudget, MANAGEMENT, type Admission } from './admission.js';
 import { isJsonObject, type JsonObject } from '../usage/json.js';
 import type { RequestState } from './request-state.js';
 import { respond } from './respond.js';
@@ -96,8 +96,9 @@ export function createForwarder(deps: ForwardDeps): Forward {
     const form = bodyForm(endpoint.body, raw, request.body instanceof JsonBody);
     if (form === 'json') {
       const json = request.body as JsonBody;
-      const checked = endpoint.url === '/v1/batches' && request.method === 'POST' ? checkBatchPolicy(state, json.value) : undefined;
-      return chain(checked, () => chain(admit(endpoint, json.value, state.caller, catalogue, config), (admission) => prepareJson(endpoint, request, json, admission)));
+      const admitJson = (): Maybe<Prepared> => chain(admit(endpoint, json.value, state.caller, catalogue, config), (admission) => prepareJson(endpoint, request, json, admission));
+      // Batch creation runs the models of its input file: checked first (the hot path skips it).
+      return endpoint.batchQueue && endpoint.url === '/v1/batches' && request.method === 'POST' ? chain(checkBatchPolicy(state, json.value), admitJson) : admitJson();
     }
     if (form === 'multipart' && endpoint.model) {
       // The form names the model: held whole until the policy admits it, then sent as it came.
@@ -157,8 +158,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
   function checkBatchPolicy(state: RequestState, body: unknown): Maybe<void> {
     const caller = state.caller;
     if (!caller) return undefined;
-    const budget = caller.quota?.budgetNano;
-    if (budget && (budget.daily !== undefined || budget.monthly !== undefined || budget.total !== undefined)) {
+    if (hasBudget(caller)) {
       throw new InvalidRequestError(`Key \`${caller.id}\` has a budget, and batch spend is not budgeted by tollgate yet: create batches with a key without a budget.`, null, 'batch_not_budgeted');
     }
     const allowed = caller.models;
