@@ -6,6 +6,7 @@ import type { Usage } from '../usage/extract.js';
 import { createAssembler, type StreamAssembler } from './assemble.js';
 import { cacheDirective, cacheKeyOf, type CacheDirective } from './key.js';
 import type { CachedAnswer, CacheStore } from './store.js';
+import { attempt, chain, detach, type Maybe } from '../util/maybe.js';
 
 /**
  * The exact-repeat response cache: lookup before the upstream call, store after a complete
@@ -121,26 +122,14 @@ export function createResponseCache(options: ResponseCacheOptions): ResponseCach
   const { store, onError, flightWaitMs } = options;
   const flights = new Map<string, Flight>();
 
-  const safeGet = (scope: string, hash: string): CachedAnswer | undefined | Promise<CachedAnswer | undefined> => {
-    const failed = (err: unknown): undefined => {
-      onError('get', err);
-      return undefined;
-    };
-    try {
-      const found = store.get(scope, hash);
-      return found instanceof Promise ? found.catch(failed) : found;
-    } catch (err) {
-      return failed(err);
-    }
+  // A store that fails is a miss (get) or a lost entry (set), never a failed request.
+  const failedGet = (err: unknown): undefined => {
+    onError('get', err);
+    return undefined;
   };
-  const safeSet = (scope: string, hash: string, answer: CachedAnswer, ttlMs: number): void => {
-    try {
-      const pending = store.set(scope, hash, answer, ttlMs);
-      if (pending) pending.catch((err: unknown) => onError('set', err));
-    } catch (err) {
-      onError('set', err);
-    }
-  };
+  const failedSet = (err: unknown): void => onError('set', err);
+  const safeGet = (scope: string, hash: string): Maybe<CachedAnswer | undefined> => attempt(() => store.get(scope, hash), failedGet);
+  const safeSet = (scope: string, hash: string, answer: CachedAnswer, ttlMs: number): void => detach(() => store.set(scope, hash, answer, ttlMs), failedSet);
 
   return {
     purge: (scope) => store.purge(scope),
@@ -171,15 +160,12 @@ export function createResponseCache(options: ResponseCacheOptions): ResponseCach
         if (flights.get(hash) === flight) flights.delete(hash);
         flight.settle(answer);
       };
-      const lookup = (): CachedAnswer | undefined | Promise<CachedAnswer | undefined> => {
-        const found = safeGet(scope, hash);
-        const seen = (answer: CachedAnswer | undefined): CachedAnswer | undefined => {
-          // A hit ends the flight at once; a miss keeps it open until the upstream's answer.
-          if (answer) settle(answer);
-          return answer;
-        };
-        return found instanceof Promise ? found.then(seen) : seen(found);
+      const seen = (answer: CachedAnswer | undefined): CachedAnswer | undefined => {
+        // A hit ends the flight at once; a miss keeps it open until the upstream's answer.
+        if (answer) settle(answer);
+        return answer;
       };
+      const lookup = (): Maybe<CachedAnswer | undefined> => chain(safeGet(scope, hash), seen);
       return ticket('miss', lookup, shape, policy.maxEntryBytes, store, settle);
     },
   };

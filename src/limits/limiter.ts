@@ -5,6 +5,7 @@ import { RateLimitError, RequestTooLargeError, type LimitKind } from '../errors/
 import { goDuration } from './duration.js';
 import type { Usage } from '../usage/extract.js';
 import type { AdmitOutcome, BucketCall, CounterCall, LimiterStore } from './store.js';
+import { chain, ignoreValue } from '../util/maybe.js';
 
 /**
  * Per-key, per-model RPM / RPD / TPM limits that mirror OpenAI's: continuously refilling
@@ -103,8 +104,7 @@ function chargeOnly(charge: Charge, store: LimiterStore): Reservation {
       settled = true;
       const counters = charge.settle(actual);
       if (counters.length === 0) return;
-      const done = store.settle([], counters, true);
-      if (done instanceof Promise) return done.then(() => undefined);
+      return ignoreValue(store.settle([], counters, true));
     },
   };
 }
@@ -225,7 +225,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
       };
       // Without max_wait_ms there is one answer to take: at once from process memory (no
       // promise at all), or when Redis's comes.
-      if (!request.caller.maxWaitMs) return outcome instanceof Promise ? outcome.then(decide) : decide(outcome);
+      if (!request.caller.maxWaitMs) return chain(outcome, decide);
       if (!(outcome instanceof Promise) && outcome.allowed) return decide(outcome);
       return admitWaiting(request, buckets, counters, outcome);
     },
@@ -243,12 +243,11 @@ function reservation(store: LimiterStore, buckets: readonly PlannedBucket[], out
   let settled = false;
   const tpm = buckets.find((b) => b.kind === 'tpm');
   const reserved = tpm?.units ?? 0;
-  const correct = (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number, counters = NO_COUNTERS): void | Promise<unknown> => {
+  const correct = (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number, counters = NO_COUNTERS): void | Promise<void> => {
     const calls = bucket && delta !== 0 ? [{ ...bucket, units: delta }] : NO_BUCKETS;
     if (!via || (calls.length === 0 && counters.length === 0)) return;
     // Nothing waits for a request's settlement: the store may send it with its next call.
-    const done = via.settleVia ? via.settleVia(calls, counters) : store.settle(calls, counters, true);
-    return done instanceof Promise ? done : undefined;
+    return ignoreValue(via.settleVia ? via.settleVia(calls, counters) : store.settle(calls, counters, true));
   };
   return {
     headers: rateLimitHeaders(buckets, outcome),
@@ -259,8 +258,7 @@ function reservation(store: LimiterStore, buckets: readonly PlannedBucket[], out
       const delta = reserved - Math.max(0, Math.round(actual.inputTokens + actual.outputTokens));
       const counters = charge ? charge.settle(actual) : NO_COUNTERS;
       if (delta === 0 && counters.length === 0) return;
-      const key = correct(tpm, outcome, delta, counters);
-      if (key instanceof Promise) return key.then(() => undefined);
+      return correct(tpm, outcome, delta, counters);
     },
   };
 }

@@ -27,7 +27,7 @@ import { applyRetirement } from './retirement.js';
 import { settleEstimated, settleReleased } from './settle.js';
 import { limitUpload } from './upload.js';
 import { bodyForm, holdMultipart } from './request-body.js';
-import { chain, type Maybe } from '../util/maybe.js';
+import { attempt, chain, detach, type Maybe } from '../util/maybe.js';
 
 /** A JSON request body: the bytes as received (forwarded untouched) and their parsed value. */
 export class JsonBody {
@@ -253,19 +253,18 @@ export function createForwarder(deps: ForwardDeps): Forward {
       else if (err instanceof RequestTooLargeError) deps.onRefused(caller.id, state.modelLabel, 'tpm');
       throw err;
     };
-    try {
-      const reserved = limiter.admit({
-        caller,
-        model: state.modelLabel,
-        tokens: tokens ?? (metered ? admission.inputTokens + outputCap : 0),
-        signal: { get aborted() { return state.clientGone; } },
-        // Budgets and token quotas weigh what runs a model; management calls only count as requests.
-        charge: metered ? deps.quotas.chargeFor(caller, admission.model, admission.inputTokens, outputCap) : undefined,
-      });
-      return reserved instanceof Promise ? reserved.catch(counted) : reserved;
-    } catch (err) {
-      return counted(err);
-    }
+    return attempt(
+      () =>
+        limiter.admit({
+          caller,
+          model: state.modelLabel,
+          tokens: tokens ?? (metered ? admission.inputTokens + outputCap : 0),
+          signal: { get aborted() { return state.clientGone; } },
+          // Budgets and token quotas weigh what runs a model; management calls only count as requests.
+          charge: metered ? deps.quotas.chargeFor(caller, admission.model, admission.inputTokens, outputCap) : undefined,
+        }),
+      counted,
+    );
   }
 
   /** Estimated input + the output cap (or the configured default for model calls). */
@@ -346,50 +345,34 @@ export function createForwarder(deps: ForwardDeps): Forward {
     // The bucket of the model the body names (refused before admission recorded it), if it names one.
     const named = request.body instanceof JsonBody && isJsonObject(request.body.value) ? request.body.value.model : undefined;
     const model = state.modelLabel !== 'none' || typeof named !== 'string' ? state.modelLabel : (catalogue.resolve(named)?.name ?? 'other');
-    try {
-      const counted = limiter.admit({ caller, model, tokens: 0, signal: GIVE_UP });
-      if (counted instanceof Promise) counted.catch(() => undefined);
-    } catch {
-      // Already over its limit: the refusal stands either way.
-    }
+    // Already over its limit: the refusal stands either way.
+    detach(() => limiter.admit({ caller, model, tokens: 0, signal: GIVE_UP }), IGNORE);
   }
 
   return (endpoint, request, reply) => {
-    let prepared: Maybe<Prepared>;
-    try {
-      prepared = prepare(endpoint, request);
-    } catch (err) {
-      countRefused(request, err);
-      throw err;
-    }
-    if (prepared instanceof Promise) {
-      return prepared.then(
-        (ready) => exchangeOnce(endpoint, request, reply, ready),
-        (err: unknown) => {
-          countRefused(request, err);
-          throw err;
-        },
-      );
-    }
-    return exchangeOnce(endpoint, request, reply, prepared);
+    const prepared = attempt(
+      () => prepare(endpoint, request),
+      (err: unknown): never => {
+        countRefused(request, err);
+        throw err;
+      },
+    );
+    // exchangeOnce is async: either way the handler returns a promise.
+    return chain(prepared, (ready) => exchangeOnce(endpoint, request, reply, ready)) as Promise<FastifyReply>;
   };
 }
+
+const IGNORE = (): void => undefined;
 
 /** The refusal counter never waits for a bucket to refill. */
 const GIVE_UP = { aborted: true } as const;
 
 /** A throw or a rejection while a cache ticket is open releases the identical requests waiting on it. */
-function guardTicket<T>(ticket: CacheTicket, step: () => T): T {
-  try {
-    const result = step();
-    if (result instanceof Promise) {
-      result.catch(() => ticket.abandon());
-    }
-    return result;
-  } catch (err) {
+function guardTicket<T>(ticket: CacheTicket, step: () => Maybe<T>): Maybe<T> {
+  return attempt(step, (err: unknown): never => {
     ticket.abandon();
     throw err;
-  }
+  });
 }
 
 /**

@@ -14,6 +14,7 @@ import { ENDPOINTS } from '../proxy/endpoints.js';
 import { JsonTooDeepError } from '../errors/request-errors.js';
 import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../usage/json-depth.js';
 import type { AuthFailureGuard } from './auth-guard.js';
+import { chain, detach } from '../util/maybe.js';
 
 /**
  * The `/v1` routes: body parsing (JSON parsed once and kept as bytes; uploads left as streams),
@@ -58,23 +59,16 @@ export async function v1Routes(app: FastifyInstance, deps: V1Deps): Promise<void
     // Only the canonical form of a catalogue path is served (no dot segments, encoded characters, …).
     // (/tollgate/me is tollgate's own and never forwarded.)
     if (!isCanonicalPath(request.url) && !request.url.startsWith('/tollgate/')) return done(new InvalidUrlError(request.method, pathOf(request.url)));
-    try {
-      const caller = keys.authenticate(request.headers.authorization, request.raw);
-      if (!(caller instanceof Promise)) {
-        request.tollgate.caller = caller;
-        return done();
-      }
-      // A run-time key this instance has not cached (or not lately): asked from the key store.
-      caller.then(
-        (found) => {
-          request.tollgate.caller = found;
+    // A cached key answers at once; one this instance has not cached (or not lately) is asked
+    // from the key store. Either way, a refusal (thrown or rejected) takes the guard's one path.
+    detach(
+      () =>
+        chain(keys.authenticate(request.headers.authorization, request.raw), (caller) => {
+          request.tollgate.caller = caller;
           done();
-        },
-        (err: unknown) => refuse(request, err, done),
-      );
-    } catch (err) {
-      refuse(request, err, done);
-    }
+        }),
+      (err: unknown) => refuse(request, err, done),
+    );
   });
 
   app.get('/tollgate/me', deps.selfService);
