@@ -10,7 +10,8 @@ export default defineConfig({
     // Two cores: more workers than that only make the heavy files (three gateways, a Redis
     // Cluster) starve each other and turn their timeouts into failures.
     maxWorkers: 2,
-    testTimeout: 20_000,
+    // Generous: tests that spawn gateways (tsx) must not fail on a loaded 2-core host; a hang still ends.
+    testTimeout: 45_000,
     hookTimeout: 30_000,
     teardownTimeout: 10_000,
   },

@@ -6,6 +6,8 @@ import { buildApp } from '../../src/app.js';
 import { configFromObject } from '../../src/config/load.js';
 import type { configSchema } from '../../src/config/schema.js';
 import type { z } from 'zod';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from './fake-upstream.js';
 
 export const CLIENT_KEY = 'tg-test-client-key-0123456789abcdef';
 export const UPSTREAM_KEY = 'sk-upstream-secret-key-abcdef0123456789';
@@ -68,5 +70,50 @@ export async function startGateway(options: GatewayOptions): Promise<TestGateway
     rawLogs: () => chunks.join(''),
     client: (clientOptions) => new OpenAI({ baseURL: `${origin}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, ...clientOptions }),
     close: () => app.close(),
+  };
+}
+
+/** What `useGateway` gives a test file: set before its first test, closed after its last. */
+export interface GatewayFixture {
+  readonly upstream: FakeUpstream;
+  readonly gateway: TestGateway;
+}
+
+export interface FixtureOptions extends Omit<GatewayOptions, 'upstreamUrl'> {
+  readonly upstream?: FakeUpstreamOptions;
+  /** Forget the fake upstream's recorded requests and scripted steps before each test (default true). */
+  readonly resetEachTest?: boolean;
+}
+
+/**
+ * The set-up most integration files share: one fake upstream (holding the upstream key), one
+ * in-process gateway in front of it, both closed after the file; the upstream reset before each
+ * test. Options that depend on the suite's injected values (a Redis URL) may be given as a function.
+ */
+export function useGateway(options: FixtureOptions | (() => FixtureOptions) = {}): GatewayFixture {
+  let upstream: FakeUpstream | undefined;
+  let gateway: TestGateway | undefined;
+  beforeAll(async () => {
+    const { upstream: upstreamOptions, resetEachTest: _reset, ...gatewayOptions } = typeof options === 'function' ? options() : options;
+    upstream = await startFakeUpstream({ apiKey: gatewayOptions.upstreamApiKey ?? UPSTREAM_KEY, ...upstreamOptions });
+    gateway = await startGateway({ ...gatewayOptions, upstreamUrl: upstream.url });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+  beforeEach(() => {
+    const reset = (typeof options === 'function' ? undefined : options.resetEachTest) ?? true;
+    if (reset) upstream?.reset();
+  });
+  return {
+    get upstream(): FakeUpstream {
+      if (!upstream) throw new Error('useGateway: the fake upstream is set up in beforeAll');
+      return upstream;
+    },
+    get gateway(): TestGateway {
+      if (!gateway) throw new Error('useGateway: the gateway is set up in beforeAll');
+      return gateway;
+    },
   };
 }

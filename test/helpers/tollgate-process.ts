@@ -58,9 +58,9 @@ export async function spawnTollgate(env: Record<string, string>): Promise<Tollga
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const base = { ...process.env };
   for (const name of ['REDIS_URL', 'TOLLGATE_CONFIG', 'TOLLGATE_UPSTREAM_URL', 'OPENAI_API_KEY', 'TOLLGATE_ADMIN_TOKEN', 'TOLLGATE_URL', 'PORT', 'HOST', 'LOG_LEVEL']) delete base[name];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/helpers/exit-with-parent.mjs', 'src/server.ts'], {
     cwd: PROJECT_ROOT,
-    env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', TOLLGATE_TEST_PARENT_PID: String(process.pid), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

@@ -5,8 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { CLIENT_KEY, startGateway, type TestGateway, useGateway } from '../helpers/gateway.js';
 import { expectEnvelope } from '../helpers/openai-errors.js';
 import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 
@@ -14,25 +13,20 @@ const ADMIN_TOKEN = 'tg-admin-token-for-tests-0123456789abcdef';
 const PREFIX = uniquePrefix('admin-api');
 const STATIC_KEY = 'tg-static-admin-test-key-0123456789';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
+const KEYS = [
+  { id: 'test-key', key: CLIENT_KEY, tier: 'tier-1' as const },
+  { id: 'static-app', key: STATIC_KEY, tier: 'tier-2' as const, budget_usd: { daily: 3 }, metadata: { team: 'search' } },
+];
+const fx = useGateway(() => ({ redisUrl: inject('redisUrl'), adminToken: ADMIN_TOKEN, config: { keys: KEYS, limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 } }, resetEachTest: false }));
 let off: TestGateway;
 let redis: Redis;
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  const keys = [
-    { id: 'test-key', key: CLIENT_KEY, tier: 'tier-1' as const },
-    { id: 'static-app', key: STATIC_KEY, tier: 'tier-2' as const, budget_usd: { daily: 3 }, metadata: { team: 'search' } },
-  ];
-  gateway = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), adminToken: ADMIN_TOKEN, config: { keys, limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 } } });
-  off = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), config: { limits: { key_prefix: PREFIX } } });
+  off = await startGateway({ upstreamUrl: fx.upstream.url, redisUrl: inject('redisUrl'), config: { limits: { key_prefix: PREFIX } } });
   redis = new Redis(inject('redisUrl'));
 });
 afterAll(async () => {
-  await gateway?.close();
   await off?.close();
-  await upstream?.close();
   await deleteByPrefix(redis, PREFIX);
   await redis?.quit();
 });
@@ -43,7 +37,7 @@ interface Answer {
   body: Record<string, unknown>;
 }
 
-async function call(method: string, path: string, body?: unknown, token: string | null = ADMIN_TOKEN, gw = gateway): Promise<Answer> {
+async function call(method: string, path: string, body?: unknown, token: string | null = ADMIN_TOKEN, gw = fx.gateway): Promise<Answer> {
   const headers: Record<string, string> = {};
   if (token !== null) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -133,7 +127,7 @@ describe('POST /admin/keys', () => {
     const stored = JSON.stringify(await redis.hgetall(`${PREFIX}{keys}:records`));
     expect(stored).not.toContain(secret);
     expect(stored).toContain(createHash('sha256').update(secret).digest('hex'));
-    const completion = await gateway.client({ apiKey: secret }).chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] });
+    const completion = await fx.gateway.client({ apiKey: secret }).chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] });
     expect(completion.object).toBe('chat.completion');
   });
 
@@ -213,7 +207,7 @@ describe('PATCH /admin/keys/{id}', () => {
     expect(Date.parse(answer.body.updated_at as string)).toBeGreaterThanOrEqual(Date.parse(answer.body.created_at as string));
     // Disabled through PATCH: refused on the next request (same instance: no wait).
     await call('PATCH', `/admin/keys/${id}`, { disabled: true });
-    const refused = await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` } });
+    const refused = await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` } });
     expect(refused.status).toBe(401);
     expect(expectEnvelope(await refused.json())).toMatchObject({ code: 'invalid_api_key' });
     expect((await call('GET', `/admin/keys/${id}`)).body.status).toBe('disabled');
@@ -245,13 +239,13 @@ describe('PATCH /admin/keys/{id}', () => {
 describe('DELETE /admin/keys/{id} (revoke)', () => {
   it('revokes: the secret is refused as unknown, the record stays with revoked_at; twice is the same', async () => {
     const { id, secret } = await created();
-    expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+    expect((await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
     const answer = await call('DELETE', `/admin/keys/${id}`);
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ id, status: 'revoked' });
     const revokedAt = answer.body.revoked_at as string;
     expect(Date.parse(revokedAt)).not.toBeNaN();
-    const refused = await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` } });
+    const refused = await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` } });
     expect(refused.status).toBe(401);
     expect(expectEnvelope(await refused.json())).toMatchObject({ code: 'invalid_api_key' });
     const again = await call('DELETE', `/admin/keys/${id}`);
@@ -262,7 +256,7 @@ describe('DELETE /admin/keys/{id} (revoke)', () => {
     expectError(await call('DELETE', '/admin/keys/no-such-key'), 404, { code: 'key_not_found' });
     expectError(await call('DELETE', `/admin/keys/${encodeURIComponent('x/y z')}`), 400, { param: 'id' });
     expectError(await call('DELETE', '/admin/keys/static-app'), 409, { code: 'key_read_only' });
-    expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${STATIC_KEY}` } })).status).toBe(200);
+    expect((await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${STATIC_KEY}` } })).status).toBe(200);
   });
 });
 
@@ -275,13 +269,13 @@ describe('POST /admin/keys/{id}/rotate', () => {
     expect(fresh).toMatch(/^tg-/);
     expect(fresh).not.toBe(secret);
     expect(answer.body).toMatchObject({ id, budget_usd: { daily: 2 }, key_hint: `tg-…${fresh.slice(-4)}` });
-    expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
-    expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
+    expect((await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
+    expect((await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
   });
 
   it('accepts an empty JSON body; 400 for a body with fields; 404 unknown; 409 config-file and revoked keys', async () => {
     const { id } = await created();
-    const res = await fetch(`${gateway.origin}/admin/keys/${id}/rotate`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' } });
+    const res = await fetch(`${fx.gateway.origin}/admin/keys/${id}/rotate`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' } });
     expect(res.status).toBe(200);
     expectError(await call('POST', `/admin/keys/${encodeURIComponent('a b')}/rotate`), 400, { param: 'id' });
     expectError(await call('POST', '/admin/keys/no-such-key/rotate'), 404, { code: 'key_not_found' });
@@ -294,7 +288,7 @@ describe('POST /admin/keys/{id}/rotate', () => {
 describe('GET /admin/keys/{id}/usage', () => {
   it('requests, tokens by type and cost (today, month, total), remaining budget and live rate limits', async () => {
     const { id, secret } = await created({ budget_usd: { daily: 1 }, token_quota: { monthly: 1_000_000 }, limits: { rpm: 50 } });
-    const client = gateway.client({ apiKey: secret });
+    const client = fx.gateway.client({ apiKey: secret });
     for (let i = 0; i < 3; i++) {
       await client.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 }, { headers: { 'x-fake-prompt-tokens': '1000', 'x-fake-cached-tokens': '400', 'x-fake-chunks': '10' } });
     }
@@ -318,7 +312,7 @@ describe('GET /admin/keys/{id}/usage', () => {
 
   it('a key without budgets has its usage counted too; config-file keys have usage; 400 / 404', async () => {
     const { id, secret } = await created();
-    await gateway.client({ apiKey: secret }).embeddings.create({ model: 'text-embedding-3-small', input: 'twelve chars' });
+    await fx.gateway.client({ apiKey: secret }).embeddings.create({ model: 'text-embedding-3-small', input: 'twelve chars' });
     const answer = await call('GET', `/admin/keys/${id}/usage?model=text-embedding-3-small`);
     expect(answer.body).toMatchObject({ usage: { today: { requests: 1, input_tokens: 3, output_tokens: 0 } }, budget_usd: {}, token_quota: {} });
     expect(Object.keys(answer.body.rate_limits as object)).toEqual(['text-embedding-3-small']);
@@ -349,11 +343,11 @@ describe('secrets stay out of the log', () => {
   it('no created or rotated secret, and never the admin token, appears in any log line', async () => {
     const { id, secret } = await created();
     const rotated = (await call('POST', `/admin/keys/${id}/rotate`)).body.key as string;
-    await gateway.client({ apiKey: rotated }).models.list();
-    const logs = gateway.rawLogs();
+    await fx.gateway.client({ apiKey: rotated }).models.list();
+    const logs = fx.gateway.rawLogs();
     expect(logs).not.toContain(secret);
     expect(logs).not.toContain(rotated);
     expect(logs).not.toContain(ADMIN_TOKEN);
-    expect(gateway.logs.some((line) => line.admin_action === 'rotate' && line.key_id === id)).toBe(true);
+    expect(fx.gateway.logs.some((line) => line.admin_action === 'rotate' && line.key_id === id)).toBe(true);
   });
 });

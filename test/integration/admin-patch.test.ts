@@ -2,9 +2,9 @@
 // every depth: a budget window, a token quota window, a rate limit, one model's limits, a metadata
 // field. Removing one is explicit (null; "default" for a rate limit, whose null means "no limit").
 // What stays is still enforced on the next request.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, inject, it } from 'vitest';
+
+import { useGateway } from '../helpers/gateway.js';
 import { expectEnvelope } from '../helpers/openai-errors.js';
 import { uniquePrefix } from '../helpers/redis.js';
 
@@ -12,24 +12,14 @@ const ADMIN_TOKEN = 'tg-admin-patch-token-0123456789abcdef';
 const NANO = 'gpt-4.1-nano';
 const EMBEDDING = 'text-embedding-3-small';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), adminToken: ADMIN_TOKEN, config: { limits: { key_prefix: uniquePrefix('admin-patch') } } });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
+const fx = useGateway(() => ({ redisUrl: inject('redisUrl'), adminToken: ADMIN_TOKEN, config: { limits: { key_prefix: uniquePrefix('admin-patch') } }, resetEachTest: false }));
 
 type Json = Record<string, unknown>;
 
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
   const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${gateway.origin}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${fx.gateway.origin}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Json };
 }
 
@@ -47,7 +37,7 @@ async function create(id: string, policy: Json): Promise<string> {
 
 async function chat(secret: string): Promise<{ status: number; body: unknown }> {
   try {
-    await gateway.client({ apiKey: secret }).chat.completions.create({ model: NANO, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 });
+    await fx.gateway.client({ apiKey: secret }).chat.completions.create({ model: NANO, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 });
     return { status: 200, body: undefined };
   } catch (err) {
     const failed = err as { status?: number; error?: unknown };

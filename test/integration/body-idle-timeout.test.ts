@@ -4,22 +4,13 @@
 // connection closes; a body that keeps trickling in is served, and answers and streams, however
 // long and however silent, are never timed.
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+
+import { CLIENT_KEY, useGateway } from '../helpers/gateway.js';
 import { expectEnvelope } from '../helpers/openai-errors.js';
 
 const IDLE_MS = 1_000;
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url, config: { server: { body_idle_timeout_ms: IDLE_MS } } });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
+const fx = useGateway({ config: { server: { body_idle_timeout_ms: IDLE_MS } }, resetEachTest: false });
 
 const BODY = Buffer.from(JSON.stringify({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'trickle' }] }));
 
@@ -33,7 +24,7 @@ interface RawExchange {
 
 /** A raw connection that sends the request head (and `first` bytes of the body) at once. */
 function openRequest(first: number): RawExchange {
-  const socket = connect(Number(new URL(gateway.origin).port), '127.0.0.1');
+  const socket = connect(Number(new URL(fx.gateway.origin).port), '127.0.0.1');
   const head =
     'POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n' +
     `authorization: Bearer ${CLIENT_KEY}\r\ncontent-type: application/json\r\ncontent-length: ${BODY.length}\r\n\r\n`;
@@ -54,20 +45,20 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('request body idle timeout', () => {
   it('a body that stops arriving → 408 request_timeout in OpenAI’s envelope, connection closed, nothing forwarded', async () => {
-    upstream.reset();
+    fx.upstream.reset();
     const exchange = openRequest(10);
     // The gateway closes the connection by itself: nothing here ends it.
     const answer = parse(await exchange.closed);
     expect(answer.status).toBe(408);
     expect(answer.head).toContain('connection: close');
     expect(expectEnvelope(answer.body)).toMatchObject({ type: 'invalid_request_error', code: 'request_timeout', param: null });
-    expect(upstream.requests).toEqual([]);
+    expect(fx.upstream.requests).toEqual([]);
     // Answered once, without a second attempt when the body stream then fails.
-    expect(gateway.logs.filter((line) => (line.level as number) >= 40), JSON.stringify(gateway.logs)).toEqual([]);
+    expect(fx.gateway.logs.filter((line) => (line.level as number) >= 40), JSON.stringify(fx.gateway.logs)).toEqual([]);
   });
 
   it('a body that keeps trickling in (a byte well within the timeout, each time) is served', async () => {
-    upstream.reset();
+    fx.upstream.reset();
     const exchange = openRequest(0);
     // The whole body takes several timeouts' worth of time, but never stalls for one.
     for (let sent = 0; sent < BODY.length; sent += 4) {
@@ -77,11 +68,11 @@ describe('request body idle timeout', () => {
     const text = await Promise.race([exchange.closed, waitFor(exchange, '"chat.completion"')]);
     expect(text).toMatch(/^HTTP\/1\.1 200 /);
     exchange.socket.destroy();
-    expect(upstream.requests).toHaveLength(1);
+    expect(fx.upstream.requests).toHaveLength(1);
   });
 
   it('a stream silent for longer than the timeout, before and between its chunks, is relayed untouched', async () => {
-    const res = await fetch(`${gateway.url}/chat/completions`, {
+    const res = await fetch(`${fx.gateway.url}/chat/completions`, {
       method: 'POST',
       headers: {
         authorization: `Bearer ${CLIENT_KEY}`,

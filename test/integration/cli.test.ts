@@ -3,25 +3,15 @@
 // where it matters (output, exit codes); the other commands run the same code in process, which
 // keeps the suite fast (each spawn compiles TypeScript).
 import { execFile } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+
+import { useGateway } from '../helpers/gateway.js';
 import { PROJECT_ROOT } from '../helpers/tollgate-process.js';
 import { runCli } from '../../src/cli/run.js';
 
 const ADMIN_TOKEN = 'tg-admin-cli-0123456789abcdef';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url, adminToken: ADMIN_TOKEN });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
+const fx = useGateway({ adminToken: ADMIN_TOKEN, resetEachTest: false });
 
 interface Run {
   code: number;
@@ -31,7 +21,7 @@ interface Run {
 
 /** The real process: `node src/cli/tollgate.ts …`. */
 function spawned(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const base: Record<string, string | undefined> = { ...process.env, TOLLGATE_URL: gateway.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env };
+  const base: Record<string, string | undefined> = { ...process.env, TOLLGATE_URL: fx.gateway.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env };
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', 'src/cli/tollgate.ts', ...args], { cwd: PROJECT_ROOT, env: base as NodeJS.ProcessEnv }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
@@ -44,7 +34,7 @@ async function tollgate(args: string[], env: Record<string, string | undefined> 
   let stdout = '';
   let stderr = '';
   const code = await runCli(args, {
-    env: { TOLLGATE_URL: gateway.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
+    env: { TOLLGATE_URL: fx.gateway.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
     stdout: (text) => (stdout += text),
     stderr: (text) => (stderr += text),
   });
@@ -63,14 +53,14 @@ describe('tollgate keys', () => {
     const secret = /^secret: (tg-\S+)$/m.exec(table.stdout)?.[1] as string;
     expect(secret).toMatch(/^tg-/);
     expect(table.stdout).toContain('shown this once');
-    const completion = await gateway.client({ apiKey: secret }).chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] });
+    const completion = await fx.gateway.client({ apiKey: secret }).chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] });
     expect(completion.object).toBe('chat.completion');
 
     const json = await spawned(['keys', 'create', 'cli-json', '--tier', 'free', '--json']);
     expect(json.code).toBe(0);
     const created = JSON.parse(json.stdout) as { id: string; key: string; tier: string };
     expect(created).toMatchObject({ id: 'cli-json', tier: 'free' });
-    expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${created.key}` } })).status).toBe(200);
+    expect((await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${created.key}` } })).status).toBe(200);
   });
 
   it('list prints a table of every key; show prints one; usage prints the day, month and total', async () => {
@@ -91,7 +81,7 @@ describe('tollgate keys', () => {
 
   it('usage counts what the key did', async () => {
     const created = JSON.parse((await tollgate(['keys', 'create', 'cli-usage', '--tier', 'tier-1', '--budget-daily', '1', '--json'])).stdout) as { key: string };
-    await gateway.client({ apiKey: created.key }).chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 }, { headers: { 'x-fake-prompt-tokens': '1000' } });
+    await fx.gateway.client({ apiKey: created.key }).chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 }, { headers: { 'x-fake-prompt-tokens': '1000' } });
     const usage = JSON.parse((await tollgate(['keys', 'usage', 'cli-usage', '--json'])).stdout) as { usage: { today: { requests: number; input_tokens: number } }; budget_usd: { daily: { limit: number } } };
     expect(usage.usage.today).toMatchObject({ requests: 1, input_tokens: 1000 });
     expect(usage.budget_usd.daily.limit).toBe(1);
@@ -108,11 +98,11 @@ describe('tollgate keys', () => {
     await tollgate(['keys', 'update', 'cli-life', '--enabled']);
     const rotated = await tollgate(['keys', 'rotate', 'cli-life']);
     const fresh = /^secret: (tg-\S+)$/m.exec(rotated.stdout)?.[1] as string;
-    expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${created.key}` } })).status).toBe(401);
-    expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
+    expect((await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${created.key}` } })).status).toBe(401);
+    expect((await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
     const revoked = await tollgate(['keys', 'revoke', 'cli-life']);
     expect(revoked.stdout).toMatch(/^status\s+revoked$/m);
-    expect((await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(401);
+    expect((await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(401);
   });
 
   it('update changes only the flags given: --budget-monthly keeps the daily budget; none / default remove one (issue 14, item 18)', async () => {

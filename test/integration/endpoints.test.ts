@@ -1,33 +1,24 @@
 // Acceptance: through tollgate, the official openai SDK gets the same bodies as from the fake
 // upstream directly, for every endpoint; streams arrive byte-identical.
 import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   FAKE_PNG_B64,
-  type FakeUpstream,
   type RecordedRequest,
   fakeEmbedding,
   fakeSpeechBytes,
   parseRecordedForm,
-  startFakeUpstream,
 } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { CLIENT_KEY, UPSTREAM_KEY, useGateway } from '../helpers/gateway.js';
 import { readText } from '../helpers/raw-http.js';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
+const fx = useGateway({ resetEachTest: false });
 let direct: OpenAI;
 let via: OpenAI;
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url });
-  direct = new OpenAI({ baseURL: upstream.url, apiKey: UPSTREAM_KEY, maxRetries: 0 });
-  via = gateway.client();
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
+  direct = new OpenAI({ baseURL: fx.upstream.url, apiKey: UPSTREAM_KEY, maxRetries: 0 });
+  via = fx.gateway.client();
 });
 
 const MODEL = 'gpt-4.1-nano';
@@ -42,12 +33,12 @@ interface Both<T> {
 
 /** Make the same call once against the fake directly and once through tollgate. */
 async function both<T>(call: (client: OpenAI) => Promise<T>): Promise<Both<T>> {
-  const start = upstream.requests.length;
+  const start = fx.upstream.requests.length;
   const a = await call(direct);
-  const mid = upstream.requests.length;
+  const mid = fx.upstream.requests.length;
   const b = await call(via);
-  const directRequests = upstream.requests.slice(start, mid);
-  const viaRequests = upstream.requests.slice(mid);
+  const directRequests = fx.upstream.requests.slice(start, mid);
+  const viaRequests = fx.upstream.requests.slice(mid);
   // Both legs reached the fake with the same requests: tollgate forwarded, it did not answer itself.
   expect(viaRequests.length).toBeGreaterThan(0);
   expect(viaRequests.map((r) => `${r.method} ${r.path}`)).toEqual(directRequests.map((r) => `${r.method} ${r.path}`));
@@ -284,8 +275,8 @@ describe('streams arrive byte-identical', () => {
     ['/responses', { model: MODEL, input: 'héllo', stream: true }, 'event: response.completed\n'],
   ] as const) {
     it(`POST ${path}`, async () => {
-      const a = await postRaw(upstream.url, UPSTREAM_KEY, path, body);
-      const b = await postRaw(gateway.url, CLIENT_KEY, path, body);
+      const a = await postRaw(fx.upstream.url, UPSTREAM_KEY, path, body);
+      const b = await postRaw(fx.gateway.url, CLIENT_KEY, path, body);
       expect(a.text).toContain(terminal);
       expect(b.text).toBe(a.text);
       // It really arrived in pieces, not as one buffered body.

@@ -2,24 +2,12 @@
 // errors passed through, streams cut mid-way, clients that go away. The gateway keeps serving.
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type FakeUpstream, type RecordedRequest, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type FakeUpstream, type RecordedRequest, startFakeUpstream } from '../helpers/fake-upstream.js';import { CLIENT_KEY, startGateway, UPSTREAM_KEY, useGateway } from '../helpers/gateway.js';
 import { expectEnvelope, expectStillServing, postJson } from '../helpers/openai-errors.js';
 import { closedPort, readText } from '../helpers/raw-http.js';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url, config: { retry: { max_attempts: 1 } } });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
-beforeEach(() => upstream.reset());
+const fx = useGateway({ config: { retry: { max_attempts: 1 } } });
 
 const AUTH = { authorization: `Bearer ${CLIENT_KEY}` };
 const MODEL = 'gpt-4.1-nano';
@@ -29,7 +17,7 @@ type ApiError = InstanceType<typeof OpenAI.APIError>;
 /** The one request the fake recorded with header `name` set. */
 async function recordedWith(name: string): Promise<RecordedRequest> {
   return vi.waitFor(() => {
-    const rec = upstream.requests.find((r) => r.headers[name] !== undefined);
+    const rec = fx.upstream.requests.find((r) => r.headers[name] !== undefined);
     if (!rec) throw new Error(`no upstream request with ${name} yet`);
     return rec;
   });
@@ -57,7 +45,7 @@ describe('upstream unreachable and slow', () => {
   });
 
   it('upstream slower than headers_timeout_ms → 504, and the upstream request is aborted', async () => {
-    const gw = await startGateway({ upstreamUrl: upstream.url, config: { upstream: { headers_timeout_ms: 300 } } });
+    const gw = await startGateway({ upstreamUrl: fx.upstream.url, config: { upstream: { headers_timeout_ms: 300 } } });
     try {
       const res = await postJson(`${gw.url}/chat/completions`, chat, { ...AUTH, 'x-fake-latency-ms': '3000' });
       expect(res.status).toBe(504);
@@ -72,7 +60,7 @@ describe('upstream unreachable and slow', () => {
   });
 
   it('a stream that goes silent longer than body_timeout_ms ends with an in-stream 504 error', async () => {
-    const gw = await startGateway({ upstreamUrl: upstream.url, config: { upstream: { body_timeout_ms: 300 } } });
+    const gw = await startGateway({ upstreamUrl: fx.upstream.url, config: { upstream: { body_timeout_ms: 300 } } });
     try {
       const res = await fetch(`${gw.url}/chat/completions`, {
         method: 'POST',
@@ -96,16 +84,16 @@ describe('upstream errors pass through', () => {
   for (const status of [400, 429, 500, 503]) {
     it(`status ${status}: same status and body as from the upstream directly`, async () => {
       const headers = { 'x-fake-status': String(status) };
-      const directRes = await postJson(`${upstream.url}/chat/completions`, chat, { authorization: `Bearer ${UPSTREAM_KEY}`, ...headers });
-      const res = await postJson(`${gateway.url}/chat/completions`, chat, { ...AUTH, ...headers });
+      const directRes = await postJson(`${fx.upstream.url}/chat/completions`, chat, { authorization: `Bearer ${UPSTREAM_KEY}`, ...headers });
+      const res = await postJson(`${fx.gateway.url}/chat/completions`, chat, { ...AUTH, ...headers });
       expect(directRes.status).toBe(status);
       expect(res.status).toBe(status);
       expect(res.text).toBe(directRes.text);
       expectEnvelope(res.body);
       expect(res.headers.get('content-type')).toBe(directRes.headers.get('content-type'));
       if (status === 429) expect(res.headers.get('retry-after')).toBe('1');
-      expect(upstream.requests).toHaveLength(2);
-      await expectStillServing(gateway);
+      expect(fx.upstream.requests).toHaveLength(2);
+      await expectStillServing(fx.gateway);
     });
   }
 });
@@ -114,7 +102,7 @@ describe('upstream cut mid-way', () => {
   const cut = { 'x-fake-cut-after': '3' };
 
   it('chat stream cut: the SDK iteration throws the in-stream error after the first chunks', async () => {
-    const stream = await gateway.client().chat.completions.create({ ...chat, stream: true }, { headers: cut });
+    const stream = await fx.gateway.client().chat.completions.create({ ...chat, stream: true }, { headers: cut });
     const received: unknown[] = [];
     const err = await (async () => {
       for await (const chunk of stream) received.push(chunk);
@@ -122,11 +110,11 @@ describe('upstream cut mid-way', () => {
     expect(received).toHaveLength(3);
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect(expectEnvelope({ error: (err as ApiError).error })).toMatchObject({ type: 'server_error' });
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 
   it('responses stream cut: the SDK iteration throws an APIError', async () => {
-    const stream = await gateway.client().responses.create({ model: MODEL, input: 'hi', stream: true }, { headers: cut });
+    const stream = await fx.gateway.client().responses.create({ model: MODEL, input: 'hi', stream: true }, { headers: cut });
     const types: string[] = [];
     const err = await (async () => {
       for await (const event of stream) types.push(event.type);
@@ -134,7 +122,7 @@ describe('upstream cut mid-way', () => {
     expect(types).toEqual(['response.created', 'response.in_progress', 'response.output_item.added']);
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect((err as ApiError).type).toBe('server_error');
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 
   for (const [path, body] of [
@@ -148,9 +136,9 @@ describe('upstream cut mid-way', () => {
           headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...cut },
           body: JSON.stringify(body),
         });
-      const directRead = await readText(await post(upstream.url, UPSTREAM_KEY));
+      const directRead = await readText(await post(fx.upstream.url, UPSTREAM_KEY));
       expect(directRead.error).toBeDefined(); // the fake really cut the connection
-      const res = await post(gateway.url, CLIENT_KEY);
+      const res = await post(fx.gateway.url, CLIENT_KEY);
       expect(res.status).toBe(200);
       const read = await readText(res);
       expect(read.error).toBeUndefined();
@@ -159,22 +147,22 @@ describe('upstream cut mid-way', () => {
       const rest = read.text.slice(directRead.text.length);
       expect(rest).toMatch(/^data: \{"error":\{.*\}\}\n\n$/);
       expect(expectEnvelope(JSON.parse(rest.slice(6)))).toMatchObject({ type: 'server_error' });
-      await expectStillServing(gateway);
+      await expectStillServing(fx.gateway);
     });
   }
 
   it('a non-stream answer cut mid-body: the client sees a failed request, not a hang', async () => {
-    const sdkErr = await gateway.client().chat.completions.create(chat, { headers: cut }).catch((e: unknown) => e);
+    const sdkErr = await fx.gateway.client().chat.completions.create(chat, { headers: cut }).catch((e: unknown) => e);
     expect(sdkErr).toBeInstanceOf(Error);
 
-    const res = await fetch(`${gateway.url}/chat/completions`, {
+    const res = await fetch(`${fx.gateway.url}/chat/completions`, {
       method: 'POST',
       headers: { ...AUTH, 'content-type': 'application/json', ...cut },
       body: JSON.stringify(chat),
     });
     const read = await readText(res);
     expect(read.error).toBeDefined();
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 });
 
@@ -188,7 +176,7 @@ describe('client disconnects', () => {
   afterEach(() => agent.destroy());
 
   const post = (headers: Record<string, string>, body: unknown, signal: AbortSignal) =>
-    undiciFetch(`${gateway.url}/chat/completions`, {
+    undiciFetch(`${fx.gateway.url}/chat/completions`, {
       method: 'POST',
       headers: { ...AUTH, 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
@@ -207,7 +195,7 @@ describe('client disconnects', () => {
     return recordedWith('x-fake-chunks');
   }
 
-  /** Ask a slow upstream, then go away once the upstream has the request (and 100 ms more). */
+  /** Ask a slow fx.upstream, then go away once the upstream has the request (and 100 ms more). */
   async function leaveWhileWaiting(): Promise<RecordedRequest> {
     const controller = new AbortController();
     const pending = post({ 'x-fake-latency-ms': '2000' }, chat, controller.signal).catch((e: unknown) => e);
@@ -222,18 +210,18 @@ describe('client disconnects', () => {
     const rec = await leaveMidStream();
     await rec.finished;
     expect(rec.aborted).toBe(true);
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 
   it('while waiting for a slow upstream: the upstream request is aborted', async () => {
     const rec = await leaveWhileWaiting();
     await rec.finished;
     expect(rec.aborted).toBe(true);
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 
   it('a client that went away is still accounted for: its log line, and the in-flight gauge falls back', async () => {
-    const lines = () => gateway.logs.filter((l) => l.msg === 'request' && l.endpoint === '/v1/chat/completions');
+    const lines = () => fx.gateway.logs.filter((l) => l.msg === 'request' && l.endpoint === '/v1/chat/completions');
     const before = lines().length;
     const stream = await leaveMidStream();
     const slow = await leaveWhileWaiting();
@@ -242,7 +230,7 @@ describe('client disconnects', () => {
     const logged = lines().slice(before);
     expect(logged.filter((l) => l.stream_end === 'client_gone')).toHaveLength(1);
     expect(logged.filter((l) => l.status === 499)).toHaveLength(1);
-    const metrics = await (await fetch(`${gateway.origin}/metrics`)).text();
+    const metrics = await (await fetch(`${fx.gateway.origin}/metrics`)).text();
     // Only the /metrics request itself is in flight.
     expect(metrics).toMatch(/^tollgate_inflight_requests 1$/m);
   });

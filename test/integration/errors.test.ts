@@ -2,24 +2,12 @@
 // forwarded upstream, and the gateway keeps serving afterwards.
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLIENT_KEY, startGateway, type TestGateway, useGateway } from '../helpers/gateway.js';
 import { expectEnvelope, expectStillServing, postJson } from '../helpers/openai-errors.js';
 import { rawRequest } from '../helpers/raw-http.js';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
-beforeEach(() => upstream.reset());
+const fx = useGateway();
 
 const AUTH = { authorization: `Bearer ${CLIENT_KEY}` };
 const MODEL = 'gpt-4.1-nano';
@@ -27,13 +15,13 @@ const chat = (content: string) => ({ model: MODEL, messages: [{ role: 'user', co
 
 /** Nothing reached the upstream since the last reset. */
 function expectNothingForwarded(): void {
-  expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+  expect(fx.upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
 }
 
 describe('malformed requests', () => {
   it('invalid JSON → 400', async () => {
     for (const bad of ['{"model": "gpt-4.1-nano", "messages": [', '']) {
-      const res = await postJson(`${gateway.url}/chat/completions`, bad, AUTH);
+      const res = await postJson(`${fx.gateway.url}/chat/completions`, bad, AUTH);
       expect(res.status).toBe(400);
       expect(expectEnvelope(res.body)).toEqual({
         message: expect.stringMatching(/^We could not parse the JSON body of your request\./),
@@ -43,27 +31,27 @@ describe('malformed requests', () => {
       });
     }
     expectNothingForwarded();
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 
   it('unknown path → 404 Invalid URL (METHOD /path)', async () => {
-    const res = await postJson(`${gateway.url}/nope?x=1`, {}, AUTH);
+    const res = await postJson(`${fx.gateway.url}/nope?x=1`, {}, AUTH);
     expect(res.status).toBe(404);
     expect(res.body).toEqual({ error: { message: 'Invalid URL (POST /v1/nope)', type: 'invalid_request_error', param: null, code: null } });
-    const wrongMethod = await fetch(`${gateway.url}/embeddings`, { method: 'DELETE', headers: AUTH });
+    const wrongMethod = await fetch(`${fx.gateway.url}/embeddings`, { method: 'DELETE', headers: AUTH });
     expect(wrongMethod.status).toBe(404);
     expect(await wrongMethod.json()).toEqual({
       error: { message: 'Invalid URL (DELETE /v1/embeddings)', type: 'invalid_request_error', param: null, code: null },
     });
     expectNothingForwarded();
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 });
 
 describe('body limits', () => {
   let small: TestGateway;
   beforeAll(async () => {
-    small = await startGateway({ upstreamUrl: upstream.url, config: { server: { body_limit_bytes: 1024, upload_limit_bytes: 4096 } } });
+    small = await startGateway({ upstreamUrl: fx.upstream.url, config: { server: { body_limit_bytes: 1024, upload_limit_bytes: 4096 } } });
   });
   afterAll(() => small?.close());
 
@@ -93,7 +81,7 @@ describe('body limits', () => {
     expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(413);
     expectEnvelope({ error: (err as InstanceType<typeof OpenAI.APIError>).error });
     // The upstream never got a completed upload.
-    for (const rec of upstream.requests) {
+    for (const rec of fx.upstream.requests) {
       await rec.finished;
       expect(rec.aborted).toBe(true);
     }
@@ -112,7 +100,7 @@ describe('body limits', () => {
     });
     expect(res.status).toBe(413);
     expect(expectEnvelope(JSON.parse(res.body.toString()))).toMatchObject({ type: 'invalid_request_error' });
-    for (const rec of upstream.requests) {
+    for (const rec of fx.upstream.requests) {
       await rec.finished;
       expect(rec.aborted).toBe(true);
       expect(rec.body.length).toBeLessThan(4096 + head.length);
@@ -124,7 +112,7 @@ describe('body limits', () => {
 describe('authentication', () => {
   it('missing key → 401', async () => {
     for (const headers of [{}, { authorization: 'Bearer ' }] as Record<string, string>[]) {
-      const res = await postJson(`${gateway.url}/chat/completions`, chat('hi'), headers);
+      const res = await postJson(`${fx.gateway.url}/chat/completions`, chat('hi'), headers);
       expect(res.status).toBe(401);
       expect(expectEnvelope(res.body)).toEqual({
         message: expect.stringMatching(/^You didn't provide an API key\. You need to provide your API key in an Authorization header using Bearer auth/),
@@ -134,12 +122,12 @@ describe('authentication', () => {
       });
     }
     expectNothingForwarded();
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 
   it('wrong key → 401 invalid_api_key with the key masked', async () => {
     const wrong = 'tg-wrong-secret-key-0123456789WXYZ';
-    const res = await postJson(`${gateway.url}/chat/completions`, chat('hi'), { authorization: `Bearer ${wrong}` });
+    const res = await postJson(`${fx.gateway.url}/chat/completions`, chat('hi'), { authorization: `Bearer ${wrong}` });
     expect(res.status).toBe(401);
     const error = expectEnvelope(res.body);
     expect(error).toEqual({ message: expect.stringMatching(/^Incorrect API key provided: /), type: 'invalid_request_error', param: null, code: 'invalid_api_key' });
@@ -148,11 +136,11 @@ describe('authentication', () => {
     expect(error.message).toContain('WXYZ');
     expect(JSON.stringify([...res.headers.entries()])).not.toContain(wrong);
 
-    const sdkErr = await gateway.client({ apiKey: wrong }).models.list().catch((e: unknown) => e);
+    const sdkErr = await fx.gateway.client({ apiKey: wrong }).models.list().catch((e: unknown) => e);
     expect(sdkErr).toBeInstanceOf(OpenAI.AuthenticationError);
     expect((sdkErr as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe('invalid_api_key');
     expectNothingForwarded();
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 });
 
@@ -160,25 +148,25 @@ describe('models', () => {
   const notFound = 'The model `gpt-nope` does not exist or you do not have access to it.';
 
   it('model outside the catalogue → 404 model_not_found', async () => {
-    const res = await postJson(`${gateway.url}/chat/completions`, { ...chat('hi'), model: 'gpt-nope' }, AUTH);
+    const res = await postJson(`${fx.gateway.url}/chat/completions`, { ...chat('hi'), model: 'gpt-nope' }, AUTH);
     expect(res.status).toBe(404);
     expect(expectEnvelope(res.body)).toMatchObject({ message: notFound, type: 'invalid_request_error', code: 'model_not_found' });
-    const sdkErr = await gateway.client().embeddings.create({ model: 'gpt-nope', input: 'x' }).catch((e: unknown) => e);
+    const sdkErr = await fx.gateway.client().embeddings.create({ model: 'gpt-nope', input: 'x' }).catch((e: unknown) => e);
     expect(sdkErr).toBeInstanceOf(OpenAI.NotFoundError);
     expect((sdkErr as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
     expectNothingForwarded();
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
     // Exactly OpenAI's body, which names no param (e.g. openai/openai-agents-python#458).
     expect(res.body.error.param).toBeNull();
   });
 
   it('with models.unknown = pass_through the same request is forwarded', async () => {
-    const open = await startGateway({ upstreamUrl: upstream.url, config: { models: { unknown: 'pass_through' } } });
+    const open = await startGateway({ upstreamUrl: fx.upstream.url, config: { models: { unknown: 'pass_through' } } });
     try {
       const completion = await open.client().chat.completions.create({ model: 'gpt-nope', messages: [{ role: 'user', content: 'hi' }] });
       expect(completion.model).toBe('gpt-nope');
-      expect(upstream.requests).toHaveLength(1);
-      expect(JSON.parse(upstream.requests[0]!.body.toString()).model).toBe('gpt-nope');
+      expect(fx.upstream.requests).toHaveLength(1);
+      expect(JSON.parse(fx.upstream.requests[0]!.body.toString()).model).toBe('gpt-nope');
     } finally {
       await open.close();
     }
@@ -189,7 +177,7 @@ describe('context window and output cap', () => {
   let tiny: TestGateway;
   beforeAll(async () => {
     tiny = await startGateway({
-      upstreamUrl: upstream.url,
+      upstreamUrl: fx.upstream.url,
       config: { models: { catalogue: [{ name: 'tiny-model', context_window: 100, max_output_tokens: 50 }] } },
     });
   });
@@ -235,7 +223,7 @@ describe('context window and output cap', () => {
       parts.push(part);
       len += part.length;
     }
-    const res = await postJson(`${gateway.url}/chat/completions`, chat(parts.join('')), AUTH);
+    const res = await postJson(`${fx.gateway.url}/chat/completions`, chat(parts.join('')), AUTH);
     expect(res.status).toBe(400);
     const error = expectEnvelope(res.body);
     expect(error).toMatchObject({ type: 'invalid_request_error', param: 'messages', code: 'context_length_exceeded' });
@@ -243,7 +231,7 @@ describe('context window and output cap', () => {
     expect(m, error.message).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(1047576);
     expectNothingForwarded();
-    await expectStillServing(gateway);
+    await expectStillServing(fx.gateway);
   });
 
   const capMessage = (param: string) =>
@@ -255,15 +243,15 @@ describe('context window and output cap', () => {
     ['/responses', 'max_output_tokens', { model: MODEL, input: 'hi', max_output_tokens: 100000 }],
   ] as const) {
     it(`${param} too large on ${path} → 400`, async () => {
-      const res = await postJson(`${gateway.url}${path}`, body, AUTH);
+      const res = await postJson(`${fx.gateway.url}${path}`, body, AUTH);
       expect(res.status).toBe(400);
       expect(expectEnvelope(res.body)).toEqual({ message: capMessage(param), type: 'invalid_request_error', param, code: 'invalid_value' });
       expectNothingForwarded();
       // Exactly at the model's maximum is admitted.
-      const ok = await postJson(`${gateway.url}${path}`, { ...body, [param]: 32768 }, AUTH);
+      const ok = await postJson(`${fx.gateway.url}${path}`, { ...body, [param]: 32768 }, AUTH);
       expect(ok.status).toBe(200);
-      expect(upstream.requests).toHaveLength(1);
-      await expectStillServing(gateway);
+      expect(fx.upstream.requests).toHaveLength(1);
+      await expectStillServing(fx.gateway);
     });
   }
 });

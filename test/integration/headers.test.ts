@@ -1,29 +1,17 @@
 // Header hygiene: credentials, hop-by-hop headers, pass-through headers and untouched bodies.
 import { toFile } from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeUpstream, type RecordedRequest, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { type RecordedRequest, startFakeUpstream } from '../helpers/fake-upstream.js';import { CLIENT_KEY, startGateway, UPSTREAM_KEY, useGateway } from '../helpers/gateway.js';
 import { rawRequest, readText } from '../helpers/raw-http.js';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
-beforeEach(() => upstream.reset());
+const fx = useGateway();
 
 const MODEL = 'gpt-4.1-nano';
 const chat = { model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }] };
 
 function only(): RecordedRequest {
-  expect(upstream.requests).toHaveLength(1);
-  return upstream.requests[0]!;
+  expect(fx.upstream.requests).toHaveLength(1);
+  return fx.upstream.requests[0]!;
 }
 
 function headerText(headers: Headers | Record<string, unknown>): string {
@@ -32,7 +20,7 @@ function headerText(headers: Headers | Record<string, unknown>): string {
 
 describe('credentials', () => {
   it("replaces the client's Authorization with the upstream key", async () => {
-    await gateway.client().chat.completions.create(chat);
+    await fx.gateway.client().chat.completions.create(chat);
     const rec = only();
     expect(rec.headers.authorization).toBe(`Bearer ${UPSTREAM_KEY}`);
     expect(headerText(rec.headers)).not.toContain(CLIENT_KEY);
@@ -50,7 +38,7 @@ describe('credentials', () => {
       ['no key', { method: 'POST', headers: base, body: JSON.stringify(chat) }],
     ];
     for (const [name, init] of cases) {
-      const res = await fetch(`${gateway.url}/chat/completions`, init);
+      const res = await fetch(`${fx.gateway.url}/chat/completions`, init);
       const { text } = await readText(res);
       expect(text.length, name).toBeGreaterThan(0);
       expect(text, name).not.toContain(UPSTREAM_KEY);
@@ -81,12 +69,12 @@ describe('credentials', () => {
 
 describe('response headers', () => {
   it('strips set-cookie and passes x-request-id, openai-processing-ms, openai-version through', async () => {
-    const directRes = await fetch(`${upstream.url}/models`, { headers: { authorization: `Bearer ${UPSTREAM_KEY}` } });
+    const directRes = await fetch(`${fx.upstream.url}/models`, { headers: { authorization: `Bearer ${UPSTREAM_KEY}` } });
     expect(directRes.headers.get('set-cookie')).toContain('__cf_bm');
     const directId = directRes.headers.get('x-request-id')!;
     await directRes.text();
 
-    const res = await fetch(`${gateway.url}/models`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
+    const res = await fetch(`${fx.gateway.url}/models`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
     expect(res.status).toBe(200);
     await res.text();
     expect(res.headers.get('set-cookie')).toBeNull();
@@ -98,12 +86,12 @@ describe('response headers', () => {
   });
 
   it('strips set-cookie on a stream and on an upstream error too', async () => {
-    const stream = await gateway.client().chat.completions.create({ ...chat, stream: true }).withResponse();
+    const stream = await fx.gateway.client().chat.completions.create({ ...chat, stream: true }).withResponse();
     expect(stream.response.headers.get('set-cookie')).toBeNull();
     expect(stream.response.headers.get('x-request-id')).toMatch(/^req_/);
     for await (const _ of stream.data) void _;
 
-    const res = await fetch(`${gateway.url}/chat/completions`, {
+    const res = await fetch(`${fx.gateway.url}/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json', 'x-fake-status': '429' },
       body: JSON.stringify(chat),
@@ -115,7 +103,7 @@ describe('response headers', () => {
   });
 
   it("tollgate's own error answers carry a request id", async () => {
-    const res = await fetch(`${gateway.url}/chat/completions`, {
+    const res = await fetch(`${fx.gateway.url}/chat/completions`, {
       method: 'POST',
       headers: { authorization: 'Bearer tg-wrong-key-000000000000', 'content-type': 'application/json' },
       body: JSON.stringify(chat),
@@ -123,17 +111,17 @@ describe('response headers', () => {
     expect(res.status).toBe(401);
     await res.text();
     expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{16,}$/);
-    const notFound = await fetch(`${gateway.url}/nope`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
+    const notFound = await fetch(`${fx.gateway.url}/nope`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
     expect(notFound.status).toBe(404);
     await notFound.text();
     expect(notFound.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{16,}$/);
-    expect(upstream.requests).toHaveLength(0);
+    expect(fx.upstream.requests).toHaveLength(0);
   });
 });
 
 describe('request headers and bodies', () => {
   it('drops hop-by-hop headers, including those named by Connection', async () => {
-    const res = await rawRequest(`${gateway.url}/chat/completions`, {
+    const res = await rawRequest(`${fx.gateway.url}/chat/completions`, {
       method: 'POST',
       headers: {
         authorization: `Bearer ${CLIENT_KEY}`,
@@ -158,14 +146,14 @@ describe('request headers and bodies', () => {
   });
 
   it("does not forward the client's openai-organization / openai-project", async () => {
-    await gateway.client({ organization: 'org-client', project: 'proj-client' }).chat.completions.create(chat);
+    await fx.gateway.client({ organization: 'org-client', project: 'proj-client' }).chat.completions.create(chat);
     const rec = only();
     expect(rec.headers['openai-organization']).toBeUndefined();
     expect(rec.headers['openai-project']).toBeUndefined();
   });
 
   it("sends the gateway's configured organization instead of the client's", async () => {
-    const gw = await startGateway({ upstreamUrl: upstream.url, config: { upstream: { organization: 'org-gateway' } } });
+    const gw = await startGateway({ upstreamUrl: fx.upstream.url, config: { upstream: { organization: 'org-gateway' } } });
     try {
       await gw.client({ organization: 'org-client' }).chat.completions.create(chat);
       expect(only().headers['openai-organization']).toBe('org-gateway');
@@ -179,7 +167,7 @@ describe('request headers and bodies', () => {
       '{ "model" :"gpt-4.1-nano",\n\t"messages":[ {"role":"user","content":"h\\u00e9llo 👋"} ] ,' +
         '"x_unknown_field": {"nested": [1, 2.50, 1e3, null, "é"]}, "temperature": 0.70   }\r\n',
     );
-    const res = await rawRequest(`${gateway.url}/chat/completions`, {
+    const res = await rawRequest(`${fx.gateway.url}/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json' },
       body,
@@ -191,7 +179,7 @@ describe('request headers and bodies', () => {
   });
 
   it('passes custom headers through (x-client-request-id, x-stainless-*)', async () => {
-    await gateway.client().chat.completions.create(chat, { headers: { 'X-Client-Request-Id': 'my-trace-123', 'x-custom-thing': 'abc' } });
+    await fx.gateway.client().chat.completions.create(chat, { headers: { 'X-Client-Request-Id': 'my-trace-123', 'x-custom-thing': 'abc' } });
     const rec = only();
     expect(rec.headers['x-client-request-id']).toBe('my-trace-123');
     expect(rec.headers['x-custom-thing']).toBe('abc');
@@ -213,8 +201,8 @@ describe('request headers and bodies', () => {
 
     // Once with content-length, once chunked (no length known up front).
     for (const pieces of [body, [head, file.subarray(0, 1000), file.subarray(1000), tail]]) {
-      upstream.reset();
-      const res = await rawRequest(`${gateway.url}/files`, {
+      fx.upstream.reset();
+      const res = await rawRequest(`${fx.gateway.url}/files`, {
         method: 'POST',
         headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': contentType },
         body: pieces,
@@ -236,7 +224,7 @@ describe('request headers and bodies', () => {
       sentBody = Buffer.from(await req.clone().arrayBuffer());
       return fetch(req);
     };
-    const client = gateway.client({ fetch: spy });
+    const client = fx.gateway.client({ fetch: spy });
     await client.files.create({ purpose: 'batch', file: await toFile(Buffer.from('{"a":1}\n'), 'in.jsonl') });
     const rec = only();
     expect(sentType).toMatch(/^multipart\/form-data; boundary=/);

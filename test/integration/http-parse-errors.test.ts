@@ -3,26 +3,16 @@
 // answered in fastify's own shape ({"error":"Bad Request","message":"Client Error",...}). Every
 // such answer is now in OpenAI's envelope, with the right status, and the connection closes.
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { CLIENT_KEY, useGateway } from '../helpers/gateway.js';
 import { expectEnvelope, expectStillServing } from '../helpers/openai-errors.js';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
+const fx = useGateway({ resetEachTest: false });
 
 /** Writes `bytes` on a fresh connection; resolves with all the gateway sent once it closed the connection. */
 function exchange(bytes: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(new URL(gateway.origin).port), '127.0.0.1');
+    const socket = connect(Number(new URL(fx.gateway.origin).port), '127.0.0.1');
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
     socket.on('close', () => resolve(received));
@@ -66,14 +56,14 @@ const CASES: { name: string; bytes: string; status: number; code: string }[] = [
 describe('HTTP parse errors answer in OpenAI’s envelope', () => {
   for (const c of CASES) {
     it(`${c.name} → ${c.status} ${c.code}, connection closed`, async () => {
-      upstream.reset();
+      fx.upstream.reset();
       const answer = parse(await exchange(c.bytes));
       expect(answer.status).toBe(c.status);
       expect(answer.head).toContain('content-type: application/json');
       expect(answer.head).toContain('connection: close');
       expect(expectEnvelope(answer.body)).toMatchObject({ type: 'invalid_request_error', code: c.code, param: null });
-      expect(upstream.requests).toEqual([]);
-      await expectStillServing(gateway);
+      expect(fx.upstream.requests).toEqual([]);
+      await expectStillServing(fx.gateway);
     });
   }
 });

@@ -5,8 +5,8 @@
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+
+import { useGateway } from '../helpers/gateway.js';
 import { expectEnvelope } from '../helpers/openai-errors.js';
 import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 
@@ -32,23 +32,18 @@ const KEYS = [
   },
 ];
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
+const fx = useGateway(() => ({ redisUrl: inject('redisUrl'), config: { keys: KEYS, limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 } }, resetEachTest: false }));
 let redis: Redis;
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), config: { keys: KEYS, limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 } } });
   redis = new Redis(inject('redisUrl'));
 });
 afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
   await deleteByPrefix(redis, PREFIX);
   await redis?.quit();
 });
 
-const client = (id: string) => gateway.client({ apiKey: secret(id) });
+const client = (id: string) => fx.gateway.client({ apiKey: secret(id) });
 const ask = (id: string, model = MODEL, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
   client(id).chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 100, ...extra }, { headers });
 
@@ -62,7 +57,7 @@ async function failure(promise: Promise<unknown>): Promise<InstanceType<typeof O
 }
 
 async function metricValue(name: string, labels: Record<string, string>): Promise<number> {
-  const text = await (await fetch(`${gateway.origin}/metrics`)).text();
+  const text = await (await fetch(`${fx.gateway.origin}/metrics`)).text();
   const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && wanted.every((w) => l.includes(w)));
   return line ? Number(line.split(' ').at(-1)) : 0;
@@ -75,7 +70,7 @@ describe('allowed models', () => {
   });
 
   it('another catalogue model → 403 model_not_found, OpenAI’s wording for a project without access; nothing sent upstream', async () => {
-    const before = upstream.requests.length;
+    const before = fx.upstream.requests.length;
     const error = await failure(client('nano-only').embeddings.create({ model: 'text-embedding-3-small', input: 'x' }));
     expect(error.status).toBe(403);
     expect(expectEnvelope(error.error === undefined ? undefined : { error: error.error })).toEqual({
@@ -84,7 +79,7 @@ describe('allowed models', () => {
       param: null,
       code: 'model_not_found',
     });
-    expect(upstream.requests.length).toBe(before);
+    expect(fx.upstream.requests.length).toBe(before);
   });
 });
 
@@ -135,17 +130,17 @@ describe('token quota', () => {
 
 describe('budget', () => {
   it('the openai SDK does not retry an insufficient_quota 429 (x-should-retry: false)', async () => {
-    const before = upstream.requests.length;
+    const before = fx.upstream.requests.length;
     // $0.0005 a month; 1000 output tokens cost $0.0004: once they are spent, the next such request is refused.
     await ask('budget', MODEL, { max_tokens: 1000 }, { 'x-fake-chunks': '1000' });
-    const retrying = gateway.client({ apiKey: secret('budget'), maxRetries: 2 });
+    const retrying = fx.gateway.client({ apiKey: secret('budget'), maxRetries: 2 });
     const error = await failure(retrying.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1000 }));
     expect(error.status).toBe(429);
     expect(error.code).toBe('insufficient_quota');
     expect(error.message).toContain('monthly budget of $0.0005');
-    expect(upstream.requests.length).toBe(before + 1);
-    // The SDK resolves only after its retries: one refused attempt reached the gateway, not three.
-    const refused = () => gateway.logs.filter((line) => line.key_id === 'budget' && line.status === 429).length;
+    expect(fx.upstream.requests.length).toBe(before + 1);
+    // The SDK resolves only after its retries: one refused attempt reached the fx.gateway, not three.
+    const refused = () => fx.gateway.logs.filter((line) => line.key_id === 'budget' && line.status === 429).length;
     await vi.waitFor(() => expect(refused()).toBeGreaterThan(0));
     expect(refused()).toBe(1);
     expect(await metricValue('tollgate_rate_limited_total', { key: 'budget', limit: 'budget' })).toBe(1);
@@ -168,7 +163,7 @@ describe('per-model limit overrides', () => {
 describe('GET /tollgate/me', () => {
   it('a key reads its own policy, usage, remaining budgets and quotas, and rate limits', async () => {
     await ask('me', MODEL, { max_tokens: 50 }, { 'x-fake-prompt-tokens': '2000', 'x-fake-chunks': '20' });
-    const res = await fetch(`${gateway.origin}/tollgate/me`, { headers: { authorization: `Bearer ${secret('me')}` } });
+    const res = await fetch(`${fx.gateway.origin}/tollgate/me`, { headers: { authorization: `Bearer ${secret('me')}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toMatch(/^req_/);
     const me = (await res.json()) as Record<string, unknown>;
@@ -190,9 +185,9 @@ describe('GET /tollgate/me', () => {
   });
 
   it('401 without a key or with a wrong one, as for /v1', async () => {
-    const none = await fetch(`${gateway.origin}/tollgate/me`);
+    const none = await fetch(`${fx.gateway.origin}/tollgate/me`);
     expect(none.status).toBe(401);
-    const wrong = await fetch(`${gateway.origin}/tollgate/me`, { headers: { authorization: 'Bearer tg-wrong-0123456789abcdef' } });
+    const wrong = await fetch(`${fx.gateway.origin}/tollgate/me`, { headers: { authorization: 'Bearer tg-wrong-0123456789abcdef' } });
     expect(wrong.status).toBe(401);
     expect(expectEnvelope(await wrong.json())).toMatchObject({ code: 'invalid_api_key' });
   });

@@ -1,16 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it, vi } from 'vitest';
+import { CLIENT_KEY, UPSTREAM_KEY, useGateway } from '../helpers/gateway.js';
 
 // One JSON log line per request, with the fields operators need, and never a credential.
 
 const WRONG_KEY = 'tg-wrong-key-presented-by-a-client-9f8e7d6c';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
+const fx = useGateway({ resetEachTest: false });
 
 type Line = Record<string, unknown>;
-const requestLines = (): Line[] => gateway.logs.filter((l) => l.msg === 'request');
+const requestLines = (): Line[] => fx.gateway.logs.filter((l) => l.msg === 'request');
 
 /** Run one request and return its response and the one log line it produced. */
 async function logged(send: () => Promise<Response>): Promise<{ res: Response; body: string; line: Line }> {
@@ -23,21 +21,12 @@ async function logged(send: () => Promise<Response>): Promise<{ res: Response; b
 
 const chatBody = (extra: object = {}) => JSON.stringify({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hello there' }], ...extra });
 const post = (path: string, body: string, headers: Record<string, string> = {}, signal?: AbortSignal) =>
-  fetch(`${gateway.origin}${path}`, {
+  fetch(`${fx.gateway.origin}${path}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json', ...headers },
     body,
     signal: signal ?? null,
   });
-
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
 
 describe('request log lines', () => {
   const results: { name: string; status: number; line: Line; header: string | null }[] = [];
@@ -47,7 +36,7 @@ describe('request log lines', () => {
     // 1. success (SDK)
     {
       const before = requestLines().length;
-      const completion = await gateway.client().chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] });
+      const completion = await fx.gateway.client().chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] });
       expect(completion.object).toBe('chat.completion');
       await vi.waitFor(() => expect(requestLines().length).toBeGreaterThan(before));
       results.push({ name: 'success', status: 200, line: requestLines()[before]!, header: null });
@@ -55,7 +44,7 @@ describe('request log lines', () => {
     // 2. stream with include_usage (SDK)
     {
       const before = requestLines().length;
-      const stream = await gateway.client().chat.completions.create({
+      const stream = await fx.gateway.client().chat.completions.create({
         model: 'gpt-4.1-nano',
         messages: [{ role: 'user', content: 'stream please, with a longer prompt to count' }],
         stream: true,
@@ -68,11 +57,11 @@ describe('request log lines', () => {
     }
     // 3. wrong key, 4. missing key, 5. unknown path, 6. upstream 500, 7. bad JSON, 8. id path
     const wrong = await logged(() => post('/v1/chat/completions', chatBody(), { authorization: `Bearer ${WRONG_KEY}` }));
-    const missing = await logged(() => fetch(`${gateway.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody() }));
-    const notFound = await logged(() => fetch(`${gateway.origin}/v1/no-such-endpoint`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } }));
+    const missing = await logged(() => fetch(`${fx.gateway.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody() }));
+    const notFound = await logged(() => fetch(`${fx.gateway.origin}/v1/no-such-endpoint`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } }));
     const upstream500 = await logged(() => post('/v1/chat/completions', chatBody(), { 'x-fake-status': '500' }));
     const badJson = await logged(() => post('/v1/chat/completions', '{"model": "gpt-4.1-nano", "messages": [}'));
-    const idPath = await logged(() => fetch(`${gateway.origin}/v1/files/file-abc123`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } }));
+    const idPath = await logged(() => fetch(`${fx.gateway.origin}/v1/files/file-abc123`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } }));
     for (const [name, r] of Object.entries({ wrong, missing, notFound, upstream500, badJson, idPath })) {
       results.push({ name, status: r.res.status, line: r.line, header: r.res.headers.get('x-request-id') });
     }
@@ -138,7 +127,7 @@ describe('request log lines', () => {
   });
 
   it('a client leaving a stream mid-way is logged as client_gone, and the upstream request is aborted', async () => {
-    upstream.reset();
+    fx.upstream.reset();
     const before = requestLines().length;
     const abort = new AbortController();
     const res = await post('/v1/chat/completions', chatBody({ stream: true }), { 'x-fake-chunks': '100', 'x-fake-chunk-delay-ms': '100' }, abort.signal);
@@ -148,7 +137,7 @@ describe('request log lines', () => {
     await reader.cancel().catch(() => undefined);
     await vi.waitFor(() => expect(requestLines().length).toBeGreaterThan(before), { timeout: 5000 });
     const line = requestLines()[before]!;
-    const rec = upstream.requests.find((r) => r.path === '/v1/chat/completions');
+    const rec = fx.upstream.requests.find((r) => r.path === '/v1/chat/completions');
     await rec?.finished;
     expect(rec?.aborted).toBe(true);
     expect(line.stream_end).toBe('client_gone');
@@ -156,8 +145,8 @@ describe('request log lines', () => {
 
   it('no log line contains the client key, a presented wrong key or the upstream key', async () => {
     // the whole log, including lines written while closing
-    await gateway.close();
-    const raw = gateway.rawLogs();
+    await fx.gateway.close();
+    const raw = fx.gateway.rawLogs();
     expect(raw.length).toBeGreaterThan(0);
     for (const secret of [CLIENT_KEY, WRONG_KEY, UPSTREAM_KEY]) {
       expect(raw).not.toContain(secret);

@@ -1,25 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it, vi } from 'vitest';
+import { CLIENT_KEY, UPSTREAM_KEY, useGateway } from '../helpers/gateway.js';
 
 // /metrics, /healthz and /readyz are open (no client key); metric labels never carry a secret.
 
 const WRONG_KEY = 'tg-metrics-wrong-key-0123456789abcdef';
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
+const fx = useGateway({ resetEachTest: false });
 
 async function scrape(): Promise<{ status: number; type: string | null; text: string }> {
-  const res = await fetch(`${gateway.origin}/metrics`);
+  const res = await fetch(`${fx.gateway.origin}/metrics`);
   return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
 }
 
@@ -47,10 +36,10 @@ describe('/metrics', () => {
 
   it('counts requests by key id, never the secret', async () => {
     const chat = () =>
-      gateway.client().chat.completions.create({ model: 'gpt-4.1-nano-2025-04-14', messages: [{ role: 'user', content: 'count me' }] });
+      fx.gateway.client().chat.completions.create({ model: 'gpt-4.1-nano-2025-04-14', messages: [{ role: 'user', content: 'count me' }] });
     await chat();
     await chat();
-    const wrong = await fetch(`${gateway.origin}/v1/chat/completions`, {
+    const wrong = await fetch(`${fx.gateway.origin}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${WRONG_KEY}`, 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'gpt-4.1-nano', messages: [] }),
@@ -79,9 +68,9 @@ describe('/metrics', () => {
   });
 
   it('labels endpoints by route template, never by raw id paths', async () => {
-    const res = await fetch(`${gateway.origin}/v1/files/file-abc123`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
+    const res = await fetch(`${fx.gateway.origin}/v1/files/file-abc123`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
     await res.text();
-    const res404 = await fetch(`${gateway.origin}/v1/nope/file-xyz789`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
+    const res404 = await fetch(`${fx.gateway.origin}/v1/nope/file-xyz789`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
     expect(res404.status).toBe(404);
     await res404.text();
     let text = '';
@@ -95,7 +84,7 @@ describe('/metrics', () => {
   });
 
   it('labels a model outside the catalogue with a bounded value, not the raw name', async () => {
-    const res = await fetch(`${gateway.origin}/v1/chat/completions`, {
+    const res = await fetch(`${fx.gateway.origin}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'made-up-model-31337', messages: [{ role: 'user', content: 'x' }] }),
@@ -112,20 +101,20 @@ describe('/metrics', () => {
 
 describe('health endpoints need no key', () => {
   it('/healthz is 200 without Authorization', async () => {
-    const res = await fetch(`${gateway.origin}/healthz`);
+    const res = await fetch(`${fx.gateway.origin}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: 'ok' });
   });
 
   it('/readyz is 200 without Authorization (no REDIS_URL)', async () => {
-    const res = await fetch(`${gateway.origin}/readyz`);
+    const res = await fetch(`${fx.gateway.origin}/readyz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: 'ready' });
   });
 
   it('a wrong key on the open endpoints is ignored, not rejected', async () => {
     for (const path of ['/healthz', '/readyz', '/metrics']) {
-      const res = await fetch(`${gateway.origin}${path}`, { headers: { authorization: `Bearer ${WRONG_KEY}` } });
+      const res = await fetch(`${fx.gateway.origin}${path}`, { headers: { authorization: `Bearer ${WRONG_KEY}` } });
       expect(res.status, path).toBe(200);
       await res.text();
     }

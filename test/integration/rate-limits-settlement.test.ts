@@ -11,8 +11,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { estimateTokens, promptChars } from '../../src/tokens/estimate.js';
 import { bucketKey, type BucketKind, consumptions, readBucket, redisNowMs, WINDOW_MS } from '../helpers/buckets.js';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+
+import { startGateway, type TestGateway, useGateway } from '../helpers/gateway.js';
 import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 
 const MODEL = 'gpt-4.1-nano';
@@ -31,18 +31,13 @@ const CHAT = { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_to
 const CHAT_INPUT = estimateTokens(promptChars(CHAT), 4);
 const RESERVED = CHAT_INPUT + MAX_TOKENS;
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
+const fx = useGateway(() => ({ redisUrl: inject('redisUrl'), config: CONFIG, resetEachTest: false }));
 let redis: Redis;
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), config: CONFIG });
   redis = new Redis(inject('redisUrl'));
 });
 afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
   await deleteByPrefix(redis, PREFIX);
   await redis?.quit();
 });
@@ -76,7 +71,7 @@ async function postChat(gw: TestGateway, id: string, body: unknown, headers: Rec
 describe('settled to the real usage, not the reservation', () => {
   it('non-stream JSON: prompt (cached included) + completion', async () => {
     const since = await redisNowMs(redis);
-    const { data, response } = await gateway
+    const { data, response } = await fx.gateway
       .client({ apiKey: secret('json') })
       .chat.completions.create({ ...CHAT, messages: [{ role: 'user', content: 'hi' }] }, { headers: KNOBS })
       .withResponse();
@@ -90,7 +85,7 @@ describe('settled to the real usage, not the reservation', () => {
 
   it('chat stream with include_usage', async () => {
     const since = await redisNowMs(redis);
-    const stream = await gateway.client({ apiKey: secret('sse') }).chat.completions.create(
+    const stream = await fx.gateway.client({ apiKey: secret('sse') }).chat.completions.create(
       { ...CHAT, messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } },
       { headers: KNOBS },
     );
@@ -102,7 +97,7 @@ describe('settled to the real usage, not the reservation', () => {
 
   it('responses stream: from the terminal event', async () => {
     const since = await redisNowMs(redis);
-    const stream = await gateway
+    const stream = await fx.gateway
       .client({ apiKey: secret('responses') })
       .responses.create({ model: MODEL, input: 'hi', max_output_tokens: MAX_TOKENS, stream: true }, { headers: KNOBS });
     let usage: unknown;
@@ -116,9 +111,9 @@ describe('failures settle exactly once', () => {
   it('upstream 500: tokens released once, the request still counts', async () => {
     const since = await redisNowMs(redis);
     // A first answer leaves 14 tokens charged, so a second release would show (the bucket is not full).
-    expect((await postChat(gateway, 'err500', CHAT, KNOBS)).status).toBe(200);
+    expect((await postChat(fx.gateway, 'err500', CHAT, KNOBS)).status).toBe(200);
     await expectCharged('err500', 'tpm', since, REAL);
-    const failed = await postChat(gateway, 'err500', CHAT, { ...KNOBS, 'x-fake-status': '500' });
+    const failed = await postChat(fx.gateway, 'err500', CHAT, { ...KNOBS, 'x-fake-status': '500' });
     expect(failed.status).toBe(500);
     expect(failed.headers.get('x-ratelimit-limit-tokens')).toBe(String(LIMIT));
     expect(failed.headers.get('x-ratelimit-remaining-tokens')).toBe(String(LIMIT - REAL - RESERVED));
@@ -126,11 +121,11 @@ describe('failures settle exactly once', () => {
     await expectCharged('err500', 'tpm', since, REAL);
     await expectCharged('err500', 'rpm', since, 2);
     // Released exactly once: a later release would show before the next request's settlement.
-    await settledAfter(gateway, 'err500', since, 2 * REAL);
+    await settledAfter(fx.gateway, 'err500', since, 2 * REAL);
   });
 
   it('upstream timeout (504): tokens released once, the request still counts', async () => {
-    const gw = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), config: { ...CONFIG, upstream: { headers_timeout_ms: 300 }, retry: { max_attempts: 1 } } });
+    const gw = await startGateway({ upstreamUrl: fx.upstream.url, redisUrl: inject('redisUrl'), config: { ...CONFIG, upstream: { headers_timeout_ms: 300 }, retry: { max_attempts: 1 } } });
     try {
       const since = await redisNowMs(redis);
       expect((await postChat(gw, 'timeout', CHAT, KNOBS)).status).toBe(200);
@@ -150,7 +145,7 @@ describe('failures settle exactly once', () => {
 /** Open a slow stream, read `deltas` content chunks, then leave; returns the text received. */
 async function leaveMidStream(id: string, deltas: number): Promise<string> {
   const controller = new AbortController();
-  const res = await fetch(`${gateway.url}/chat/completions`, {
+  const res = await fetch(`${fx.gateway.url}/chat/completions`, {
     method: 'POST',
     headers: { ...auth(id), 'x-fake-chunks': '40', 'x-fake-chunk-delay-ms': '40' },
     body: JSON.stringify({ ...CHAT, max_tokens: 50, stream: true }),
@@ -180,7 +175,7 @@ describe('a client that leaves mid-stream', () => {
     const between = (units: number[]) => units.filter((u) => u >= CHAT_INPUT && u < reserved);
     await vi.waitFor(async () => expect(between(await chargedTo('abort', 'tpm', since))).not.toEqual([]), { timeout: 10_000, interval: 20 });
     // Settled once: it stays there after the key's next request settled (less than its reservation more).
-    expect((await postChat(gateway, 'abort', CHAT, KNOBS)).status).toBe(200);
+    expect((await postChat(fx.gateway, 'abort', CHAT, KNOBS)).status).toBe(200);
     await vi.waitFor(async () => expect((await chargedTo('abort', 'tpm', since)).filter((u) => u >= CHAT_INPUT + REAL && u < reserved + REAL)).not.toEqual([]), {
       timeout: 10_000,
       interval: 20,

@@ -3,12 +3,12 @@
 // honouring retry-after-ms, aliases sharing a bucket, and calls without a model left alone.
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { goDuration } from '../../src/limits/duration.js';
 import { estimateTokens, promptChars } from '../../src/tokens/estimate.js';
 import { bucketKey, readBucket, redisNowMs, WINDOW_MS } from '../helpers/buckets.js';
-import { type FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+
+import { UPSTREAM_KEY, useGateway } from '../helpers/gateway.js';
 import { expectEnvelope, postJson } from '../helpers/openai-errors.js';
 import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 import { configDir, freshGet, startTollgate } from '../helpers/tollgate-process.js';
@@ -28,29 +28,23 @@ const KEYS = [
 const RATE_LIMIT_MESSAGE =
   /^Rate limit reached for gpt-4\.1-nano in organization free on requests per min \(RPM\): Limit 3, Used 3, Requested 1\. Please try again in (\d+(?:\.\d+)?m?s|\d+m\d+(?:\.\d+)?s)\. Visit https:\/\/platform\.openai\.com\/account\/rate-limits to learn more\.$/;
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
+const fx = useGateway(() => ({ redisUrl: inject('redisUrl'), config: { keys: KEYS, limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 } } }));
 let redis: Redis;
 const configs = configDir();
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url, redisUrl: inject('redisUrl'), config: { keys: KEYS, limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 } } });
   redis = new Redis(inject('redisUrl'));
 });
 afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
   await deleteByPrefix(redis, PREFIX);
   await redis?.quit();
   configs.cleanup();
 });
-beforeEach(() => upstream.reset());
 
-const client = (id: string, options: Partial<ConstructorParameters<typeof OpenAI>[0]> = {}) => gateway.client({ apiKey: secret(id), ...options });
+const client = (id: string, options: Partial<ConstructorParameters<typeof OpenAI>[0]> = {}) => fx.gateway.client({ apiKey: secret(id), ...options });
 const auth = (id: string) => ({ authorization: `Bearer ${secret(id)}` });
 const chat = (extra: Record<string, unknown> = {}) => ({ model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }], ...extra });
-const recordedWith = (name: string, value: string) => upstream.requests.filter((r) => r.headers[name] === value);
+const recordedWith = (name: string, value: string) => fx.upstream.requests.filter((r) => r.headers[name] === value);
 
 describe('x-ratelimit-* headers', () => {
   it("a successful answer carries the key's figures, replacing the upstream's own", async () => {
@@ -76,7 +70,7 @@ describe('x-ratelimit-* headers', () => {
   });
 
   it('a stream carries them too', async () => {
-    const res = await fetch(`${gateway.url}/chat/completions`, {
+    const res = await fetch(`${fx.gateway.url}/chat/completions`, {
       method: 'POST',
       headers: { ...auth('tier1'), 'content-type': 'application/json' },
       body: JSON.stringify(chat({ stream: true })),
@@ -90,13 +84,13 @@ describe('x-ratelimit-* headers', () => {
 
   it("the upstream's own x-ratelimit-* (the gateway organisation's) never reach a client", async () => {
     // A key with a token limit only: the request headers must not be the upstream's 30000.
-    const res = await postJson(`${gateway.url}/chat/completions`, chat(), auth('tokens-only'));
+    const res = await postJson(`${fx.gateway.url}/chat/completions`, chat(), auth('tokens-only'));
     expect(res.status).toBe(200);
     expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('5000');
     expect.soft(res.headers.get('x-ratelimit-limit-requests')).toBeNull();
     expect.soft(res.headers.get('x-ratelimit-remaining-requests')).toBeNull();
     // A call without a model: the key's own figures (its requests bucket), never the upstream's.
-    const models = await fetch(`${gateway.url}/models`, { headers: auth('tokens-only') });
+    const models = await fetch(`${fx.gateway.url}/models`, { headers: auth('tokens-only') });
     expect(models.status).toBe(200);
     await models.text();
     expect(models.headers.get('x-ratelimit-limit-tokens')).toBe('5000');
@@ -108,7 +102,7 @@ describe('429 from the limiter', () => {
   it('free tier: the 4th call is a 429 whose body matches OpenAI field by field, never forwarded', async () => {
     const sdk = client('free');
     for (let i = 0; i < 3; i++) await sdk.chat.completions.create(chat(), { headers: { 'x-test-case': 'free' } });
-    const res = await postJson(`${gateway.url}/chat/completions`, chat(), { ...auth('free'), 'x-test-case': 'free' });
+    const res = await postJson(`${fx.gateway.url}/chat/completions`, chat(), { ...auth('free'), 'x-test-case': 'free' });
     expect(res.status).toBe(429);
     const error = expectEnvelope(res.body);
     expect(error.message).toMatch(RATE_LIMIT_MESSAGE);
@@ -155,7 +149,7 @@ describe('429 from the limiter', () => {
     await sdk.chat.completions.create(chat());
     await sdk.chat.completions.create({ ...chat(), model: 'gpt-4.1-nano-2025-04-14' });
     // Both names share one bucket: the third call, under either name, is refused.
-    const res = await postJson(`${gateway.url}/chat/completions`, { ...chat(), model: 'gpt-4.1-nano-2025-04-14' }, auth('alias'));
+    const res = await postJson(`${fx.gateway.url}/chat/completions`, { ...chat(), model: 'gpt-4.1-nano-2025-04-14' }, auth('alias'));
     expect(res.status).toBe(429);
     expect(expectEnvelope(res.body).message).toContain('Limit 2, Used 2, Requested 1');
     const state = await readBucket(redis, bucketKey(PREFIX, 'alias', 'rpm'), 2, WINDOW_MS.rpm);
@@ -187,7 +181,7 @@ describe('max_wait_ms', () => {
     const prefix = uniquePrefix('rate-limits-leaver');
     const keyYaml = `keys:\n  - { id: leaver, key: "${secret('leaver')}", tier: tier-1, max_wait_ms: 5000, limits: { rpm: null, rpd: null, tpm: 6000 } }\n`;
     const path = configs.write('leaver.yaml', `limits:\n  key_prefix: "${prefix}"\n  redis_timeout_ms: 5000\n${keyYaml}`);
-    const proc = await startTollgate({ TOLLGATE_CONFIG: path, TOLLGATE_UPSTREAM_URL: upstream.url, OPENAI_API_KEY: UPSTREAM_KEY, REDIS_URL: inject('redisUrl') });
+    const proc = await startTollgate({ TOLLGATE_CONFIG: path, TOLLGATE_UPSTREAM_URL: fx.upstream.url, OPENAI_API_KEY: UPSTREAM_KEY, REDIS_URL: inject('redisUrl') });
     try {
       await indebt(new OpenAI({ baseURL: `${proc.origin}/v1`, apiKey: secret('leaver'), maxRetries: 0 }), prefix, 'leaver', 100);
       const body = chat({ max_tokens: 50 });
@@ -229,13 +223,13 @@ describe('calls without a model', () => {
     const sdk = client('models', { maxRetries: 0 });
     const page = await sdk.models.list();
     expect(page.data.length).toBeGreaterThan(0);
-    const refused = await fetch(`${gateway.url}/models`, { headers: auth('models') });
+    const refused = await fetch(`${fx.gateway.url}/models`, { headers: auth('models') });
     expect(refused.status).toBe(429);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('Rate limit reached for requests without a model in organization models on requests per min (RPM)');
     // The one request per minute of the model is still there for a model call.
     const { response } = await sdk.chat.completions.create(chat()).withResponse();
     expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('0');
-    const refusedChat = await postJson(`${gateway.url}/chat/completions`, chat(), auth('models'));
+    const refusedChat = await postJson(`${fx.gateway.url}/chat/completions`, chat(), auth('models'));
     expect(refusedChat.status).toBe(429);
   });
 });

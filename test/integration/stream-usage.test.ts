@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { fakeText, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { CLIENT_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it, vi } from 'vitest';
+import { fakeText } from '../helpers/fake-upstream.js';import { CLIENT_KEY, UPSTREAM_KEY, useGateway } from '../helpers/gateway.js';
 
 // Tollgate settles real usage for every chat / legacy-completions stream: when the client did not
 // ask for usage, tollgate asks the upstream for it (stream_options.include_usage) and takes the
@@ -17,20 +16,10 @@ const KNOBS = {
   'x-fake-cached-tokens': String(CACHED_TOKENS),
 };
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
-
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({ upstreamUrl: upstream.url });
-});
-afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
-});
+const fx = useGateway({ resetEachTest: false });
 
 type Line = Record<string, unknown>;
-const requestLines = (): Line[] => gateway.logs.filter((l) => l.msg === 'request');
+const requestLines = (): Line[] => fx.gateway.logs.filter((l) => l.msg === 'request');
 
 async function post(base: string, key: string, path: string, body: string, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${base}${path}`, {
@@ -51,20 +40,20 @@ async function bytesOf(res: Response): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** The stream straight from the fake upstream, and the same request through tollgate, with its log line. */
+/** The stream straight from the fake fx.upstream, and the same request through tollgate, with its log line. */
 async function directAndVia(path: string, body: string, headers: Record<string, string> = {}) {
-  const direct = await post(upstream.url, UPSTREAM_KEY, path, body, headers);
+  const direct = await post(fx.upstream.url, UPSTREAM_KEY, path, body, headers);
   expect(direct.headers.get('content-type')).toMatch(/^text\/event-stream/);
   const directBytes = await bytesOf(direct);
 
-  upstream.reset();
+  fx.upstream.reset();
   const before = requestLines().length;
-  const via = await post(gateway.url, CLIENT_KEY, path, body, headers);
+  const via = await post(fx.gateway.url, CLIENT_KEY, path, body, headers);
   expect(via.status).toBe(200);
   expect(via.headers.get('content-type')).toMatch(/^text\/event-stream/);
   const viaBytes = await bytesOf(via);
   await vi.waitFor(() => expect(requestLines().length).toBeGreaterThan(before));
-  const received = upstream.requests.find((r) => r.path === `/v1${path}`);
+  const received = fx.upstream.requests.find((r) => r.path === `/v1${path}`);
   expect(received).toBeDefined();
   return { directBytes, viaBytes, line: requestLines()[before]!, received: received! };
 }
@@ -119,9 +108,9 @@ describe('a stream whose client did not ask for usage', () => {
   }
 
   it('the openai SDK sees no usage on any chunk, and the whole text', async () => {
-    upstream.reset();
+    fx.upstream.reset();
     const before = requestLines().length;
-    const stream = await gateway.client({ defaultHeaders: KNOBS }).chat.completions.create({
+    const stream = await fx.gateway.client({ defaultHeaders: KNOBS }).chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'hello' }],
       stream: true,
@@ -136,7 +125,7 @@ describe('a stream whose client did not ask for usage', () => {
     }
     expect(chunks).toBe(CHUNKS + 2);
     expect(text).toBe(fakeText(CHUNKS));
-    expect(upstream.requests[0]?.body.toString('utf8')).toContain('"stream_options":{"include_usage":true}');
+    expect(fx.upstream.requests[0]?.body.toString('utf8')).toContain('"stream_options":{"include_usage":true}');
     await vi.waitFor(() => expect(requestLines().length).toBeGreaterThan(before));
     expect(requestLines()[before]).toMatchObject({ input_tokens: PROMPT_TOKENS, output_tokens: CHUNKS });
   });
@@ -176,7 +165,7 @@ describe('a stream whose client asked for usage', () => {
   }
 
   it('the openai SDK: usage null on content chunks, the final chunk carries the usage', async () => {
-    const stream = await gateway.client({ defaultHeaders: KNOBS }).chat.completions.create({
+    const stream = await fx.gateway.client({ defaultHeaders: KNOBS }).chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'hello' }],
       stream: true,
@@ -197,20 +186,20 @@ describe('a stream whose client asked for usage', () => {
 
 describe('requests that are not streams', () => {
   it('a JSON chat completion is forwarded without stream_options', async () => {
-    upstream.reset();
+    fx.upstream.reset();
     const sent = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
-    const res = await post(gateway.url, CLIENT_KEY, '/chat/completions', sent);
+    const res = await post(fx.gateway.url, CLIENT_KEY, '/chat/completions', sent);
     expect(res.status).toBe(200);
     expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(CHUNKS);
-    expect(upstream.requests[0]?.body.toString('utf8')).toBe(sent);
+    expect(fx.upstream.requests[0]?.body.toString('utf8')).toBe(sent);
   });
 
   it('a responses stream is forwarded as sent (no stream_options there)', async () => {
-    upstream.reset();
+    fx.upstream.reset();
     const sent = JSON.stringify({ model: MODEL, input: 'hi', stream: true });
-    const res = await post(gateway.url, CLIENT_KEY, '/responses', sent);
+    const res = await post(fx.gateway.url, CLIENT_KEY, '/responses', sent);
     expect(res.status).toBe(200);
     await res.arrayBuffer();
-    expect(upstream.requests[0]?.body.toString('utf8')).toBe(sent);
+    expect(fx.upstream.requests[0]?.body.toString('utf8')).toBe(sent);
   });
 });
