@@ -56,6 +56,10 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
   let turn = 0;
   const inService = (m: PoolMember): boolean => health.get(m)?.state === 'healthy';
   const probes: Probes = startProbes({ health, observer });
+  // Failure-percentage ejection counts over intervals: the counts start over at each one.
+  const { failurePercentage, intervalMs } = options.ejection;
+  const intervals = failurePercentage && intervalMs ? setInterval(() => health.forEach((h) => h.nextInterval()), intervalMs) : undefined;
+  intervals?.unref();
 
   const candidatesFor = (model: string | undefined): PoolMember[] => {
     if (model === undefined) return fallback;
@@ -205,6 +209,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
     health: () => Object.fromEntries(members.map((m) => [m.id, health.get(m)?.state ?? 'healthy'])),
     close: async () => {
       probes.close();
+      if (intervals) clearInterval(intervals);
       await Promise.all(members.map((m) => m.upstream.close()));
     },
   };
