@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { ModelNotFoundError } from '../errors/errors.js';
 import type { CeilingHold, Ceilings } from '../limits/ceiling.js';
-import { calibrate, type PoolObserver } from './calibrate.js';
+import { readable, readAll, replay } from './buffered.js';
+import { calibrate, limitFrom429, type NamedLimit, type PoolObserver } from './calibrate.js';
 import type { Cancellable, Upstream, UpstreamRequest, UpstreamResponse } from './client.js';
 import { Health, type EjectionPolicy, type HealthState } from './health.js';
 import { memberPath, serves, withCredential, type PoolMember } from './member.js';
@@ -18,6 +19,9 @@ import { pickTarget } from './targets.js';
  * bounded by `max_attempts` and a deadline. Requests without a model (files, batches, stored
  * objects) live in one organisation: they go to the default (first) member only.
  */
+
+/** The largest 429 body read for the limit it names. */
+const MAX_429_BYTES = 64 * 1024;
 
 export interface PoolOptions {
   readonly members: readonly PoolMember[];
@@ -176,7 +180,14 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         continue;
       }
       const seconds = (performance.now() - sentAt) / 1000;
-      if (hold) calibrate(member.id, request.model as string, hold, response.head, observer);
+      let hit: NamedLimit | undefined;
+      if (hold && response.status === 429 && readable(response.head, MAX_429_BYTES)) {
+        // The 429's body may name the limit hit (when its headers do not say): read it, hand it on.
+        const bytes = await readAll(response.body);
+        if (Buffer.isBuffer(bytes)) hit = limitFrom429(bytes);
+        response = { ...response, body: replay(bytes) };
+      }
+      if (hold) calibrate(member.id, request.model as string, hold, response.head, observer, hit, request.tokens ?? 0);
       if (response.status >= 500) failed(member);
       else health.get(member)?.succeeded();
       const last = attempt >= retry.maxAttempts || gone() || performance.now() >= deadline;

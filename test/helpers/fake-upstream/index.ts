@@ -12,6 +12,7 @@ import {
   notFound,
   readKnobs,
   sendError,
+  sendJson,
   shortHash,
 } from './common.js';
 import * as files from './files.js';
@@ -50,6 +51,8 @@ export interface FakeStep {
   readonly reset?: boolean;
   readonly hang?: boolean;
   readonly cutAfter?: number;
+  /** A JSON body answered as is, with `status` (default 200): e.g. a 429 naming its limit. */
+  readonly json?: unknown;
 }
 
 export interface FakeUpstreamOptions {
@@ -189,6 +192,7 @@ async function serve(ctx: Ctx, apiKey: string | undefined, step: FakeStep | unde
   if (knobs.latencyMs > 0 && !(await ctx.sleep(knobs.latencyMs))) return;
   if (apiKey !== undefined && !checkAuth(ctx, apiKey)) return;
   const status = step?.status ?? knobs.status;
+  if (step?.json !== undefined) return sendJson(ctx, status ?? 200, step.json);
   if (status !== undefined && status >= 400 && status <= 599) {
     sendError(ctx, status, `Fake upstream error ${status}`, {
       code: status === 429 ? 'rate_limit_exceeded' : null,
