@@ -3,6 +3,7 @@ import { ModelNotFoundError } from '../errors/errors.js';
 import type { CeilingHold, Ceilings } from '../limits/ceiling.js';
 import { readable, readAll, replay } from './buffered.js';
 import { calibrate, limitFrom429, type NamedLimit, type PoolObserver } from './calibrate.js';
+import { UpstreamAbortedError } from './call.js';
 import type { Cancellable, Upstream, UpstreamRequest, UpstreamResponse } from './client.js';
 import { Health, type EjectionPolicy, type HealthState } from './health.js';
 import { memberPath, serves, withCredential, type PoolMember } from './member.js';
@@ -183,7 +184,10 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       let hit: NamedLimit | undefined;
       if (hold && response.status === 429 && readable(response.head, MAX_429_BYTES)) {
         // The 429's body may name the limit hit (when its headers do not say): read it, hand it on.
-        const bytes = await readAll(response.body);
+        // A client that leaves meanwhile aborts the body without telling its reader: wake it.
+        const body = response.body;
+        const bytes = gone() ? new UpstreamAbortedError() : await new Promise<Buffer | Error>((resolve) => ((wake = () => resolve(new UpstreamAbortedError())), void readAll(body).then(resolve)));
+        wake = undefined;
         if (Buffer.isBuffer(bytes)) hit = limitFrom429(bytes);
         response = { ...response, body: replay(bytes) };
       }

@@ -191,4 +191,32 @@ describe('calibration from the limit an upstream 429 names', () => {
     expect(await refusalOf(ask(gw))).toMatchObject({ error: { type: 'requests', message: expect.stringContaining('organization gateway') as unknown } });
     expect(fake.requests).toHaveLength(3);
   });
+
+  it('a 429 whose body is cut reaches the client as a failed answer, calibrates nothing, and the next request goes through', async () => {
+    const { gw, fake } = await setup({ rpm: 3 });
+    fake.script({ ...limited('requests', 'requests per min (RPM): Limit 3, Used 3, Requested 1'), cutAfter: 0 });
+    const failed = await refusalOf(ask(gw));
+    expect(failed).toBeInstanceOf(OpenAI.APIError);
+    expect(await gauge(gw, 'tollgate_upstream_calibration_drift', 'requests')).toBeLessThan(0);
+    await ask(gw);
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('a client leaving while a 429 body is read ends the attempt and the upstream request', async () => {
+    const { gw, fake } = await setup({ rpm: 3 });
+    fake.script({ ...limited('requests', 'requests per min (RPM): Limit 3, Used 3, Requested 1'), stall: true });
+    const controller = new AbortController();
+    const asked = refusalOf(gw.client({ apiKey: KEY }).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }, { signal: controller.signal }));
+    await until(() => fake.requests.length === 1);
+    controller.abort();
+    expect(await asked).toBeInstanceOf(OpenAI.APIUserAbortError);
+    await (fake.requests[0] as { finished: Promise<void> }).finished;
+    expect(fake.requests[0]?.aborted).toBe(true);
+    // The attempt ended (it is counted): nothing waits on the body that will never come.
+    await until(async () => sumOf(parseSamples(await (await fetch(`${gw.origin}/metrics`)).text()), 'tollgate_upstream_attempts_total', { upstream: 'only', outcome: '429' }) === 1);
+  });
 });
+
+async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, 20));
+}

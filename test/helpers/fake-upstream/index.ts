@@ -8,6 +8,7 @@ import {
   type Ctx,
   type FakeState,
   type RecordedRequest,
+  baseHeaders,
   newState,
   notFound,
   readKnobs,
@@ -53,6 +54,8 @@ export interface FakeStep {
   readonly cutAfter?: number;
   /** A JSON body answered as is, with `status` (default 200): e.g. a 429 naming its limit. */
   readonly json?: unknown;
+  /** With `json`: the head and half the body are sent, then nothing until the client leaves. */
+  readonly stall?: boolean;
 }
 
 export interface FakeUpstreamOptions {
@@ -192,6 +195,12 @@ async function serve(ctx: Ctx, apiKey: string | undefined, step: FakeStep | unde
   if (knobs.latencyMs > 0 && !(await ctx.sleep(knobs.latencyMs))) return;
   if (apiKey !== undefined && !checkAuth(ctx, apiKey)) return;
   const status = step?.status ?? knobs.status;
+  if (step?.json !== undefined && step.stall) {
+    const bytes = Buffer.from(JSON.stringify(step.json));
+    ctx.res.writeHead(status ?? 200, { ...baseHeaders(ctx), 'content-type': 'application/json', 'content-length': bytes.length });
+    ctx.res.write(bytes.subarray(0, bytes.length >> 1));
+    return void (await new Promise<void>((resolve) => ctx.res.once('close', resolve)));
+  }
   if (step?.json !== undefined) return sendJson(ctx, status ?? 200, step.json);
   if (status !== undefined && status >= 400 && status <= 599) {
     sendError(ctx, status, `Fake upstream error ${status}`, {
