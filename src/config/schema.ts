@@ -199,6 +199,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       unknown: z.enum(['reject', 'pass_through']).default('reject').describe('A model outside the catalogue: `reject` (404 model_not_found) or `pass_through` (forwarded, unpriced, under the `other` label).'),
       catalogue: z.array(modelEntry).default([]).describe('Model entries merged over the built-in catalogue by `name`.'),
+      upstream_refresh_ms: nonNegativeInt
+        .default(0)
+        .describe("How often every upstream's `GET /models` is read for shutdown dates of catalogue models without their own `shutdown_date` (also once at start); 0: never."),
     })
     .prefault({})
     .describe('The model catalogue: names, aliases, context windows, output caps, prices.'),

@@ -41,6 +41,8 @@ export interface UpstreamPool extends Upstream {
   ready(): boolean;
   /** Each member's health, by id. */
   health(): Record<string, HealthState>;
+  /** The members, the default (first) first. */
+  readonly members: readonly PoolMember[];
 }
 
 interface Chosen {
@@ -215,6 +217,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
 
   return {
     send,
+    members,
     ready() {
       const healthy = members.filter(inService);
       if (healthy.some((m) => !m.models)) return true;

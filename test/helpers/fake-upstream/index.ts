@@ -39,6 +39,8 @@ export interface FakeUpstream {
   script(...steps: FakeStep[]): void;
   /** A step applied to every request while set (after the scripted ones): e.g. a 503 outage; undefined ends it. */
   always(step: FakeStep | undefined): void;
+  /** Entries `GET /models` lists besides (or instead of, by id) the usual ones; undefined: the usual list. */
+  models(entries: Record<string, unknown>[] | undefined): void;
 }
 
 /**
@@ -56,6 +58,8 @@ export interface FakeStep {
   readonly json?: unknown;
   /** With `json`: the head and half the body are sent, then nothing until the client leaves. */
   readonly stall?: boolean;
+  /** As `always`: only requests to this path (e.g. `/v1/models`) meet it. */
+  readonly only?: string;
 }
 
 export interface FakeUpstreamOptions {
@@ -313,7 +317,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       }
     });
 
-    const step = steps.shift() ?? always;
+    const step = steps.shift() ?? (always?.only === undefined || always.only === ctx.pathname ? always : undefined);
     const body = await readBody(req);
     if (body === undefined) return; // client went away mid-body; 'close' records it
     ctx.body = body;
@@ -371,6 +375,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     },
     always(step) {
       always = step;
+    },
+    models(entries) {
+      state.models = entries;
     },
     close() {
       return new Promise<void>((resolve) => {
