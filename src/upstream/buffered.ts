@@ -2,11 +2,11 @@ import type { BodySource } from './call.js';
 import type { ClientHead } from './headers.js';
 
 /**
- * Reading a small answer whole (a 429's body, for calibration) and handing the same bytes on to
- * the client afterwards. Only plain bodies with a content-length within `limit` are read: anything
- * else is left to stream through untouched.
+ * Reading a small answer whole (a batch object, a models list, a 429's body for calibration) and,
+ * for a 429, handing the same bytes on to the client afterwards.
  */
 
+/** An answer a client is owed, worth reading whole first: plain, with a content-length within `limit`. */
 export function readable(head: ClientHead, limit: number): boolean {
   const length = Number(head.contentLength);
   if (head.contentLength === undefined || !Number.isInteger(length) || length > limit) return false;
@@ -15,14 +15,29 @@ export function readable(head: ClientHead, limit: number): boolean {
   return true;
 }
 
-/** The whole body, or the error that ended it. */
-export function readAll(body: BodySource): Promise<Buffer | Error> {
-  return new Promise((resolve) => {
+/** The upstream answered with more than `limitBytes` where a small answer was expected (batch and file objects are a few KB). */
+export class AnswerTooLargeError extends Error {
+  constructor(limitBytes: number) {
+    super(`upstream answer larger than ${limitBytes} bytes`);
+  }
+}
+
+/** Read a (small) upstream answer whole. Rejects when the body fails or outgrows `limitBytes`. */
+export function readAnswer(body: BodySource, limitBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let size = 0;
     body.consume({
-      data: (chunk) => void chunks.push(Buffer.from(chunk)),
-      end: () => resolve(Buffer.concat(chunks)),
-      error: (error) => resolve(error),
+      data(chunk) {
+        size += chunk.length;
+        if (size > limitBytes) {
+          body.destroy(new AnswerTooLargeError(limitBytes));
+          return;
+        }
+        chunks.push(chunk);
+      },
+      end: () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
+      error: reject,
     });
   });
 }

@@ -1,6 +1,6 @@
 import type { Catalogue, LearnedShutdown } from '../config/catalogue.js';
-import { readAll } from './buffered.js';
-import { memberPath, withCredential, type PoolMember } from './member.js';
+import { readAnswer } from './buffered.js';
+import { modelsRequest, type PoolMember } from './member.js';
 
 /**
  * Shutdown dates learned from the upstreams' own `GET /models`: once at start, then every
@@ -63,16 +63,12 @@ export function shutdownsFrom(list: unknown, catalogue: Catalogue): Map<string, 
 }
 
 async function listOf(member: PoolMember): Promise<unknown> {
-  const headers = withCredential(member, { 'accept-encoding': 'identity', accept: 'application/json' });
-  const answer = await member.upstream.send({ method: 'GET', path: memberPath(member, '/models', undefined), headers, body: undefined, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
-  const length = Number(answer.head.contentLength ?? 0);
-  if (answer.status !== 200 || length > MAX_LIST_BYTES) {
+  const answer = await member.upstream.send(modelsRequest(member, FETCH_TIMEOUT_MS));
+  if (answer.status !== 200) {
     answer.body.destroy();
-    throw new Error(answer.status !== 200 ? `status ${answer.status}` : 'list too large');
+    throw new Error(`status ${answer.status}`);
   }
-  const bytes = await readAll(answer.body);
-  if (bytes instanceof Error) throw bytes;
-  return JSON.parse(bytes.toString('utf8')) as unknown;
+  return JSON.parse((await readAnswer(answer.body, MAX_LIST_BYTES)).toString('utf8')) as unknown;
 }
 
 export function startModelDates(options: ModelDatesOptions): ModelDates {

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { ModelNotFoundError } from '../errors/errors.js';
 import type { CeilingHold, Ceilings } from '../limits/ceiling.js';
-import { readable, readAll, replay } from './buffered.js';
+import { readable, readAnswer, replay } from './buffered.js';
 import { calibrate, limitFrom429, type NamedLimit, type PoolObserver } from './calibrate.js';
 import { UpstreamAbortedError } from './call.js';
 import type { Cancellable, Upstream, UpstreamRequest, UpstreamResponse } from './client.js';
@@ -188,7 +188,11 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         // The 429's body may name the limit hit (when its headers do not say): read it, hand it on.
         // A client that leaves meanwhile aborts the body without telling its reader: wake it.
         const body = response.body;
-        const bytes = gone() ? new UpstreamAbortedError() : await new Promise<Buffer | Error>((resolve) => ((wake = () => resolve(new UpstreamAbortedError())), void readAll(body).then(resolve)));
+        const read = (resolve: (bytes: Buffer | Error) => void): void => {
+          wake = () => resolve(new UpstreamAbortedError());
+          readAnswer(body, MAX_429_BYTES).then(resolve, resolve);
+        };
+        const bytes = gone() ? new UpstreamAbortedError() : await new Promise<Buffer | Error>(read);
         wake = undefined;
         if (Buffer.isBuffer(bytes)) hit = limitFrom429(bytes);
         response = { ...response, body: replay(bytes) };
