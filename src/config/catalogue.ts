@@ -55,7 +55,7 @@ export interface LearnedShutdown {
   /** The instant; `shutdownDate` is its UTC day. */
   readonly shutdownMs: number;
   readonly shutdownDate: string;
-  /** The upstream's successor, when it names a catalogue model. */
+  /** The successor the upstream names (taken when it is a catalogue model and the entry names none). */
   readonly successor?: string | undefined;
 }
 

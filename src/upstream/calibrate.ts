@@ -63,12 +63,13 @@ export function limitFrom429(body: Buffer): NamedLimit | undefined {
 }
 
 /**
- * Calibration from the provider's own x-ratelimit-remaining-* headers and, on a 429, from its body
- * naming the limit hit (the tighter of the two counts): when the provider says less is left than tollgate
- * counted (others use the organisation outside tollgate), the ceiling takes the difference, and so
- * refills to the configured figure no sooner than the provider's own bucket would. It never gives
- * back: nothing loosens past the configured ceiling. `reservedTokens`: what this request holds of
- * the ceiling's tokens, back in it once a 429 is settled (the provider's figures exclude it).
+ * Calibration from the provider's own x-ratelimit-remaining-* headers and, on a 429, from its
+ * body naming the limit hit (the tighter of the two counts): when the provider says less is left
+ * than tollgate counted (others use the organisation outside tollgate), the ceiling takes the
+ * difference, and so refills to the configured figure no sooner than the provider's own bucket
+ * would. It never gives back: nothing loosens past the configured ceiling. `reservedTokens`: what
+ * this request holds of the ceiling's tokens, back in it once a 429 is settled (the provider's
+ * figures exclude it).
  */
 export function calibrate(upstream: string, model: string, hold: CeilingHold, head: ClientHead, observer: PoolObserver | undefined, named?: NamedLimit, reservedTokens = 0): void {
   let requests = compare(hold.remainingRequests, count(head.remainingRequests));

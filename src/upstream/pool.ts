@@ -185,7 +185,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       const seconds = (performance.now() - sentAt) / 1000;
       let hit: NamedLimit | undefined;
       if (hold && response.status === 429 && readable(response.head, MAX_429_BYTES)) {
-        // The 429's body may name the limit hit (when its headers do not say): read it, hand it on.
+        // The 429's body may name the limit hit: read it (small and plain only), then hand it on.
         // A client that leaves meanwhile aborts the body without telling its reader: wake it.
         const body = response.body;
         const read = (resolve: (bytes: Buffer | Error) => void): void => {
