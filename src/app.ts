@@ -41,6 +41,7 @@ import { adminOnlyRoutes, v1Routes } from './routes/v1.js';
 import { createCeilings } from './limits/ceiling.js';
 import { createUpstreamMetrics } from './metrics/upstream-metrics.js';
 import { createConfiguredPool } from './upstream/configured.js';
+import { startModelDates } from './upstream/model-dates.js';
 import { createCaching } from './cache/setup.js';
 import { adminCacheRoutes, type AdminCacheDeps } from './routes/admin-cache.js';
 import { authFailureGuard } from './routes/auth-guard.js';
@@ -168,6 +169,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).
   app.addHook('onClose', () => upstream.close());
+  // Shutdown dates the upstreams' own GET /models report (models.upstream_refresh_ms).
+  const modelDates = startModelDates({
+    members: upstream.members,
+    catalogue,
+    intervalMs: config.models.upstream_refresh_ms,
+    onLearned: (models) => {
+      for (const model of models) {
+        const retirement = catalogue.resolve(model)?.retirement;
+        app.log.info({ model, shutdown_date: retirement?.shutdownDate ?? null, successor: retirement?.successor ?? null }, 'model shutdown date learned from the upstreams');
+      }
+    },
+    onError: (id, reason) => app.log.warn({ upstream: id, reason }, 'model shutdown dates: the upstream GET /models failed'),
+  });
+  app.addHook('onClose', () => modelDates.close());
   const identity = { apiKey: undefined, organization: undefined, project: undefined };
   const batches = createGatewayBatchQueue({
     config,

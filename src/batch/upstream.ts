@@ -1,34 +1,9 @@
-import type { BodySource } from '../upstream/call.js';
+import { readAnswer } from '../upstream/buffered.js';
 import type { Upstream } from '../upstream/client.js';
 import { upstreamRequestHeaders, type UpstreamIdentity } from '../upstream/headers.js';
 import type { BatchLookup } from './queue.js';
 
-/** The upstream answered a watched batch call with more than `limitBytes` (file and batch objects are a few KB). */
-export class AnswerTooLargeError extends Error {
-  constructor(limitBytes: number) {
-    super(`upstream answer larger than ${limitBytes} bytes`);
-  }
-}
-
-/** Read a (small) upstream answer whole. Rejects when the body fails or outgrows `limitBytes`. */
-export function readAnswer(body: BodySource, limitBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.consume({
-      data(chunk) {
-        size += chunk.length;
-        if (size > limitBytes) {
-          body.destroy(new AnswerTooLargeError(limitBytes));
-          return;
-        }
-        chunks.push(chunk);
-      },
-      end: () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
-      error: reject,
-    });
-  });
-}
+export { AnswerTooLargeError, readAnswer } from '../upstream/buffered.js';
 
 /** `GET /batches/{id}` with the gateway's own credential, for the periodic check. */
 export function upstreamBatchLookup(upstream: Upstream, identity: UpstreamIdentity, timeoutMs = 30_000): BatchLookup {

@@ -35,16 +35,28 @@ export interface ModelRetirement {
 function retirementOf(entry: ModelEntry): ModelRetirement | undefined {
   const date = entry.shutdown_date;
   if (date === undefined) return undefined;
-  const shutdownMs = Date.parse(`${date}T00:00:00Z`);
+  return retirement(entry, date, Date.parse(`${date}T00:00:00Z`), entry.successor);
+}
+
+function retirement(entry: ModelEntry, shutdownDate: string, shutdownMs: number, successor: string | undefined): ModelRetirement {
   return {
     model: entry.name,
-    shutdownDate: date,
+    shutdownDate,
     shutdownMs,
-    successor: entry.successor,
+    successor,
     onShutdown: entry.on_shutdown ?? 'reject',
     sunset: new Date(shutdownMs).toUTCString(),
-    notice: `${entry.name}; shutdown=${date}${entry.successor === undefined ? '' : `; successor=${entry.successor}`}`,
+    notice: `${entry.name}; shutdown=${shutdownDate}${successor === undefined ? '' : `; successor=${successor}`}`,
   };
+}
+
+/** A shutdown date an upstream's `GET /models` reports (src/upstream/model-dates.ts). */
+export interface LearnedShutdown {
+  /** The instant; `shutdownDate` is its UTC day. */
+  readonly shutdownMs: number;
+  readonly shutdownDate: string;
+  /** The successor the upstream names (taken when it is a catalogue model and the entry names none). */
+  readonly successor?: string | undefined;
 }
 
 /**
@@ -100,6 +112,12 @@ export interface Catalogue {
   resolve(model: string): ModelInfo | undefined;
   readonly models: readonly ModelInfo[];
   tierLimits(tier: TierName): TierLimits;
+  /**
+   * Shutdown dates learned from the upstreams, by catalogue name: they apply to the models the
+   * config gives no `shutdown_date` (the configured date wins); a model learned before and absent
+   * now loses its learned date. Returns the models whose retirement changed.
+   */
+  learnShutdowns(learned: ReadonlyMap<string, LearnedShutdown>): string[];
 }
 
 function mergeByName(defaults: readonly ModelEntry[], overrides: readonly ModelEntry[]): ModelEntry[] {
@@ -128,6 +146,8 @@ export function buildCatalogue(config: Config): Catalogue {
   const entries = mergeByName(defaults, config.models.catalogue);
   const byName = new Map<string, ModelInfo>();
   const models: ModelInfo[] = [];
+  /** The models whose retirement the upstreams may teach: no configured date. */
+  const learnable = new Map<string, { entry: ModelEntry; info: { retirement?: ModelRetirement | undefined } }>();
   for (const entry of entries) {
     const p = entry.price_per_1m;
     const info: ModelInfo = {
@@ -147,6 +167,7 @@ export function buildCatalogue(config: Config): Catalogue {
       },
     };
     models.push(info);
+    if (entry.shutdown_date === undefined) learnable.set(entry.name, { entry, info });
     for (const name of [entry.name, ...entry.aliases]) {
       const clash = byName.get(name);
       if (clash && clash.name !== entry.name) {
@@ -162,6 +183,24 @@ export function buildCatalogue(config: Config): Catalogue {
     models,
     resolve: (model) => byName.get(model),
     tierLimits: (tier) => tiers.get(tier) ?? DEFAULT_TIERS[tier],
+    learnShutdowns(learned) {
+      const changed: string[] = [];
+      for (const [name, { entry, info }] of learnable) {
+        const date = learned.get(name);
+        const before = info.retirement;
+        if (date === undefined) {
+          if (before === undefined) continue;
+          info.retirement = undefined;
+        } else {
+          const successor = entry.successor ?? (date.successor !== undefined && byName.has(date.successor) ? byName.get(date.successor)?.name : undefined);
+          if (before?.shutdownMs === date.shutdownMs && before.successor === successor) continue;
+          // The same object the requests read: no lookup is added to the request path.
+          info.retirement = retirement(entry, date.shutdownDate, date.shutdownMs, successor);
+        }
+        changed.push(name);
+      }
+      return changed;
+    },
   };
 }
 

@@ -184,6 +184,14 @@ export const configSchema = z.strictObject({
       consecutive_failures: nonNegativeInt.default(5).describe('Consecutive failed attempts (connect errors, timeouts, 5xx) that eject an upstream; 0: never.'),
       base_ejection_ms: positiveInt.default(10_000).describe("The first ejection's length; each further one doubles it."),
       max_ejection_ms: positiveInt.default(300_000).describe('The longest ejection.'),
+      failure_percentage: z
+        .preprocess(fromText, z.number().min(0).max(100))
+        .default(0)
+        .describe("Failed attempts, in percent of an upstream's attempts within one interval, that eject it (Envoy's failure_percentage); 0: never."),
+      failure_percentage_request_volume: positiveInt
+        .default(50)
+        .describe('The attempts an upstream must have had within the interval before its failure percentage can eject it.'),
+      interval_ms: positiveInt.default(10_000).describe('The interval the failure percentage is counted over; the counts start over at each.'),
     })
     .prefault({})
     .describe('Ejection of failing upstreams (per instance).'),
@@ -191,6 +199,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       unknown: z.enum(['reject', 'pass_through']).default('reject').describe('A model outside the catalogue: `reject` (404 model_not_found) or `pass_through` (forwarded, unpriced, under the `other` label).'),
       catalogue: z.array(modelEntry).default([]).describe('Model entries merged over the built-in catalogue by `name`.'),
+      upstream_refresh_ms: nonNegativeInt
+        .default(0)
+        .describe("How often every upstream's `GET /models` is read for shutdown dates of catalogue models without their own `shutdown_date` (also once at start); 0: never."),
     })
     .prefault({})
     .describe('The model catalogue: names, aliases, context windows, output caps, prices.'),

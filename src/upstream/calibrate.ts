@@ -26,14 +26,57 @@ function count(value: string | undefined): number | undefined {
 }
 
 /**
- * Calibration from the provider's own x-ratelimit-remaining-* headers: when the provider says
- * less is left than tollgate counted (others use the organisation outside tollgate), the ceiling
- * takes the difference, and so refills to the configured figure no sooner than the provider's
- * own bucket would. It never gives back: nothing loosens past the configured ceiling.
+ * What a provider's 429 body says of the limit it hit: which one (`requests` or `tokens`) and what
+ * the provider had left of it. OpenAI names it in `error.type` and its message ("… on tokens per
+ * min (TPM): Limit L, Used U, Requested R …": L − U left; a per-day limit or no figures: nothing
+ * left); Azure OpenAI only in its message ("… exceeded token rate limit …", "… call rate limit …").
+ * A single request larger than the limit, or an exhausted quota, says nothing of the headroom.
  */
-export function calibrate(upstream: string, model: string, hold: CeilingHold, head: ClientHead, observer: PoolObserver | undefined): void {
-  const requests = compare(hold.remainingRequests, count(head.remainingRequests));
-  const tokens = compare(hold.remainingTokens, count(head.remainingTokens));
+export interface NamedLimit {
+  readonly kind: 'requests' | 'tokens';
+  /** The provider's remaining headroom of that limit, per minute. */
+  readonly remaining: number;
+}
+
+const FIGURES = /\bon (requests|tokens) per (min|day)\b[^:]*: Limit (\d+), Used (\d+), Requested (\d+)/;
+
+export function limitFrom429(body: Buffer): NamedLimit | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const error = (parsed as { error?: unknown } | null)?.error;
+  if (error === null || typeof error !== 'object') return undefined;
+  const { type, message } = error as { type?: unknown; message?: unknown };
+  const text = typeof message === 'string' ? message : '';
+  if (text.startsWith('Request too large')) return undefined;
+  let kind: NamedLimit['kind'] | undefined;
+  if (typeof type === 'string' && /^(requests|tokens)\b/.test(type)) kind = type.startsWith('tokens') ? 'tokens' : 'requests';
+  else if (/\btoken rate limit\b/i.test(text)) kind = 'tokens';
+  else if (/\b(call|request) rate limit\b/i.test(text)) kind = 'requests';
+  if (kind === undefined) return undefined;
+  const figures = FIGURES.exec(text);
+  if (!figures || figures[1] !== kind || figures[2] === 'day') return { kind, remaining: 0 };
+  return { kind, remaining: Math.max(0, Number(figures[3]) - Number(figures[4])) };
+}
+
+/**
+ * Calibration from the provider's own x-ratelimit-remaining-* headers and, on a 429, from its
+ * body naming the limit hit (the tighter of the two counts): when the provider says less is left
+ * than tollgate counted (others use the organisation outside tollgate), the ceiling takes the
+ * difference, and so refills to the configured figure no sooner than the provider's own bucket
+ * would. It never gives back: nothing loosens past the configured ceiling. `reservedTokens`: what
+ * this request holds of the ceiling's tokens, back in it once a 429 is settled (the provider's
+ * figures exclude it).
+ */
+export function calibrate(upstream: string, model: string, hold: CeilingHold, head: ClientHead, observer: PoolObserver | undefined, named?: NamedLimit, reservedTokens = 0): void {
+  let requests = compare(hold.remainingRequests, count(head.remainingRequests));
+  let tokens = compare(hold.remainingTokens, count(head.remainingTokens));
+  // The 429's own word on the limit it hit, where it is the tighter of the two.
+  if (named?.kind === 'requests' && hold.remainingRequests !== undefined) requests = Math.max(requests ?? -Infinity, hold.remainingRequests - named.remaining);
+  if (named?.kind === 'tokens' && hold.remainingTokens !== undefined) tokens = Math.max(tokens ?? -Infinity, hold.remainingTokens + reservedTokens - named.remaining);
   if (hold.remainingRequests !== undefined) observer?.ceilingRemaining(upstream, model, 'requests', hold.remainingRequests);
   if (hold.remainingTokens !== undefined) observer?.ceilingRemaining(upstream, model, 'tokens', hold.remainingTokens);
   if (requests !== undefined) observer?.drift(upstream, model, 'requests', requests);

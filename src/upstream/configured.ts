@@ -90,7 +90,14 @@ export function createConfiguredPool(config: Config, catalogue: Catalogue, setup
   return createUpstreamPool({
     members,
     retry: { maxAttempts: retry.max_attempts, deadlineMs: retry.deadline_ms, baseBackoffMs: retry.base_backoff_ms, maxBackoffMs: retry.max_backoff_ms },
-    ejection: { consecutiveFailures: outliers.consecutive_failures, baseEjectionMs: outliers.base_ejection_ms, maxEjectionMs: outliers.max_ejection_ms },
+    ejection: {
+      consecutiveFailures: outliers.consecutive_failures,
+      baseEjectionMs: outliers.base_ejection_ms,
+      maxEjectionMs: outliers.max_ejection_ms,
+      failurePercentage: outliers.failure_percentage,
+      failurePercentageRequestVolume: outliers.failure_percentage_request_volume,
+      intervalMs: outliers.interval_ms,
+    },
     balanceFactor: config.upstream.balance_factor,
     ceilings: setup.ceilings,
     observer: setup.observer?.(members.map((m) => m.id)),

@@ -1,5 +1,5 @@
 import type { CeilingFigures } from '../limits/ceiling.js';
-import type { LoadedUpstream } from './client.js';
+import type { LoadedUpstream, UpstreamRequest } from './client.js';
 
 /**
  * One upstream of the pool: where it is, whose credential it carries, which models it serves,
@@ -60,4 +60,10 @@ export function memberPath(member: PoolMember, path: string, model: string | und
   if (deployment === undefined) return path;
   const separator = path.includes('?') ? '&' : '?';
   return `/deployments/${encodeURIComponent(deployment)}${path}${separator}api-version=${encodeURIComponent(member.apiVersion)}`;
+}
+
+/** `GET /models` on this member with its own credential: its probe, and where shutdown dates are read. */
+export function modelsRequest(member: PoolMember, timeoutMs: number): UpstreamRequest {
+  const headers = withCredential(member, { 'accept-encoding': 'identity' });
+  return { method: 'GET', path: memberPath(member, '/models', undefined), headers, body: undefined, signal: AbortSignal.timeout(timeoutMs) };
 }

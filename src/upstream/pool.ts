@@ -1,7 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { ModelNotFoundError } from '../errors/errors.js';
 import type { CeilingHold, Ceilings } from '../limits/ceiling.js';
-import { calibrate, type PoolObserver } from './calibrate.js';
+import { readable, readAnswer, replay } from './buffered.js';
+import { calibrate, limitFrom429, type NamedLimit, type PoolObserver } from './calibrate.js';
+import { UpstreamAbortedError } from './call.js';
 import type { Cancellable, Upstream, UpstreamRequest, UpstreamResponse } from './client.js';
 import { Health, type EjectionPolicy, type HealthState } from './health.js';
 import { memberPath, serves, withCredential, type PoolMember } from './member.js';
@@ -18,6 +20,9 @@ import { pickTarget } from './targets.js';
  * bounded by `max_attempts` and a deadline. Requests without a model (files, batches, stored
  * objects) live in one organisation: they go to the default (first) member only.
  */
+
+/** The largest 429 body read for the limit it names. */
+const MAX_429_BYTES = 64 * 1024;
 
 export interface PoolOptions {
   readonly members: readonly PoolMember[];
@@ -36,6 +41,8 @@ export interface UpstreamPool extends Upstream {
   ready(): boolean;
   /** Each member's health, by id. */
   health(): Record<string, HealthState>;
+  /** The members, the default (first) first. */
+  readonly members: readonly PoolMember[];
 }
 
 interface Chosen {
@@ -56,6 +63,10 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
   let turn = 0;
   const inService = (m: PoolMember): boolean => health.get(m)?.state === 'healthy';
   const probes: Probes = startProbes({ health, observer });
+  // Failure-percentage ejection counts over intervals: the counts start over at each one.
+  const { failurePercentage, intervalMs } = options.ejection;
+  const intervals = failurePercentage && intervalMs ? setInterval(() => health.forEach((h) => h.nextInterval()), intervalMs) : undefined;
+  intervals?.unref();
 
   const candidatesFor = (model: string | undefined): PoolMember[] => {
     if (model === undefined) return fallback;
@@ -172,7 +183,21 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         continue;
       }
       const seconds = (performance.now() - sentAt) / 1000;
-      if (hold) calibrate(member.id, request.model as string, hold, response.head, observer);
+      let hit: NamedLimit | undefined;
+      if (hold && response.status === 429 && readable(response.head, MAX_429_BYTES)) {
+        // The 429's body may name the limit hit: read it (small and plain only), then hand it on.
+        // A client that leaves meanwhile aborts the body without telling its reader: wake it.
+        const body = response.body;
+        const read = (resolve: (bytes: Buffer | Error) => void): void => {
+          wake = () => resolve(new UpstreamAbortedError());
+          readAnswer(body, MAX_429_BYTES).then(resolve, resolve);
+        };
+        const bytes = gone() ? new UpstreamAbortedError() : await new Promise<Buffer | Error>(read);
+        wake = undefined;
+        if (Buffer.isBuffer(bytes)) hit = limitFrom429(bytes);
+        response = { ...response, body: replay(bytes) };
+      }
+      if (hold) calibrate(member.id, request.model as string, hold, response.head, observer, hit, request.tokens ?? 0);
       if (response.status >= 500) failed(member);
       else health.get(member)?.succeeded();
       const last = attempt >= retry.maxAttempts || gone() || performance.now() >= deadline;
@@ -196,6 +221,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
 
   return {
     send,
+    members,
     ready() {
       const healthy = members.filter(inService);
       if (healthy.some((m) => !m.models)) return true;
@@ -205,6 +231,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
     health: () => Object.fromEntries(members.map((m) => [m.id, health.get(m)?.state ?? 'healthy'])),
     close: async () => {
       probes.close();
+      if (intervals) clearInterval(intervals);
       await Promise.all(members.map((m) => m.upstream.close()));
     },
   };

@@ -1,6 +1,6 @@
 import type { PoolObserver } from './calibrate.js';
 import type { Health } from './health.js';
-import { memberPath, withCredential, type PoolMember } from './member.js';
+import { modelsRequest, type PoolMember } from './member.js';
 
 /**
  * Probes of ejected upstreams: when an ejection's cool-down is over, one `GET /models` with the
@@ -34,10 +34,9 @@ export function startProbes(options: { readonly health: ReadonlyMap<PoolMember, 
     const state = health.get(member);
     if (!state || closed) return;
     state.state = 'probing';
-    const headers = withCredential(member, { 'accept-encoding': 'identity' });
     let ok = false;
     try {
-      const answer = await member.upstream.send({ method: 'GET', path: memberPath(member, '/models', undefined), headers, body: undefined, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+      const answer = await member.upstream.send(modelsRequest(member, PROBE_TIMEOUT_MS));
       ok = answer.status < 400;
       answer.body.consume({ data: () => undefined, end: () => undefined, error: () => undefined });
     } catch {

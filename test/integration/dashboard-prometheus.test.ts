@@ -13,16 +13,33 @@ const ALPHA = 'tg-dash-alpha-0123456789abcdef';
 const TIGHT = 'tg-dash-tight-0123456789abcdef';
 const CACHED = 'tg-dash-cached-0123456789abcdef';
 let upstream: FakeUpstream;
+let second: FakeUpstream;
 let gateway: TestGateway;
 let prometheus: PrometheusServer;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream({ record: false });
+  second = await startFakeUpstream({ record: false });
   gateway = await startGateway({
     upstreamUrl: upstream.url,
     config: {
-      // A model without a price: its tokens are counted as unpriced.
-      models: { catalogue: [{ name: 'house-model' }] },
+      // A pool of two (the upstreams row): the second serves one model, so requests for the others
+      // stay on the first (its retries and ejection); a model capped at 1 RPM on the first's
+      // ceiling (its refusals); the ceiling's headroom and calibration drift.
+      upstreams: [
+        { id: 'primary', url: upstream.url, ceiling: { rpm: 100_000, models: { 'capped-model': { rpm: 1 } } } },
+        { id: 'secondary', url: second.url, models: ['gpt-4.1-nano'] },
+      ],
+      outlier_detection: { consecutive_failures: 3, base_ejection_ms: 50, max_ejection_ms: 100 },
+      models: {
+        catalogue: [
+          // A model without a price: its tokens are counted as unpriced.
+          { name: 'house-model' },
+          { name: 'capped-model' },
+          // Going away (the retired-model callers row).
+          { name: 'gpt-going', shutdown_date: '2099-01-01', successor: 'gpt-4.1-nano' },
+        ],
+      },
       keys: [
         { id: 'alpha', key: ALPHA, tier: 'tier-1' },
         { id: 'tight', key: TIGHT, tier: 'tier-1', limits: { rpm: 1 } },
@@ -37,6 +54,7 @@ afterAll(async () => {
   await prometheus?.stop();
   await gateway?.close();
   await upstream?.close();
+  await second?.close();
 });
 
 async function call(path: string, key: string, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<number> {
@@ -49,7 +67,10 @@ async function call(path: string, key: string, body: Record<string, unknown>, he
   return res.status;
 }
 
-/** One round of traffic touching every panel: spend, cache, estimates, unpriced, 429s, errors, streams. */
+/**
+ * One round of traffic touching every panel: spend, cache, estimates, unpriced, 429s, errors,
+ * streams, the upstream pool (failover, retries, ejection, ceiling), models going away.
+ */
 async function traffic(): Promise<void> {
   const messages = [{ role: 'user', content: 'hello '.repeat(50) }];
   const chat = { model: 'gpt-4.1-nano', messages };
@@ -60,7 +81,14 @@ async function traffic(): Promise<void> {
   expect(await call('/chat/completions', ALPHA, { ...chat, model: 'house-model' })).toBe(200);
   // Cut mid-stream: usage estimated, counted as an upstream stream_cut.
   expect(await call('/chat/completions', ALPHA, { ...chat, stream: true }, { 'x-fake-chunks': '20', 'x-fake-cut-after': '5' })).toBe(200);
+  // Both upstreams fail: the request fails over from one to the other.
   expect(await call('/chat/completions', ALPHA, chat, { 'x-fake-status': '500' })).toBe(500);
+  // Only the first serves this model: retried on it, which three failures in a row eject.
+  expect(await call('/chat/completions', ALPHA, { ...chat, model: 'house-model' }, { 'x-fake-status': '503' })).toBe(503);
+  // 1 RPM on the first's ceiling: the second call (and later rounds') meets the ceiling.
+  await call('/chat/completions', ALPHA, { ...chat, model: 'capped-model' });
+  expect(await call('/chat/completions', ALPHA, { ...chat, model: 'capped-model' })).toBe(429);
+  expect(await call('/chat/completions', ALPHA, { ...chat, model: 'gpt-going' })).toBe(200);
   for (let i = 0; i < 2; i++) expect(await call('/chat/completions', CACHED, chat, { 'x-fake-prompt-tokens': '2048', 'x-fake-cached-tokens': '1024' })).toBe(200);
   // rpm 1: the second call of the key is refused.
   await call('/chat/completions', TIGHT, chat);

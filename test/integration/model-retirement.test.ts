@@ -85,3 +85,80 @@ describe('model retirement', () => {
     expect(sumOf(await scrape(), 'tollgate_deprecated_model_requests_total', { key: 'router', model: 'gpt-sunsetting' })).toBe(1);
   });
 });
+
+describe('shutdown dates learned from the upstream’s GET /v1/models', () => {
+  const PAST_S = Date.parse('2020-01-01T00:00:00Z') / 1000;
+  let fake: FakeUpstream;
+  let learner: TestGateway;
+  beforeAll(async () => {
+    fake = await startFakeUpstream();
+    // Reported before the gateway starts: its first read, at start, learns them.
+    fake.models([
+      { id: 'gpt-learned-future', object: 'model', created: 0, owned_by: 'system', shutdown_date: '2099-06-30' },
+      { id: 'gpt-learned-past', object: 'model', created: 0, owned_by: 'system', shutdown_at: PAST_S },
+      // Azure OpenAI's shape; named by its alias.
+      { id: 'learned-routed-alias', object: 'model', created: 0, owned_by: 'system', deprecation: { fine_tune: PAST_S, inference: PAST_S } },
+      { id: 'gpt-configured', object: 'model', created: 0, owned_by: 'system', shutdown_date: '2020-01-01' },
+      { id: 'not-in-the-catalogue', object: 'model', created: 0, owned_by: 'system', shutdown_date: '2020-01-01' },
+    ]);
+    learner = await startGateway({
+      upstreamUrl: fake.url,
+      config: {
+        models: {
+          upstream_refresh_ms: 100,
+          catalogue: [
+            { name: 'gpt-learned-future', successor: SUCCESSOR },
+            { name: 'gpt-learned-past', successor: SUCCESSOR },
+            { name: 'gpt-learned-routed', aliases: ['learned-routed-alias'], successor: SUCCESSOR, on_shutdown: 'route_to_successor' },
+            // The configured date wins over the upstream's.
+            { name: 'gpt-configured', shutdown_date: '2099-01-01', successor: SUCCESSOR },
+          ],
+        },
+        keys: [{ id: 'test-key', key: CLIENT_KEY, tier: 'tier-5' }],
+      },
+    });
+  });
+  afterAll(async () => {
+    await learner?.close();
+    await fake?.close();
+  });
+  const askLearner = (model: string) =>
+    learner.client().chat.completions.create({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 }).withResponse();
+  async function until(condition: () => Promise<boolean>): Promise<void> {
+    while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  it('says a model is going away, refuses or routes it after the date, as the upstream reports; the configured date wins', async () => {
+    await until(async () => (await askLearner('gpt-learned-future')).response.headers.get('sunset') !== null);
+    const { response } = await askLearner('gpt-learned-future');
+    expect(response.headers.get('sunset')).toBe('Tue, 30 Jun 2099 00:00:00 GMT');
+    expect(response.headers.get('x-tollgate-model-deprecated')).toBe(`gpt-learned-future; shutdown=2099-06-30; successor=${SUCCESSOR}`);
+
+    const refused = await askLearner('gpt-learned-past').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((refused as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({
+      message: `The model \`gpt-learned-past\` was shut down on 2020-01-01; use \`${SUCCESSOR}\` instead.`,
+      code: 'model_not_found',
+    });
+
+    const routed = await askLearner('gpt-learned-routed');
+    expect(routed.response.headers.get('x-tollgate-model-routed')).toBe(`gpt-learned-routed -> ${SUCCESSOR}`);
+    expect(routed.data.model).toBe(SUCCESSOR);
+
+    const configured = await askLearner('gpt-configured');
+    expect(configured.response.headers.get('sunset')).toBe('Thu, 01 Jan 2099 00:00:00 GMT');
+    expect(configured.response.headers.get('x-tollgate-model-routed')).toBeNull();
+  });
+
+  it('forgets a date the upstream no longer reports, and keeps what it learned while the upstream fails', async () => {
+    fake.always({ status: 500, only: '/v1/models' });
+    const reads = () => fake.requests.filter((r) => r.path === '/v1/models').length;
+    const before = reads();
+    await until(async () => reads() >= before + 2);
+    expect((await askLearner('gpt-learned-future')).response.headers.get('sunset')).toBe('Tue, 30 Jun 2099 00:00:00 GMT');
+    fake.always(undefined);
+    fake.models(undefined);
+    await until(async () => (await askLearner('gpt-learned-future')).response.headers.get('sunset') === null);
+    expect((await askLearner('gpt-learned-past')).response.headers.get('x-tollgate-model-deprecated')).toBeNull();
+  });
+});

@@ -65,4 +65,26 @@ describe('outlier ejection state', () => {
     health.failed();
     expect(health.failed()).toBe(100);
   });
+
+  it('ejects on the failure percentage once the interval has its volume, without a failure streak, and counts again from each interval', () => {
+    const health = new Health({ consecutiveFailures: 3, baseEjectionMs: 100, maxEjectionMs: 300, failurePercentage: 50, failurePercentageRequestVolume: 6 });
+    for (let i = 0; i < 2; i++) {
+      health.succeeded();
+      expect(health.failed()).toBeUndefined();
+    }
+    health.nextInterval();
+    for (let i = 0; i < 2; i++) {
+      health.succeeded();
+      expect(health.failed()).toBeUndefined();
+    }
+    health.succeeded();
+    expect(health.failed()).toBe(100);
+    health.recovered();
+    // 1 in 3 failing stays below 50 %.
+    for (let i = 0; i < 6; i++) {
+      health.succeeded();
+      health.succeeded();
+      expect(health.failed()).toBeUndefined();
+    }
+  });
 });

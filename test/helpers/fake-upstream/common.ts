@@ -60,6 +60,8 @@ export interface FakeState {
   ftJobs: Map<string, Json>;
   assistants: Map<string, Json>;
   threads: Map<string, { thread: Json; messages: Json[]; runs: Map<string, Json> }>;
+  /** Entries `GET /models` lists besides the usual ones (e.g. with a shutdown date), replacing same ids. */
+  models?: Json[] | undefined;
 }
 
 export function newState(): FakeState {

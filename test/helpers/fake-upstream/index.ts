@@ -8,10 +8,12 @@ import {
   type Ctx,
   type FakeState,
   type RecordedRequest,
+  baseHeaders,
   newState,
   notFound,
   readKnobs,
   sendError,
+  sendJson,
   shortHash,
 } from './common.js';
 import * as files from './files.js';
@@ -37,6 +39,8 @@ export interface FakeUpstream {
   script(...steps: FakeStep[]): void;
   /** A step applied to every request while set (after the scripted ones): e.g. a 503 outage; undefined ends it. */
   always(step: FakeStep | undefined): void;
+  /** Entries `GET /models` lists besides (or instead of, by id) the usual ones; undefined: the usual list. */
+  models(entries: Record<string, unknown>[] | undefined): void;
 }
 
 /**
@@ -50,6 +54,12 @@ export interface FakeStep {
   readonly reset?: boolean;
   readonly hang?: boolean;
   readonly cutAfter?: number;
+  /** A JSON body answered as is, with `status` (default 200): e.g. a 429 naming its limit. */
+  readonly json?: unknown;
+  /** With `json`: the head and half the body are sent, then nothing until the client leaves. */
+  readonly stall?: boolean;
+  /** As `always`: only requests to this path (e.g. `/v1/models`) meet it. */
+  readonly only?: string;
 }
 
 export interface FakeUpstreamOptions {
@@ -189,6 +199,13 @@ async function serve(ctx: Ctx, apiKey: string | undefined, step: FakeStep | unde
   if (knobs.latencyMs > 0 && !(await ctx.sleep(knobs.latencyMs))) return;
   if (apiKey !== undefined && !checkAuth(ctx, apiKey)) return;
   const status = step?.status ?? knobs.status;
+  if (step?.json !== undefined && step.stall) {
+    const bytes = Buffer.from(JSON.stringify(step.json));
+    ctx.res.writeHead(status ?? 200, { ...baseHeaders(ctx), 'content-type': 'application/json', 'content-length': bytes.length });
+    ctx.res.write(bytes.subarray(0, bytes.length >> 1));
+    return void (await new Promise<void>((resolve) => ctx.res.once('close', resolve)));
+  }
+  if (step?.json !== undefined) return sendJson(ctx, status ?? 200, step.json);
   if (status !== undefined && status >= 400 && status <= 599) {
     sendError(ctx, status, `Fake upstream error ${status}`, {
       code: status === 429 ? 'rate_limit_exceeded' : null,
@@ -300,7 +317,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       }
     });
 
-    const step = steps.shift() ?? always;
+    const step = steps.shift() ?? (always?.only === undefined || always.only === ctx.pathname ? always : undefined);
     const body = await readBody(req);
     if (body === undefined) return; // client went away mid-body; 'close' records it
     ctx.body = body;
@@ -358,6 +375,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     },
     always(step) {
       always = step;
+    },
+    models(entries) {
+      state.models = entries;
     },
     close() {
       return new Promise<void>((resolve) => {

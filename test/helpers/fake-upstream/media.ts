@@ -154,7 +154,9 @@ const MODELS = ['gpt-4.1-nano', 'gpt-4.1-nano-2025-04-14', 'text-embedding-3-sma
 }));
 
 export function listModels(ctx: Ctx): void {
-  sendJson(ctx, 200, { object: 'list', data: MODELS });
+  const extra = ctx.state.models ?? [];
+  const ids = new Set(extra.map((m) => m.id));
+  sendJson(ctx, 200, { object: 'list', data: [...MODELS.filter((m) => !ids.has(m.id)), ...extra] });
 }
 
 export function getModel(ctx: Ctx): void {
