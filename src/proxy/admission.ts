@@ -83,6 +83,9 @@ export function resolveModel(
   metered: boolean,
 ): { requested: string | undefined; model: ModelInfo | undefined } {
   const param = field.path.join('.');
+  // `null` is "none named" where the upstream picks the model (the reference makes `model`
+  // nullable there: runs, image calls, input token counts, eval runs); a required model is a string.
+  if (value === null && field.rule !== 'required') value = undefined;
   if (value !== undefined && typeof value !== 'string') throw new InvalidTypeError(param, 'a string', value);
   let requested = value === '' ? undefined : value;
   if (requested === undefined) {

@@ -11,6 +11,7 @@ import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 
 const OPEN = 'tg-sdk-compat-open-0123456789';
 const TWO_RPM = 'tg-sdk-compat-rpm2-0123456789';
+const LISTED = 'tg-sdk-compat-listed-012345678';
 const PREFIX = uniquePrefix('sdk-compat');
 
 let upstream: FakeUpstream;
@@ -28,6 +29,7 @@ beforeAll(async () => {
       keys: [
         { id: 'open', key: OPEN, tier: 'tier-5' },
         { id: 'two-rpm', key: TWO_RPM, tier: 'tier-5', limits: { rpm: 2 } },
+        { id: 'listed', key: LISTED, tier: 'tier-5', models: ['gpt-4.1-nano'] },
       ],
     },
   });
@@ -118,6 +120,33 @@ describe("output caps: the range is the upstream's to check", () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'max_completion_tokens', code: 'invalid_value' });
+    expect(paths()).toEqual([]);
+  });
+});
+
+describe('model: null where the reference makes it nullable', () => {
+  it("is no model named: the endpoint's default applies, and the request is forwarded as sent", async () => {
+    const images = await sdk.images.generate({ prompt: 'a fox', model: null });
+    expect(images.data?.length).toBe(1);
+    expect(jsonOf(0)).toMatchObject({ model: null, prompt: 'a fox' });
+  });
+
+  it('a key with an allow-list is asked to name the model, as when the field is absent; nothing is forwarded', async () => {
+    const listed = gateway.client({ apiKey: LISTED });
+    const err = await listed.beta.threads.runs.create('thread_1', { assistant_id: 'asst_1', model: null }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((err as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'model', code: 'model_required_by_key_policy' });
+    expect(paths()).toEqual([]);
+  });
+
+  it('a required model stays a string: null is refused as OpenAI refuses it, not forwarded', async () => {
+    const err = await sdk.chat.completions.create({ model: null as unknown as string, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((err as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({
+      message: "Invalid type for 'model': expected a string, but got null instead.",
+      param: 'model',
+      code: 'invalid_type',
+    });
     expect(paths()).toEqual([]);
   });
 });
