@@ -68,16 +68,13 @@ export function bodyForm(kind: BodyKind, raw: IncomingMessage, parsedJson: boole
  */
 export class FormFields {
   private readonly values = new Map<string, string>();
-  private readonly refused = new Map<string, InvalidRequestError>();
+  private readonly unusable = new Map<string, 'is too long' | 'was given more than once'>();
 
   add(name: string, value: string, truncated: boolean): void {
-    if (this.refused.has(name)) return;
-    if (truncated) {
+    if (this.unusable.has(name)) return;
+    if (truncated || this.values.has(name)) {
       this.values.delete(name);
-      this.refused.set(name, new InvalidRequestError(`The form field '${name}' is too long.`, name, 'invalid_multipart'));
-    } else if (this.values.has(name)) {
-      this.values.delete(name);
-      this.refused.set(name, new InvalidRequestError(`The form field '${name}' was given more than once.`, name, 'invalid_multipart'));
+      this.unusable.set(name, truncated ? 'is too long' : 'was given more than once');
     } else {
       this.values.set(name, value);
     }
@@ -85,8 +82,8 @@ export class FormFields {
 
   /** The field's value; undefined when absent. Throws the refusal for a repeated or truncated field. */
   get(name: string): string | undefined {
-    const refusal = this.refused.get(name);
-    if (refusal) throw refusal;
+    const why = this.unusable.get(name);
+    if (why) throw new InvalidRequestError(`The form field '${name}' ${why}.`, name, 'invalid_multipart');
     return this.values.get(name);
   }
 }
