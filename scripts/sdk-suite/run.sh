@@ -7,7 +7,8 @@
 #
 # The openai-node checkout needs its dependencies (`pnpm install`, or `npm install --ignore-scripts`).
 # Environment: MOCK_PORT (default 4010), GATEWAY_PORT (default 4011), STEADY (default @stdy/cli@0.22.1,
-# the version the SDK's scripts/mock pins).
+# the version the SDK's scripts/mock pins), UNKNOWN_MODELS (tollgate's `models.unknown`, default
+# pass_through: the tests name models outside the catalogue).
 set -euo pipefail
 
 SDK="$(cd "${1:?usage: scripts/sdk-suite/run.sh /path/to/openai-node [output-dir]}" && pwd)"
@@ -16,6 +17,7 @@ OUT="$(mkdir -p "${2:-$ROOT/test-artifacts/sdk-suite}" && cd "${2:-$ROOT/test-ar
 MOCK_PORT="${MOCK_PORT:-4010}"
 GATEWAY_PORT="${GATEWAY_PORT:-4011}"
 STEADY="${STEADY:-@stdy/cli@0.22.1}"
+UNKNOWN_MODELS="${UNKNOWN_MODELS:-pass_through}"
 SPEC="$SDK/api_reference/openapi.transformed.yml"
 VERSION="$(node -p "require('$SDK/package.json').version")"
 
@@ -47,13 +49,12 @@ STEADY_BIN="$(cd "$SDK" && npm exec --yes --package="$STEADY" -- sh -c 'command 
 pids+=($!)
 wait_for "http://127.0.0.1:$MOCK_PORT/_x-steady/health" "the mock" "$OUT/mock.log"
 
-# One tier-5 key with the SDK tests' secret; models the catalogue does not know pass through
-# (the tests name many); the mock is the upstream (its paths have no /v1 prefix).
+# One tier-5 key with the SDK tests' secret; the mock is the upstream (its paths have no /v1 prefix).
 cat >"$OUT/tollgate.yaml" <<EOF
 upstream:
   url: http://127.0.0.1:$MOCK_PORT
 models:
-  unknown: pass_through
+  unknown: $UNKNOWN_MODELS
 keys:
   - id: sdk-suite
     key: My API Key

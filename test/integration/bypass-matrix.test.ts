@@ -12,6 +12,9 @@ import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway
  * - A key without limits: only a canonical path with a content type the endpoint takes and a
  *   model that is a string (or absent where the endpoint allows it) ever reaches the upstream,
  *   and the plain well-formed request does (the test can fail both ways).
+ * - Every served POST without a price (uploads, cancels, realtime call control, …) × content
+ *   types × path forms, the same two ways: a key past its RPD reaches nothing; without limits only
+ *   canonical paths with accepted content types do.
  */
 
 const RESTRICTED = 'tg-matrix-restricted-0123456789';
