@@ -3,7 +3,6 @@ import type { Catalogue, ModelInfo } from '../config/catalogue.js';
 import type { Config } from '../config/schema.js';
 import {
   ContextLengthExceededError,
-  InvalidRequestError,
   InvalidTypeError,
   MaxOutputTooLargeError,
   MissingModelError,
@@ -12,6 +11,7 @@ import {
 } from '../errors/errors.js';
 import { checkModelAllowed } from '../keys/caller.js';
 import type { Endpoint, ModelField } from './endpoints.js';
+import type { FormFields } from './request-body.js';
 import { isJsonObject, type JsonObject } from '../usage/json.js';
 import { countTokensExactly, tokenUpperBound } from '../tokens/exact.js';
 import { estimateTokens, promptChars, promptParts } from '../tokens/estimate.js';
@@ -41,13 +41,18 @@ export const MANAGEMENT: Admission = {
   rewriteModelTo: undefined,
 };
 
+/**
+ * The output cap the request names, for the reservation. Its range is the upstream's to check, not
+ * tollgate's (OpenAI's reference sets no minimum for `max_completion_tokens`, 0 for the legacy
+ * `max_tokens`, 16 for `max_output_tokens`): 0 is a cap of 0, and a value that is no cap at all
+ * (negative, fractional, not a number) is forwarded as sent, for the upstream's own 400, while
+ * the reservation takes the default as if none had been named.
+ */
 function outputCap(body: JsonObject, params: readonly string[]): { param: string; value: number } | undefined {
   for (const param of params) {
     const value = body[param];
     if (value === undefined || value === null) continue;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-      throw new InvalidRequestError(`Invalid '${param}': expected a positive integer.`, param, 'invalid_value');
-    }
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) return undefined;
     return { param, value };
   }
   return undefined;
@@ -78,6 +83,9 @@ export function resolveModel(
   metered: boolean,
 ): { requested: string | undefined; model: ModelInfo | undefined } {
   const param = field.path.join('.');
+  // `null` is "none named" where the upstream picks the model (the reference makes `model`
+  // nullable there: runs, image calls, input token counts, eval runs); a required model is a string.
+  if (value === null && field.rule !== 'required') value = undefined;
   if (value !== undefined && typeof value !== 'string') throw new InvalidTypeError(param, 'a string', value);
   let requested = value === '' ? undefined : value;
   if (requested === undefined) {
@@ -150,7 +158,7 @@ export function admit(endpoint: Endpoint, body: unknown, caller: Caller | undefi
 }
 
 /** A multipart form that names its model in a field (audio, image edits, videos). */
-export function admitForm(endpoint: Endpoint, fields: ReadonlyMap<string, string>, caller: Caller | undefined, catalogue: Catalogue, config: Config): Admission {
+export function admitForm(endpoint: Endpoint, fields: FormFields, caller: Caller | undefined, catalogue: Catalogue, config: Config): Admission {
   const field = endpoint.model;
   if (!field) return MANAGEMENT;
   const name = field.path[field.path.length - 1] as string;

@@ -271,11 +271,15 @@ export const ENDPOINTS: readonly Endpoint[] = [
 
   // Realtime over HTTP. Ephemeral secrets are tollgate's own (src/realtime/): OpenAI's would let a
   // browser bypass every limit. What would mint OpenAI's, or start a session tollgate cannot meter
-  // (WebRTC calls), is not served.
+  // (WebRTC calls, accepting a SIP call: its audio and tokens never pass the gateway), is not
+  // served. Ending, declining or transferring a call starts no model work: served as management.
   tollgate('/realtime/sessions'),
   tollgate('/realtime/client_secrets'),
   ...notServed('/realtime/transcription_sessions', '/realtime/translations/client_secrets', '/realtime/calls'),
-  ...notServed('/realtime/calls/:call_id/accept', '/realtime/calls/:call_id/hangup', '/realtime/calls/:call_id/refer', '/realtime/calls/:call_id/reject'),
+  ...notServed('/realtime/calls/:call_id/accept'),
+  post('/realtime/calls/:call_id/hangup', 'none'),
+  post('/realtime/calls/:call_id/refer'),
+  post('/realtime/calls/:call_id/reject'),
 
   // Models: listed and retrieved within the key's allow-list.
   get('/models', { listsModels: true }),

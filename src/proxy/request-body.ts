@@ -60,11 +60,38 @@ export function bodyForm(kind: BodyKind, raw: IncomingMessage, parsedJson: boole
   throw new UnsupportedContentTypeError(raw.headers['content-type'], accepted);
 }
 
+/**
+ * The text fields of a form, for the few tollgate reads (the model, `stream`). Reading a field
+ * given twice, or longer than tollgate holds, is refused (which value would the upstream use?);
+ * the others are forwarded as sent: array fields such as `timestamp_granularities[]` repeat by
+ * design, and a long field tollgate does not read (a data URL) is no concern of its.
+ */
+export class FormFields {
+  private readonly values = new Map<string, string>();
+  private readonly unusable = new Map<string, 'is too long' | 'was given more than once'>();
+
+  add(name: string, value: string, truncated: boolean): void {
+    if (this.unusable.has(name)) return;
+    if (truncated || this.values.has(name)) {
+      this.values.delete(name);
+      this.unusable.set(name, truncated ? 'is too long' : 'was given more than once');
+    } else {
+      this.values.set(name, value);
+    }
+  }
+
+  /** The field's value; undefined when absent. Throws the refusal for a repeated or truncated field. */
+  get(name: string): string | undefined {
+    const why = this.unusable.get(name);
+    if (why) throw new InvalidRequestError(`The form field '${name}' ${why}.`, name, 'invalid_multipart');
+    return this.values.get(name);
+  }
+}
+
 /** A multipart form read whole: its bytes (forwarded as they came) and its text fields. */
 export interface HeldForm {
   readonly bytes: Buffer;
-  /** Text fields by name; a name given twice is refused (which one would the upstream use?). */
-  readonly fields: ReadonlyMap<string, string>;
+  readonly fields: FormFields;
 }
 
 const FIELD_LIMITS = { fieldSize: 1024 * 1024, fields: 256, parts: 1024 };
@@ -78,7 +105,7 @@ export function holdMultipart(raw: IncomingMessage, limitBytes: number): Promise
   if (Number.isFinite(declared) && declared > limitBytes) return Promise.reject(new BodyTooLargeError(limitBytes));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const fields = new Map<string, string>();
+    const fields = new FormFields();
     let size = 0;
     let failed = false;
     const fail = (err: Error): void => {
@@ -96,11 +123,7 @@ export function holdMultipart(raw: IncomingMessage, limitBytes: number): Promise
       reject(new InvalidRequestError('The multipart body could not be parsed: its Content-Type has no usable boundary.', null, 'invalid_multipart'));
       return;
     }
-    parser.on('field', (name, value, info) => {
-      if (info.valueTruncated || info.nameTruncated) return fail(new InvalidRequestError(`The form field '${name}' is too long.`, name, 'invalid_multipart'));
-      if (fields.has(name)) return fail(new InvalidRequestError(`The form field '${name}' was given more than once.`, name, 'invalid_multipart'));
-      fields.set(name, value);
-    });
+    parser.on('field', (name, value, info) => fields.add(name, value, info.valueTruncated || info.nameTruncated));
     parser.on('file', (_name, file) => file.resume());
     parser.on('partsLimit', () => fail(new InvalidRequestError('The form has too many parts.', null, 'invalid_multipart')));
     parser.on('fieldsLimit', () => fail(new InvalidRequestError('The form has too many fields.', null, 'invalid_multipart')));

@@ -12,10 +12,15 @@ import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway
  * - A key without limits: only a canonical path with a content type the endpoint takes and a
  *   model that is a string (or absent where the endpoint allows it) ever reaches the upstream,
  *   and the plain well-formed request does (the test can fail both ways).
+ * - Every served POST without a price (uploads, cancels, realtime call control, …) × content
+ *   types × path forms, the same two ways: a key past its RPD reaches nothing; without limits only
+ *   canonical paths with accepted content types do.
  */
 
 const RESTRICTED = 'tg-matrix-restricted-0123456789';
 const OPEN = 'tg-matrix-open-0123456789abcdef';
+/** `rpd: 1` (per bucket), spent before the unmetered run: a window no run outlasts. */
+const SPENT = 'tg-matrix-spent-0123456789abcdef';
 const BOUNDARY = 'tollgatematrixboundary';
 
 type Shape = 'allowed' | 'disallowed' | 'missing' | 'number' | 'object' | 'array';
@@ -53,6 +58,8 @@ const PATH_FORMS: Record<PathForm, (path: string) => string> = {
 };
 
 const METERED = ENDPOINTS.filter((endpoint) => endpoint.metered && endpoint.access === 'served');
+/** Served POSTs without a price (uploads, cancels, call control, …): content types × path forms. */
+const UNMETERED_POSTS = ENDPOINTS.filter((endpoint) => !endpoint.metered && endpoint.access === 'served' && endpoint.method === 'POST');
 
 /** The route template with its parameters filled in. */
 const concretePath = (endpoint: Endpoint): string => endpoint.url.replace(/:([a-z_]+)/g, 'x1');
@@ -102,11 +109,12 @@ interface Case {
   readonly shape: Shape;
 }
 
-function* cases(): Generator<Case> {
-  for (const endpoint of METERED) {
+function* cases(unmetered = false): Generator<Case> {
+  for (const endpoint of unmetered ? UNMETERED_POSTS : METERED) {
     for (const contentType of Object.keys(CONTENT_TYPES) as ContentType[]) {
       for (const pathForm of Object.keys(PATH_FORMS) as PathForm[]) {
-        for (const shape of SHAPES) yield { endpoint, contentType, pathForm, shape };
+        // Without a price the model's shape changes nothing but the endpoints that name one.
+        for (const shape of unmetered ? (['allowed'] as const) : SHAPES) yield { endpoint, contentType, pathForm, shape };
       }
     }
   }
@@ -115,8 +123,8 @@ function* cases(): Generator<Case> {
 const label = (c: Case): string => `${c.endpoint.url} ${c.contentType} ${c.pathForm} ${c.shape}`;
 
 /** Send every case (16 at a time); return what each got. */
-async function run(secret: string): Promise<{ c: Case; status: number; text: string; tag: string }[]> {
-  const all = [...cases()];
+async function run(secret: string, unmetered = false): Promise<{ c: Case; status: number; text: string; tag: string }[]> {
+  const all = [...cases(unmetered)];
   const out: { c: Case; status: number; text: string; tag: string }[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -154,6 +162,7 @@ beforeAll(async () => {
       keys: [
         { id: 'restricted', key: RESTRICTED, tier: 'tier-5', limits: { rpm: 1 }, models: ['gpt-4.1-nano'], budget_usd: { daily: 0 } },
         { id: 'open', key: OPEN, tier: 'tier-5' },
+        { id: 'spent', key: SPENT, tier: 'tier-5', limits: { rpd: 1 } },
       ],
     },
   });
@@ -165,6 +174,10 @@ afterAll(async () => {
   await gateway?.close();
   await upstream?.close();
 });
+
+/** The content type is one the endpoint takes (a `none` POST takes the `{}` some clients send). */
+const accepts = (c: Case): boolean =>
+  c.endpoint.body === 'multipart' ? c.contentType === 'multipart' : c.endpoint.body === 'json_or_multipart' ? ['json', 'json-charset', 'multipart'].includes(c.contentType) : ['json', 'json-charset'].includes(c.contentType);
 
 const reached = (tag: string): boolean => upstream.requests.some((r) => r.path.endsWith(`?case=${tag}`));
 
@@ -189,7 +202,7 @@ describe('bypass matrix', () => {
     const wrongly = answers
       .filter((a) => reached(a.tag))
       .filter(({ c }) => {
-        const accepted = c.endpoint.body === 'multipart' ? c.contentType === 'multipart' : c.endpoint.body === 'json_or_multipart' ? ['json', 'json-charset', 'multipart'].includes(c.contentType) : ['json', 'json-charset'].includes(c.contentType);
+        const accepted = accepts(c);
         const modelOk = c.shape === 'allowed' || c.shape === 'disallowed' || (c.shape === 'missing' && c.endpoint.model?.rule !== 'required');
         return c.pathForm !== 'canonical' || !accepted || !modelOk;
       })
@@ -199,6 +212,25 @@ describe('bypass matrix', () => {
     expect(refusedUnshaped).toEqual([]);
     // The plain, well-formed request does go through (a model the catalogue knows).
     const plain = answers.filter(({ c }) => c.pathForm === 'canonical' && c.shape === 'allowed' && c.contentType === (c.endpoint.body === 'multipart' ? 'multipart' : 'json'));
+    expect(plain.filter((a) => !reached(a.tag)).map((a) => `${label(a.c)} → ${a.status} ${a.text.slice(0, 120)}`)).toEqual([]);
+  }, 120_000);
+  it(`unmetered POSTs (${UNMETERED_POSTS.length}): a key past its RPD reaches nothing; without limits only canonical paths and accepted content types do`, async () => {
+    expect(UNMETERED_POSTS.map((e) => e.url)).toEqual(expect.arrayContaining(['/v1/realtime/calls/:call_id/hangup', '/v1/realtime/calls/:call_id/refer', '/v1/realtime/calls/:call_id/reject', '/v1/files']));
+    // Spend the day's request in both buckets the run meets: without a model, and gpt-4.1-nano's.
+    upstream.reset();
+    await send('/v1/realtime/calls/x1/hangup', undefined, Buffer.alloc(0), SPENT);
+    await send('/v1/responses/input_tokens', 'application/json', Buffer.from('{"model":"gpt-4.1-nano","input":"hi"}'), SPENT);
+    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v1/realtime/calls/x1/hangup', 'POST /v1/responses/input_tokens']);
+    upstream.reset();
+    const spent = await run(SPENT, true);
+    expect(spent.filter((a) => a.status < 400).map((a) => `${label(a.c)} → ${a.status}`)).toEqual([]);
+    expect(spent.filter((a) => !isOpenAIError(a.text)).map((a) => `${label(a.c)} → ${a.status} ${a.text.slice(0, 80)}`)).toEqual([]);
+    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+
+    const answers = await run(OPEN, true);
+    expect(answers.filter((a) => reached(a.tag) && (a.c.pathForm !== 'canonical' || !accepts(a.c))).map((a) => label(a.c))).toEqual([]);
+    expect(answers.filter((a) => !reached(a.tag) && !isOpenAIError(a.text)).map((a) => `${label(a.c)} → ${a.status} ${a.text.slice(0, 80)}`)).toEqual([]);
+    const plain = answers.filter(({ c }) => c.pathForm === 'canonical' && c.contentType === (c.endpoint.body === 'multipart' ? 'multipart' : 'json'));
     expect(plain.filter((a) => !reached(a.tag)).map((a) => `${label(a.c)} → ${a.status} ${a.text.slice(0, 120)}`)).toEqual([]);
   }, 120_000);
 });

@@ -128,6 +128,10 @@ route('POST /threads/:id/messages', assistants.createMessage, true);
 route('GET /threads/:id/messages', assistants.listMessages, true);
 route('POST /threads/:id/runs', assistants.createRun, true);
 route('GET /threads/:id/runs/:run_id', assistants.getRun, true);
+// Realtime SIP call control: 200 with an empty body, as OpenAI answers.
+route('POST /realtime/calls/:id/hangup', media.callControl);
+route('POST /realtime/calls/:id/refer', media.callControl);
+route('POST /realtime/calls/:id/reject', media.callControl);
 
 /** Finds the route for `pathname` (which must start with /v1/); fills `params`. */
 function match(method: string, pathname: string, params: Record<string, string>): Route | undefined {

@@ -1,10 +1,11 @@
-// Embeddings, moderations, images, audio and models.
+// Embeddings, moderations, images, audio, realtime call control and models.
 import { createHash } from 'node:crypto';
 import {
   CREATED,
   type Ctx,
   formString,
   readForm,
+  readJson,
   readJsonWith,
   sendBody,
   sendError,
@@ -142,6 +143,15 @@ export async function transcribe(ctx: Ctx, kind: 'transcriptions' | 'translation
     text,
     usage: { type: 'tokens', input_tokens: input, output_tokens: output, total_tokens: input + output },
   });
+}
+
+// ---------------------------------------------------------------- realtime call control
+
+/** hangup, refer (needs `target_uri`), reject: 200 with an empty body. */
+export function callControl(ctx: Ctx): void {
+  const body = ctx.pathname.endsWith('/refer') ? readJsonWith(ctx, 'target_uri') : readJson(ctx);
+  if (!body) return;
+  sendBody(ctx, 200, Buffer.alloc(0), 'application/json');
 }
 
 // ---------------------------------------------------------------- models
