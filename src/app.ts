@@ -150,10 +150,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // flush first, so they always include this instance's latest requests.
     intervalMs: config.usage.flush_interval_ms,
     onError: () => metrics.redisErrors.inc(),
+    hourlyRetentionMs: config.usage.hourly_retention_days * 86_400_000,
   });
   // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).
   app.addHook('onClose', () => recorder.close());
-  const quotas = createQuotas({ keyPrefix: config.limits.key_prefix, recorder });
+  const quotas = createQuotas({ keyPrefix: config.limits.key_prefix, recorder, hourlyRetentionMs: config.usage.hourly_retention_days * 86_400_000 });
   const limiter = createLimiter({
     store: stores.store,
     catalogue,
