@@ -45,7 +45,7 @@ import { createCaching } from './cache/setup.js';
 import { adminCacheRoutes, type AdminCacheDeps } from './routes/admin-cache.js';
 import { authFailureGuard } from './routes/auth-guard.js';
 import { consoleEnabled, consolePlugin } from './console/plugin.js';
-import { createHistoryReader } from './quota/history.js';
+import { createHistoryReader, createHourlyReader } from './quota/history.js';
 import { setupRealtime } from './realtime/index.js';
 import { callerFromPolicy } from './keys/caller.js';
 import { costOf } from './usage/cost.js';
@@ -279,8 +279,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     : undefined;
   if (cacheApi) await app.register(adminCacheRoutes, cacheApi);
   if (consoleEnabled(config, options.adminToken)) {
-    const history = createHistoryReader({ store: stores.store, recorder, keyPrefix: config.limits.key_prefix });
-    await app.register(consolePlugin, { prefix: '/console', config, adminApi, cacheApi, keys, backend: keyBackend, catalogue, usage, limiter, history });
+    const reading = { store: stores.store, recorder, keyPrefix: config.limits.key_prefix };
+    await app.register(consolePlugin, {
+      prefix: '/console',
+      config,
+      adminApi,
+      cacheApi,
+      keys,
+      backend: keyBackend,
+      catalogue,
+      usage,
+      limiter,
+      history: createHistoryReader(reading),
+      hourly: createHourlyReader(reading),
+      registry: metrics.registry,
+      upstreamHealth: () => upstream.health(),
+    });
   }
   await app.register(adminOnlyRoutes);
   const realtime = setupRealtime(app, {

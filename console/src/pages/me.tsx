@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { DailyChart } from '../chart.js';
+import { DailyChart, HourlyChart } from '../chart.js';
 import type { DayUsage, SelfReport } from '../types.js';
 import { Loaded, Time, useLoad } from '../ui.js';
 import { UsageSummary } from './usage-summary.js';
@@ -47,6 +47,7 @@ export function MePage() {
             <Loaded load={history} what="the history" retry={reloadHistory}>
               {(h) => <DailyChart days={h.data} title="Spend and requests by day (UTC)" />}
             </Loaded>
+            <HourlyChart path="me/hourly" />
           </>
         );
       }}
