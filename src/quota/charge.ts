@@ -61,12 +61,12 @@ export function createQuotas(options: QuotaOptions): Quotas {
   /** The hourly hash's counters (settled usage, one request), with the same settlement call. */
   const hourlyCounters = (out: CounterCall[], keyId: string, hour: HourWindow, now: number, actual: Usage, cost: number): CounterCall[] => {
     const key = usageKey(keyPrefix, keyId, hour.id);
-    const ttlMs = hour.endsAt - now + hourlyRetentionMs;
-    out.push({ key, field: FIELDS.requests, units: 1, ttlMs });
-    if (actual.inputTokens !== 0) out.push({ key, field: FIELDS.input, units: actual.inputTokens, ttlMs });
-    if (actual.cachedTokens !== 0) out.push({ key, field: FIELDS.cached, units: actual.cachedTokens, ttlMs });
-    if (actual.outputTokens !== 0) out.push({ key, field: FIELDS.output, units: actual.outputTokens, ttlMs });
-    if (cost !== 0) out.push({ key, field: FIELDS.cost, units: cost, ttlMs });
+    // The expiry is the hash's: set once, with the one field every request writes.
+    out.push({ key, field: FIELDS.requests, units: 1, ttlMs: hour.endsAt - now + hourlyRetentionMs });
+    if (actual.inputTokens !== 0) out.push({ key, field: FIELDS.input, units: actual.inputTokens });
+    if (actual.cachedTokens !== 0) out.push({ key, field: FIELDS.cached, units: actual.cachedTokens });
+    if (actual.outputTokens !== 0) out.push({ key, field: FIELDS.output, units: actual.outputTokens });
+    if (cost !== 0) out.push({ key, field: FIELDS.cost, units: cost });
     return out;
   };
 

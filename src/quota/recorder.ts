@@ -117,11 +117,11 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
         }
         if (t.hour) {
           const key = usageKey(keyPrefix, t.keyId, t.hour.id);
-          const ttlMs = t.hour.endsAt - t.at + hourlyRetentionMs;
           const add = (field: string, units: number): void => {
-            if (units !== 0) counters.push({ key, field, units, ttlMs });
+            if (units !== 0) counters.push({ key, field, units });
           };
-          add(FIELDS.requests, t.requests);
+          // The expiry is the hash's: set once, with the one field every request writes.
+          counters.push({ key, field: FIELDS.requests, units: t.requests, ttlMs: t.hour.endsAt - t.at + hourlyRetentionMs });
           add(FIELDS.input, t.input);
           add(FIELDS.cached, t.cached);
           add(FIELDS.output, t.output);

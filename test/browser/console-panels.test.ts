@@ -189,6 +189,14 @@ describe('overview panels and hourly charts', () => {
     expect(hours.hours_kept).toBe(8 * 24);
     expect(hours.data.reduce((n, h) => n + h.cost_nano, 0)).toBe(250_400);
     expect(hours.data.reduce((n, h) => n + h.cached_tokens, 0)).toBe(2048);
+    // In Redis: the hour's hash expires the retention (8 days by default) after its hour ends.
+    const hashes = await redis.keys(`${PREFIX}*hourly*usage:h:*`);
+    expect(hashes.length).toBeGreaterThanOrEqual(1);
+    for (const hash of hashes) {
+      const ttl = await redis.pttl(hash);
+      expect(ttl).toBeGreaterThan(8 * 86_400_000 - 60_000);
+      expect(ttl).toBeLessThanOrEqual(8 * 86_400_000 + 3_600_000);
+    }
     await expectAccessible(page, 'key-detail-hourly');
     await expectFitsNarrow(page);
     await screenshots(page, 'key-detail-hourly');

@@ -75,6 +75,10 @@ describe('hourly usage buckets', () => {
     // One settle call carried the daily/monthly/total counters and the hour's.
     expect(store.settles).toHaveLength(1);
     expect(new Set(store.settles[0]?.map((c) => c.key))).toContain(usageKey(PREFIX, 'capped', 'h:2026-11-26T12'));
+    const hourCounters = store.settles[0]?.filter((c) => c.key === usageKey(PREFIX, 'capped', 'h:2026-11-26T12')) ?? [];
+    expect(hourCounters.map((c) => c.field).sort()).toEqual(['cached_tokens', 'cost_nano', 'input_tokens', 'output_tokens', 'requests']);
+    // The hash's expiry travels once (the end of the hour plus 8 days), not with every field.
+    expect(hourCounters.filter((c) => c.ttlMs !== undefined).map((c) => c.ttlMs)).toEqual([30 * 60_000 + 8 * DAY_MS]);
     set('2026-11-26T13:05:00Z');
     const second = usage(100, 50);
     await call(capped, second);
