@@ -128,7 +128,17 @@ function LivePanels({ p }: { p: Panels }) {
                     <span class={`badge ${u.state === 'healthy' ? 'active' : 'disabled'}`}>{u.state}</span>
                   </td>
                   <td>{int(u.ejections)}</td>
-                  <td class="ceiling">{u.ceiling.length === 0 ? 'no ceiling, or none taken yet' : u.ceiling.map((c) => `${c.model} ${c.limit}: ${int(c.remaining)}`).join('; ')}</td>
+                  <td class="ceiling">
+                    {u.ceiling.length === 0 ? (
+                      'no ceiling, or none taken yet'
+                    ) : (
+                      <ul class="plain">
+                        {u.ceiling.map((c) => (
+                          <li key={`${c.model}-${c.limit}`}>{`${c.model} ${c.limit}: ${int(c.remaining)}`}</li>
+                        ))}
+                      </ul>
+                    )}
+                  </td>
                 </tr>
               ))}
             </tbody>
