@@ -1,3 +1,4 @@
+import { ServiceUnavailableError } from '../errors/errors.js';
 import type { LimiterStore } from '../limits/store.js';
 import { nanoToUsd } from '../usage/cost.js';
 import { FIELDS, usageKey } from './fields.js';
@@ -37,6 +38,11 @@ export type HourlyReader = (keyId: string, hours: number) => Promise<HourUsage[]
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
+/** The usage hashes live in Redis: when it does not answer, the history is unavailable (503), not a server error. */
+function unavailable(error: unknown): never {
+  throw new ServiceUnavailableError('Usage history cannot be read: its store is unavailable. Please try again shortly.', { cause: error });
+}
+
 function fieldsOf(h: Readonly<Record<string, number>>): Omit<DayUsage, 'day'> {
   const cost = h[FIELDS.cost] ?? 0;
   return {
@@ -61,7 +67,7 @@ export function createHourlyReader(options: HistoryOptions): HourlyReader {
     const starts: number[] = [];
     for (let i = hours - 1; i >= 0; i--) starts.push(current - i * HOUR_MS);
     const ids = starts.map((start) => `h:${new Date(start).toISOString().slice(0, 13)}`);
-    const hashes = await options.store.read(ids.map((id) => usageKey(options.keyPrefix, keyId, id)));
+    const hashes = await options.store.read(ids.map((id) => usageKey(options.keyPrefix, keyId, id))).catch(unavailable);
     return starts.map((start, i) => ({ hour: new Date(start).toISOString(), ...fieldsOf(hashes[i] ?? {}) }));
   };
 }
@@ -77,7 +83,7 @@ export function createHistoryReader(options: HistoryOptions): HistoryReader {
     const today = Math.floor(clock() / DAY_MS) * DAY_MS;
     const dayIds: string[] = [];
     for (let i = days - 1; i >= 0; i--) dayIds.push(new Date(today - i * DAY_MS).toISOString().slice(0, 10));
-    const hashes = await options.store.read(dayIds.map((day) => usageKey(options.keyPrefix, keyId, `d:${day}`)));
+    const hashes = await options.store.read(dayIds.map((day) => usageKey(options.keyPrefix, keyId, `d:${day}`))).catch(unavailable);
     return dayIds.map((day, i) => ({ day, ...fieldsOf(hashes[i] ?? {}) }));
   };
 }

@@ -10,7 +10,8 @@ import { createLimiter } from '../../src/limits/limiter.js';
 import { createMemoryStore } from '../../src/limits/memory-store.js';
 import type { CounterCall, LimiterStore } from '../../src/limits/store.js';
 import { createQuotas, usageKey } from '../../src/quota/charge.js';
-import { createHourlyReader } from '../../src/quota/history.js';
+import { ServiceUnavailableError } from '../../src/errors/errors.js';
+import { createHistoryReader, createHourlyReader } from '../../src/quota/history.js';
 import { createUsageRecorder } from '../../src/quota/recorder.js';
 import { hourAt, windowClock } from '../../src/quota/windows.js';
 import { costOf } from '../../src/usage/cost.js';
@@ -134,5 +135,14 @@ describe('hourly usage buckets', () => {
     expect(store.settles.flat().some((c) => c.key.includes('|usage:h:'))).toBe(false);
     expect((await hourly('capped', 1))[0]?.requests).toBe(0);
     expect((await hourly('open', 1))[0]?.requests).toBe(0);
+  });
+
+  it('a store that does not answer: the history is unavailable (503), not a server error', async () => {
+    const store = createMemoryStore(() => Date.now());
+    const failing: LimiterStore = Object.assign(Object.create(store) as LimiterStore, { read: () => Promise.reject(new Error('connection refused')) });
+    const recorder = createUsageRecorder({ store, keyPrefix: PREFIX, intervalMs: 60_000 });
+    const options = { store: failing, recorder, keyPrefix: PREFIX };
+    await expect(createHourlyReader(options)('any', 24)).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(createHistoryReader(options)('any', 30)).rejects.toBeInstanceOf(ServiceUnavailableError);
   });
 });
