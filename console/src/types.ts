@@ -114,4 +114,6 @@ export interface SelfReport extends UsageReport {
   readonly models: string[] | null;
   readonly expires_at: string | null;
   readonly key_hint: string | null;
+  /** Models with a shutdown date ahead this key called (this instance, since it started). */
+  readonly retiring_models?: { model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
 }

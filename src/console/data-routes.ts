@@ -8,7 +8,7 @@ import { adminCacheRoutes, type AdminCacheDeps } from '../routes/admin-cache.js'
 import { adminRoutes, type AdminDeps } from '../routes/admin.js';
 import { selfReport } from '../routes/me.js';
 import { overview } from './overview.js';
-import { panels, type PanelDeps } from './panels.js';
+import { panels, retiringModelsOf, type PanelDeps } from './panels.js';
 import { requireSession, type SessionRouteDeps } from './session-routes.js';
 
 export interface DataRouteDeps extends Pick<SessionRouteDeps, 'sessions' | 'admin'> {
@@ -76,7 +76,14 @@ export async function dataRoutes(app: FastifyInstance, deps: DataRouteDeps): Pro
     const caller = await deps.admin.callerOf(principal.keyId);
     const view = await deps.admin.get(principal.keyId);
     const report = await selfReport(deps, caller, []);
-    return { ...report, status: view.status, budget_policy: view.budget_usd ?? null, metadata: view.metadata ?? null, key_hint: view.key_hint };
+    return {
+      ...report,
+      status: view.status,
+      budget_policy: view.budget_usd ?? null,
+      metadata: view.metadata ?? null,
+      key_hint: view.key_hint,
+      retiring_models: await retiringModelsOf(deps.panels, principal.keyId),
+    };
   });
   app.get<{ Querystring: { days?: string } }>('/api/me/history', { onRequest: asKey }, async (request) => {
     const principal = request.consoleSession?.principal;

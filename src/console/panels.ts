@@ -55,6 +55,29 @@ export interface Panels {
   readonly retired_callers: { key: string; model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
 }
 
+export interface RetiringModel {
+  readonly model: string;
+  readonly shutdown_date: string | null;
+  readonly successor: string | null;
+  /** This instance's requests since it started. */
+  readonly requests: number;
+}
+
+/**
+ * The models with a shutdown date ahead that one key called on this instance (its self-service
+ * warning). Empty when metrics carry no key ids (metrics.per_key_labels: false).
+ */
+export async function retiringModelsOf(deps: PanelDeps, keyId: string): Promise<RetiringModel[]> {
+  const deprecated = await samples(deps.registry, 'tollgate_deprecated_model_requests_total');
+  return deprecated
+    .filter((s) => s.value > 0 && s.labels.key === keyId)
+    .map((s) => {
+      const model = String(s.labels.model);
+      const retirement = deps.catalogue.resolve(model)?.retirement;
+      return { model, shutdown_date: retirement?.shutdownDate ?? null, successor: retirement?.successor ?? null, requests: s.value };
+    });
+}
+
 export async function panels(deps: PanelDeps): Promise<Panels> {
   const { registry } = deps;
   const [cost, tokens, limited, refusals, saved, requests, ejections, remaining, deprecated] = await Promise.all(

@@ -202,7 +202,7 @@ describe('overview panels and hourly charts', () => {
     await screenshots(page, 'key-detail-hourly');
   });
 
-  it('an uncapped key’s hourly usage too (counted in process, flushed), on its own self-service page', async () => {
+  it('an uncapped key’s hourly usage too (counted in process, flushed), and the retiring model it calls, on its own self-service page', async () => {
     const own = await browser.newContext({ viewport: { width: 1440, height: 900 } });
     try {
       const mine = await own.newPage();
@@ -213,6 +213,9 @@ describe('overview panels and hourly charts', () => {
       await expect.poll(() => mine.getByRole('heading', { level: 1 }).textContent()).toBe('Key legacy');
       const hourly = mine.getByRole('region', { name: 'By hour' });
       await expect.poll(() => hourly.locator('.hourly-total').textContent()).toBe('Last 24 hours: 3 requests, $0.000306');
+      expect(await mine.locator('.warning.retiring').textContent()).toBe(
+        `This key still calls ${SUNSETTING}, which shuts down on 2099-01-01; move to ${NANO} (3 requests on this gateway instance since it started).`,
+      );
       // The hourly endpoint of another key is not this session's.
       expect((await mine.request.get(`${gateway.origin}/console/api/keys/hourly/hourly`)).status()).toBe(403);
       await expectAccessible(mine, 'self-service-hourly');

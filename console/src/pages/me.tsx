@@ -20,6 +20,12 @@ export function MePage() {
                 Near its {window} budget: {Math.round((cap.used / cap.limit) * 100)}% used.
               </p>
             ))}
+            {(report.retiring_models ?? []).map((r) => (
+              <p class="warning retiring" role="alert" key={`retiring-${r.model}`}>
+                This key still calls {r.model}, which shuts down on {r.shutdown_date ?? 'a set date'}
+                {r.successor ? `; move to ${r.successor}` : ''} ({r.requests} {r.requests === 1 ? 'request' : 'requests'} on this gateway instance since it started).
+              </p>
+            ))}
             <dl class="facts">
               <dt>Status</dt>
               <dd>
