@@ -97,7 +97,8 @@ export interface Panels {
   readonly cache_savings: { source: string; saved_nano: number; saved_usd: number }[];
   readonly response_cache_hits: number;
   readonly upstreams: { id: string; state: string; ejections: number; ceiling: { model: string; limit: string; remaining: number }[] }[];
-  readonly retired_callers: { key: string; model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
+  readonly per_key_labels: boolean;
+  readonly retired_callers: { key: string | null; model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
 }
 export interface SessionInfo {
   readonly signed_in: boolean;

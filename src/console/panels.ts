@@ -14,6 +14,8 @@ export interface PanelDeps {
   readonly upstreamHealth: () => Record<string, string>;
   /** config.metrics.enabled: when false, requests are not counted (429s still are). */
   readonly metricsEnabled: boolean;
+  /** config.metrics.per_key_labels: when false, every series is labelled `key="all"`. */
+  readonly perKeyLabels: boolean;
   readonly startedAt: number;
 }
 
@@ -52,7 +54,9 @@ export interface Panels {
   readonly cache_savings: { source: string; saved_nano: number; saved_usd: number }[];
   readonly response_cache_hits: number;
   readonly upstreams: { id: string; state: string; ejections: number; ceiling: { model: string; limit: string; remaining: number }[] }[];
-  readonly retired_callers: { key: string; model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
+  readonly per_key_labels: boolean;
+  /** `key` null: metrics carry no key ids (every key's calls together). */
+  readonly retired_callers: { key: string | null; model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
 }
 
 export interface RetiringModel {
@@ -68,6 +72,7 @@ export interface RetiringModel {
  * warning). Empty when metrics carry no key ids (metrics.per_key_labels: false).
  */
 export async function retiringModelsOf(deps: PanelDeps, keyId: string): Promise<RetiringModel[]> {
+  if (!deps.perKeyLabels) return [];
   const deprecated = await samples(deps.registry, 'tollgate_deprecated_model_requests_total');
   return deprecated
     .filter((s) => s.value > 0 && s.labels.key === keyId)
@@ -130,15 +135,16 @@ export async function panels(deps: PanelDeps): Promise<Panels> {
     .map((s) => {
       const model = String(s.labels.model);
       const retirement = deps.catalogue.resolve(model)?.retirement;
-      return { key: String(s.labels.key), model, shutdown_date: retirement?.shutdownDate ?? null, successor: retirement?.successor ?? null, requests: s.value };
+      return { key: deps.perKeyLabels ? String(s.labels.key) : null, model, shutdown_date: retirement?.shutdownDate ?? null, successor: retirement?.successor ?? null, requests: s.value };
     })
-    .sort((a, b) => b.requests - a.requests || a.key.localeCompare(b.key));
+    .sort((a, b) => b.requests - a.requests || (a.key ?? '').localeCompare(b.key ?? ''));
 
   return {
     object: 'console.panels',
     scope: 'instance',
     since: new Date(deps.startedAt).toISOString(),
     metrics_enabled: deps.metricsEnabled,
+    per_key_labels: deps.perKeyLabels,
     spend_by_model: spendByModel,
     rate_limited: [...byLimit].filter(([, n]) => n > 0).map(([limit, count]) => ({ limit, count })).sort((a, b) => b.count - a.count || a.limit.localeCompare(b.limit)),
     ceiling_refusals: [...byUpstream].filter(([, n]) => n > 0).map(([upstream, count]) => ({ upstream, count })),

@@ -103,7 +103,7 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
     historyDays: config.console.history_days,
     hourly: deps.hourly,
     hourlyRetentionDays: config.usage.hourly_retention_days,
-    panels: { registry: deps.registry, catalogue: deps.catalogue, upstreamHealth: deps.upstreamHealth, metricsEnabled: config.metrics.enabled, startedAt: Date.now() },
+    panels: { registry: deps.registry, catalogue: deps.catalogue, upstreamHealth: deps.upstreamHealth, metricsEnabled: config.metrics.enabled, perKeyLabels: config.metrics.per_key_labels, startedAt: Date.now() },
   });
 
   app.get('/', { prefixTrailingSlash: 'no-slash' }, async (_request, reply) => reply.redirect('/console/'));

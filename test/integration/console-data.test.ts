@@ -106,12 +106,12 @@ describe('hourly usage switched off', () => {
 });
 
 describe('overview panels with metrics off', () => {
-  it('say so; 429s are still counted', async () => {
+  it('say so; 429s are still counted (under `all`, without per-key labels)', async () => {
     const gateway = await startGateway({
       upstreamUrl: upstream.url,
       redisUrl: inject('redisUrl'),
       adminToken: ADMIN_TOKEN,
-      config: { limits: { key_prefix: `${PREFIX}m:` }, metrics: { enabled: false }, keys: [{ id: 'test-key', key: 'tg-console-data-one-rpm-0123456789', tier: 'tier-1', limits: { rpm: 1 } }] },
+      config: { limits: { key_prefix: `${PREFIX}m:` }, metrics: { enabled: false, per_key_labels: false }, keys: [{ id: 'test-key', key: 'tg-console-data-one-rpm-0123456789', tier: 'tier-1', limits: { rpm: 1 } }] },
     });
     try {
       const client = gateway.client({ apiKey: 'tg-console-data-one-rpm-0123456789' });
@@ -121,7 +121,36 @@ describe('overview panels with metrics off', () => {
       const cookie = await adminSession(gateway);
       const panels = await get<Record<string, unknown>>(gateway, cookie, 'overview/panels');
       expect(panels.status).toBe(200);
-      expect(panels.body).toMatchObject({ scope: 'instance', metrics_enabled: false, spend_by_model: [], rate_limited: [{ limit: 'rpm', count: 1 }], upstreams: [{ id: 'default', state: 'healthy' }] });
+      expect(panels.body).toMatchObject({ scope: 'instance', metrics_enabled: false, per_key_labels: false, spend_by_model: [], rate_limited: [{ limit: 'rpm', count: 1 }], upstreams: [{ id: 'default', state: 'healthy' }] });
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe('retiring-model callers without per-key labels', () => {
+  it('the admin panel lists every key’s calls together (no key id); a key’s own page gets no warning it cannot attribute', async () => {
+    const own = 'tg-console-data-sunset-0123456789';
+    const gateway = await startGateway({
+      upstreamUrl: upstream.url,
+      redisUrl: inject('redisUrl'),
+      adminToken: ADMIN_TOKEN,
+      config: {
+        limits: { key_prefix: `${PREFIX}p:` },
+        metrics: { per_key_labels: false },
+        models: { catalogue: [{ name: 'gpt-sunsetting', price_per_1m: { input: 0.1, output: 0.4 }, shutdown_date: '2099-01-01', successor: 'gpt-4.1-nano' }] },
+        keys: [{ id: 'sunset-key', key: own, tier: 'tier-1' }],
+      },
+    });
+    try {
+      await gateway.client({ apiKey: own }).chat.completions.create({ model: 'gpt-sunsetting', messages: [{ role: 'user', content: 'hi' }] });
+      const panels = await get<{ retired_callers: unknown[] }>(gateway, await adminSession(gateway), 'overview/panels');
+      expect(panels.body.retired_callers).toEqual([{ key: null, model: 'gpt-sunsetting', shutdown_date: '2099-01-01', successor: 'gpt-4.1-nano', requests: 1 }]);
+
+      const signIn = await fetch(`${gateway.origin}/console/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: own }) });
+      expect(signIn.status).toBe(200);
+      const me = await get<{ id: string; retiring_models: unknown[] }>(gateway, (signIn.headers.get('set-cookie') ?? '').split(';')[0] as string, 'me');
+      expect(me.body).toMatchObject({ id: 'sunset-key', retiring_models: [] });
     } finally {
       await gateway.close();
     }

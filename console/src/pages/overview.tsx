@@ -163,9 +163,7 @@ function LivePanels({ p }: { p: Panels }) {
               {p.retired_callers.length === 0 && <Empty cols={5} text="No key called a model with a shutdown date on this instance." />}
               {p.retired_callers.map((row) => (
                 <tr key={`${row.key}-${row.model}`}>
-                  <th scope="row">
-                    <a href={`#/keys/${encodeURIComponent(row.key)}`}>{row.key}</a>
-                  </th>
+                  <th scope="row">{row.key === null ? 'every key (metrics.per_key_labels is false)' : <a href={`#/keys/${encodeURIComponent(row.key)}`}>{row.key}</a>}</th>
                   <td>{row.model}</td>
                   <td>{row.shutdown_date ?? '—'}</td>
                   <td>{row.successor ?? '—'}</td>
