@@ -156,3 +156,28 @@ describe('retiring-model callers without per-key labels', () => {
     }
   });
 });
+
+describe('upstream ceiling refusals', () => {
+  it('count per upstream in the 429 panel, beside the keys’ own limits', async () => {
+    const gateway = await startGateway({
+      upstreamUrl: 'http://127.0.0.1:9/v1',
+      redisUrl: inject('redisUrl'),
+      adminToken: ADMIN_TOKEN,
+      config: { limits: { key_prefix: `${PREFIX}c:` }, upstreams: [{ id: 'only', url: upstream.url, api_key: UPSTREAM_KEY, ceiling: { rpm: 1 } }] },
+    });
+    try {
+      const ask = () => gateway.client().chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] });
+      await ask();
+      await expect(ask()).rejects.toMatchObject({ status: 429 });
+      const panels = await get<{ ceiling_refusals: unknown[]; upstreams: { id: string; ceiling: { model: string; limit: string; remaining: number }[] }[] }>(
+        gateway,
+        await adminSession(gateway),
+        'overview/panels',
+      );
+      expect(panels.body.ceiling_refusals).toEqual([{ upstream: 'only', count: 1 }]);
+      expect(panels.body.upstreams).toEqual([{ id: 'only', state: 'healthy', ejections: 0, ceiling: [{ model: 'gpt-4.1-nano', limit: 'requests', remaining: 0 }] }]);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
