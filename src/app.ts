@@ -46,7 +46,7 @@ import { createCaching } from './cache/setup.js';
 import { adminCacheRoutes, type AdminCacheDeps } from './routes/admin-cache.js';
 import { authFailureGuard } from './routes/auth-guard.js';
 import { consoleEnabled, consolePlugin } from './console/plugin.js';
-import { createHistoryReader } from './quota/history.js';
+import { createHistoryReader, createHourlyReader } from './quota/history.js';
 import { setupRealtime } from './realtime/index.js';
 import { callerFromPolicy } from './keys/caller.js';
 import { costOf } from './usage/cost.js';
@@ -151,10 +151,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // flush first, so they always include this instance's latest requests.
     intervalMs: config.usage.flush_interval_ms,
     onError: () => metrics.redisErrors.inc(),
+    hourlyRetentionMs: config.usage.hourly_retention_days * 86_400_000,
   });
   // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).
   app.addHook('onClose', () => recorder.close());
-  const quotas = createQuotas({ keyPrefix: config.limits.key_prefix, recorder });
+  const quotas = createQuotas({ keyPrefix: config.limits.key_prefix, recorder, hourlyRetentionMs: config.usage.hourly_retention_days * 86_400_000 });
   const limiter = createLimiter({
     store: stores.store,
     catalogue,
@@ -293,8 +294,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     : undefined;
   if (cacheApi) await app.register(adminCacheRoutes, cacheApi);
   if (consoleEnabled(config, options.adminToken)) {
-    const history = createHistoryReader({ store: stores.store, recorder, keyPrefix: config.limits.key_prefix });
-    await app.register(consolePlugin, { prefix: '/console', config, adminApi, cacheApi, keys, backend: keyBackend, catalogue, usage, limiter, history });
+    const reading = { store: stores.store, recorder, keyPrefix: config.limits.key_prefix };
+    await app.register(consolePlugin, {
+      prefix: '/console',
+      config,
+      adminApi,
+      cacheApi,
+      keys,
+      backend: keyBackend,
+      catalogue,
+      usage,
+      limiter,
+      history: createHistoryReader(reading),
+      hourly: createHourlyReader(reading),
+      registry: metrics.registry,
+      upstreamHealth: () => upstream.health(),
+    });
   }
   await app.register(adminOnlyRoutes);
   const realtime = setupRealtime(app, {

@@ -1,12 +1,18 @@
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import type { DayUsage } from './types.js';
+import { api } from './api.js';
+import type { DayUsage, HourUsage, HourlyList } from './types.js';
+import { int, Loaded, Time, useLoad } from './ui.js';
 
-/**
- * Spend and requests per UTC day (uPlot, canvas). The same figures are in a table right below
- * for screen readers and keyboard users.
- */
-export function DailyChart({ days, title }: { days: readonly DayUsage[]; title: string }) {
+interface Point {
+  /** Seconds since the epoch (the bucket's start). */
+  readonly t: number;
+  readonly requests: number;
+  readonly cost_usd: number;
+}
+
+/** Spend and requests over time (uPlot, canvas); the figures are also in a table for screen readers and keyboard users. */
+function UsagePlot({ points, title }: { points: readonly Point[]; title: string }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = box.current;
@@ -21,7 +27,7 @@ export function DailyChart({ days, title }: { days: readonly DayUsage[]; title: 
         axes: [{}, { scale: 'usd', label: '$', size: 70, values: (_u, ticks) => ticks.map((t) => (t === 0 ? '0' : t.toPrecision(2))) }, { scale: 'n', side: 1, label: 'requests', grid: { show: false } }],
         scales: { x: { time: true } },
       },
-      [days.map((d) => Date.parse(`${d.day}T00:00:00Z`) / 1000), days.map((d) => d.cost_usd), days.map((d) => d.requests)],
+      [points.map((p) => p.t), points.map((p) => p.cost_usd), points.map((p) => p.requests)],
       element,
     );
     // Follow the page's width (a phone turned, a window resized).
@@ -31,10 +37,15 @@ export function DailyChart({ days, title }: { days: readonly DayUsage[]; title: 
       resized.disconnect();
       plot.destroy();
     };
-  }, [days, title]);
+  }, [points, title]);
+  return <div ref={box} class="chart" role="img" aria-label={`${title}: chart; the table below has the figures`} />;
+}
+
+export function DailyChart({ days, title }: { days: readonly DayUsage[]; title: string }) {
+  const points = days.map((d) => ({ t: Date.parse(`${d.day}T00:00:00Z`) / 1000, requests: d.requests, cost_usd: d.cost_usd }));
   return (
     <figure>
-      <div ref={box} class="chart" role="img" aria-label={`${title}: chart; the table below has the figures`} />
+      <UsagePlot points={points} title={title} />
       <details>
         <summary>Figures by day</summary>
         <table>
@@ -64,5 +75,80 @@ export function DailyChart({ days, title }: { days: readonly DayUsage[]; title: 
         </table>
       </details>
     </figure>
+  );
+}
+
+const RANGES = [
+  [24, 'Last 24 hours'],
+  [168, 'Last 7 days'],
+] as const;
+
+/**
+ * Spend and requests by hour (the hourly usage buckets, cluster-wide): the last 24 hours or 7
+ * days. `path`: `me/hourly` or `keys/<id>/hourly`.
+ */
+export function HourlyChart({ path }: { path: string }) {
+  const [hours, setHours] = useState<number>(24);
+  const [load, reload] = useLoad(() => api<HourlyList>('GET', `${path}?hours=${hours}`), [path, hours]);
+  const label = RANGES.find(([n]) => n === hours)?.[1] ?? `Last ${hours} hours`;
+  return (
+    <section class="hourly" aria-labelledby="hourly-title">
+      <h3 id="hourly-title">By hour</h3>
+      <fieldset class="range">
+        <legend>Range</legend>
+        {RANGES.map(([n, text]) => (
+          <label key={n}>
+            <input type="radio" name={`hourly-range-${path}`} value={n} checked={hours === n} onChange={() => setHours(n)} /> {text}
+          </label>
+        ))}
+      </fieldset>
+      <Loaded load={load} what="the hourly usage" retry={reload}>
+        {(list) => {
+          if (list.hours_kept === 0) return <p>Hourly usage is not kept (usage.hourly_retention_days is 0).</p>;
+          const active = list.data.filter((h) => h.requests > 0);
+          const sum = (pick: (h: HourUsage) => number) => list.data.reduce((n, h) => n + pick(h), 0);
+          const costNano = sum((h) => h.cost_nano);
+          const points = list.data.map((h) => ({ t: Date.parse(h.hour) / 1000, requests: h.requests, cost_usd: h.cost_usd }));
+          return (
+            <figure>
+              <p class="hourly-total">
+                {label}: <span class="hourly-requests">{int(sum((h) => h.requests))}</span> requests,{' '}
+                <span class="hourly-spend">${(costNano / 1e9).toFixed(6)}</span>
+                {list.data.length < hours && ` (hourly usage is kept ${list.hours_kept / 24} days)`}
+              </p>
+              <UsagePlot points={points} title={`Spend and requests by hour, ${label.toLowerCase()}`} />
+              <details>
+                <summary>Figures by hour</summary>
+                <table>
+                  <caption>Hours with requests</caption>
+                  <thead>
+                    <tr>
+                      <th scope="col">Hour</th>
+                      <th scope="col">Requests</th>
+                      <th scope="col">Tokens in / cached / out</th>
+                      <th scope="col">Spend</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {active.map((h) => (
+                      <tr key={h.hour}>
+                        <td>
+                          <Time iso={h.hour} />
+                        </td>
+                        <td>{h.requests}</td>
+                        <td>
+                          {h.input_tokens} / {h.cached_tokens} / {h.output_tokens}
+                        </td>
+                        <td>${h.cost_usd.toFixed(6)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </details>
+            </figure>
+          );
+        }}
+      </Loaded>
+    </section>
   );
 }

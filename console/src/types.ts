@@ -70,6 +70,36 @@ export interface DayUsage {
   readonly output_tokens: number;
   readonly cost_usd: number;
 }
+export interface HourUsage {
+  /** The hour's start, ISO 8601 UTC. */
+  readonly hour: string;
+  readonly requests: number;
+  readonly input_tokens: number;
+  readonly cached_tokens: number;
+  readonly output_tokens: number;
+  readonly cost_usd: number;
+  readonly cost_nano: number;
+}
+export interface HourlyList {
+  readonly id: string;
+  /** How many hours back the buckets are kept (0: not kept). */
+  readonly hours_kept: number;
+  readonly data: HourUsage[];
+}
+/** The overview's live panels: this instance's metrics since it started. */
+export interface Panels {
+  readonly scope: 'instance';
+  readonly since: string;
+  readonly metrics_enabled: boolean;
+  readonly spend_by_model: { model: string; cost_nano: number; cost_usd: number; input_tokens: number; cached_tokens: number; output_tokens: number }[];
+  readonly rate_limited: { limit: string; count: number }[];
+  readonly ceiling_refusals: { upstream: string; count: number }[];
+  readonly cache_savings: { source: string; saved_nano: number; saved_usd: number }[];
+  readonly response_cache_hits: number;
+  readonly upstreams: { id: string; state: string; ejections: number; ceiling: { model: string; limit: string; remaining: number }[] }[];
+  readonly per_key_labels: boolean;
+  readonly retired_callers: { key: string | null; model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
+}
 export interface SessionInfo {
   readonly signed_in: boolean;
   readonly role: 'admin' | 'key' | null;
@@ -85,4 +115,6 @@ export interface SelfReport extends UsageReport {
   readonly models: string[] | null;
   readonly expires_at: string | null;
   readonly key_hint: string | null;
+  /** Models with a shutdown date ahead this key called (this instance, since it started). */
+  readonly retiring_models?: { model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
 }

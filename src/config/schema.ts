@@ -270,6 +270,12 @@ export const configSchema = z.strictObject({
       flush_interval_ms: positiveInt
         .default(1_000)
         .describe('Usage of keys without budgets or token quotas is counted in process and written to the store this often (keys with budgets or quotas are counted in the admission itself).'),
+      hourly_retention_days: z
+        .preprocess(fromText, z.number().int().min(0).max(35))
+        .default(8)
+        .describe(
+          "Days each key's hourly usage buckets (requests, tokens, cost per UTC hour, for the console's hourly charts) are kept after their hour. Written with the request's existing settlement call. 0: no hourly buckets.",
+        ),
     })
     .prefault({})
     .describe('Usage counters.'),

@@ -4,6 +4,7 @@ import fastifyCookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { Catalogue } from '../config/catalogue.js';
 import type { Config } from '../config/schema.js';
 import { ServiceUnavailableError } from '../errors/errors.js';
@@ -11,7 +12,7 @@ import { createKeyAdmin } from '../keys/admin.js';
 import type { KeyBackend } from '../keys/backend.js';
 import type { KeyStore } from '../keys/registry.js';
 import type { Limiter } from '../limits/limiter.js';
-import type { HistoryReader } from '../quota/history.js';
+import type { HistoryReader, HourlyReader } from '../quota/history.js';
 import type { UsageReader } from '../quota/report.js';
 import type { AdminCacheDeps } from '../routes/admin-cache.js';
 import type { AdminDeps } from '../routes/admin.js';
@@ -30,6 +31,10 @@ export interface ConsoleDeps {
   readonly usage: UsageReader;
   readonly limiter: Limiter;
   readonly history: HistoryReader;
+  readonly hourly: HourlyReader;
+  /** The overview's live panels: this instance's metric registry and upstream pool. */
+  readonly registry: Registry;
+  readonly upstreamHealth: () => Record<string, string>;
   /** Where the built pages are (`npm run build` writes dist/console-ui). */
   readonly assetsDir?: string;
 }
@@ -96,6 +101,9 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
     catalogue: deps.catalogue,
     history: deps.history,
     historyDays: config.console.history_days,
+    hourly: deps.hourly,
+    hourlyRetentionDays: config.usage.hourly_retention_days,
+    panels: { registry: deps.registry, catalogue: deps.catalogue, upstreamHealth: deps.upstreamHealth, metricsEnabled: config.metrics.enabled, perKeyLabels: config.metrics.per_key_labels, startedAt: Date.now() },
   });
 
   app.get('/', { prefixTrailingSlash: 'no-slash' }, async (_request, reply) => reply.redirect('/console/'));

@@ -7,7 +7,7 @@ import { costOf, nanoToUsd } from '../usage/cost.js';
 import type { Usage } from '../usage/extract.js';
 import { FIELDS, usageKey } from './fields.js';
 import type { UsageRecorder } from './recorder.js';
-import { windowClock, windowTtlMs, type Window, type WindowName } from './windows.js';
+import { windowClock, windowTtlMs, type HourWindow, type Window, type WindowName } from './windows.js';
 
 export { FIELDS, usageKey } from './fields.js';
 
@@ -23,6 +23,8 @@ export interface QuotaOptions {
   readonly keyPrefix: string;
   /** Where the usage of keys without budgets or quotas goes (counted in process, flushed). */
   readonly recorder: UsageRecorder;
+  /** How long an hourly usage hash is kept after its hour (config usage.hourly_retention_days); 0: none kept. */
+  readonly hourlyRetentionMs?: number;
   readonly clock?: () => number;
 }
 
@@ -35,6 +37,7 @@ interface Cap {
 
 export function createQuotas(options: QuotaOptions): Quotas {
   const { keyPrefix, recorder } = options;
+  const hourlyRetentionMs = options.hourlyRetentionMs ?? 0;
   const windowsNow = windowClock(options.clock ?? Date.now);
 
   const settledCounters = (hashes: readonly Hash[], actual: Usage, cost: number, reservedCost: number, reservedTokens: number, requests: number): CounterCall[] => {
@@ -55,9 +58,21 @@ export function createQuotas(options: QuotaOptions): Quotas {
     return out;
   };
 
+  /** The hourly hash's counters (settled usage, one request), with the same settlement call. */
+  const hourlyCounters = (out: CounterCall[], keyId: string, hour: HourWindow, now: number, actual: Usage, cost: number): CounterCall[] => {
+    const key = usageKey(keyPrefix, keyId, hour.id);
+    // The expiry is the hash's: set once, with the one field every request writes.
+    out.push({ key, field: FIELDS.requests, units: 1, ttlMs: hour.endsAt - now + hourlyRetentionMs });
+    if (actual.inputTokens !== 0) out.push({ key, field: FIELDS.input, units: actual.inputTokens });
+    if (actual.cachedTokens !== 0) out.push({ key, field: FIELDS.cached, units: actual.cachedTokens });
+    if (actual.outputTokens !== 0) out.push({ key, field: FIELDS.output, units: actual.outputTokens });
+    if (cost !== 0) out.push({ key, field: FIELDS.cost, units: cost });
+    return out;
+  };
+
   return {
     chargeFor(caller, model, inputTokens, outputCap) {
-      const { now, windows } = windowsNow();
+      const { now, windows, hour } = windowsNow();
       const prices = model?.prices;
       const actualCost = (actual: Usage): number => costOf(prices, actual).total;
       const quota = caller.quota;
@@ -66,7 +81,7 @@ export function createQuotas(options: QuotaOptions): Quotas {
         return {
           counters: NO_COUNTERS,
           settle(actual) {
-            recorder.record(caller.id, windows, now, actual, actualCost(actual));
+            recorder.record(caller.id, windows, now, actual, actualCost(actual), hourlyRetentionMs > 0 ? hour : undefined);
             return NO_COUNTERS;
           },
           refusal: neverRefused,
@@ -92,7 +107,11 @@ export function createQuotas(options: QuotaOptions): Quotas {
       }
       return {
         counters,
-        settle: (actual) => settledCounters(hashes, actual, actualCost(actual), reservedCost, reservedTokens, 0),
+        settle(actual) {
+          const cost = actualCost(actual);
+          const out = settledCounters(hashes, actual, cost, reservedCost, reservedTokens, 0);
+          return hourlyRetentionMs > 0 ? hourlyCounters(out, caller.id, hour, now, actual, cost) : out;
+        },
         refusal(index, values) {
           const cap = caps[index];
           const used = values[index] ?? 0;

@@ -1,7 +1,7 @@
 import { hashTag, settlementId, type CounterCall, type LimiterStore } from '../limits/store.js';
 import type { Usage } from '../usage/extract.js';
 import { FIELDS, usageKey } from './fields.js';
-import { windowTtlMs, type Window } from './windows.js';
+import { windowTtlMs, type HourWindow, type Window } from './windows.js';
 
 /**
  * Usage of keys without budgets or token quotas: counted in process and written to the store in one
@@ -17,7 +17,7 @@ export interface UsageRecorder {
    * One settled request of a key without caps, in the windows it was admitted in: summed in
    * process (one Map lookup per request), written as counters by the next flush.
    */
-  record(keyId: string, windows: readonly Window[], at: number, actual: Usage, cost: number): void;
+  record(keyId: string, windows: readonly Window[], at: number, actual: Usage, cost: number, hour?: HourWindow): void;
   /** Write everything counted so far (reports call it first, so they include this instance's latest). */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -30,6 +30,8 @@ export interface RecorderOptions {
   /** 0: write at once (tests); the gateway batches for every store, memory included. */
   readonly intervalMs: number;
   readonly onError?: (error: unknown) => void;
+  /** How long an hourly usage hash is kept after its hour (recorded only when `record` is given the hour). */
+  readonly hourlyRetentionMs?: number;
 }
 
 interface Pending {
@@ -42,6 +44,7 @@ interface Pending {
 interface Totals {
   readonly keyId: string;
   readonly windows: readonly Window[];
+  readonly hour: HourWindow | undefined;
   at: number;
   requests: number;
   input: number;
@@ -52,8 +55,9 @@ interface Totals {
 
 export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
   const { store, intervalMs, keyPrefix } = options;
-  /** Per set of windows (one object per UTC day), per key. */
-  let totals = new Map<readonly Window[], Map<string, Totals>>();
+  const hourlyRetentionMs = options.hourlyRetentionMs ?? 0;
+  /** Per hour (one object per UTC hour), else per set of windows (one object per UTC day), per key. */
+  let totals = new Map<object, Map<string, Totals>>();
   /** tag → "key\0field" → pending units */
   let pending = new Map<string, Map<string, Pending>>();
   /** Batches to write again exactly as they were, by settlement id. */
@@ -111,6 +115,18 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
           add(FIELDS.spend, t.cost);
           add(FIELDS.tokens, t.input + t.output);
         }
+        if (t.hour) {
+          const key = usageKey(keyPrefix, t.keyId, t.hour.id);
+          const add = (field: string, units: number): void => {
+            if (units !== 0) counters.push({ key, field, units });
+          };
+          // The expiry is the hash's: set once, with the one field every request writes.
+          counters.push({ key, field: FIELDS.requests, units: t.requests, ttlMs: t.hour.endsAt - t.at + hourlyRetentionMs });
+          add(FIELDS.input, t.input);
+          add(FIELDS.cached, t.cached);
+          add(FIELDS.output, t.output);
+          add(FIELDS.cost, t.cost);
+        }
         merge(counters);
       }
     }
@@ -154,15 +170,16 @@ export function createUsageRecorder(options: RecorderOptions): UsageRecorder {
       else if (intervalMs > 0) return merge(counters);
       if (intervalMs === 0) void write(id ?? settlementId(), counters);
     },
-    record(keyId, windows, at, actual, cost) {
-      let byKey = totals.get(windows);
+    record(keyId, windows, at, actual, cost, hour) {
+      const group = hour ?? windows;
+      let byKey = totals.get(group);
       if (!byKey) {
         byKey = new Map();
-        totals.set(windows, byKey);
+        totals.set(group, byKey);
       }
       let t = byKey.get(keyId);
       if (!t) {
-        t = { keyId, windows, at, requests: 0, input: 0, cached: 0, output: 0, cost: 0 };
+        t = { keyId, windows, hour, at, requests: 0, input: 0, cached: 0, output: 0, cost: 0 };
         byKey.set(keyId, t);
       }
       t.at = at;

@@ -35,12 +35,40 @@ export function windowTtlMs(window: Window, nowMs: number): number {
   return window.name === 'total' ? 0 : window.endsAt - nowMs + RETENTION_MS[window.name];
 }
 
-/** The windows of `clock()`, recomputed only when the day changes (this runs on every request). */
-export function windowClock(clock: () => number): () => { readonly now: number; readonly windows: readonly Window[] } {
-  let current = windowsAt(clock());
+const HOUR_MS = 3_600_000;
+
+/** One UTC hour of the hourly usage history (settled usage only: nothing is capped per hour). */
+export interface HourWindow {
+  /** `h:2026-11-26T13` */
+  readonly id: string;
+  readonly endsAt: number;
+}
+
+export function hourAt(nowMs: number): HourWindow {
+  const start = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
+  return { id: `h:${new Date(start).toISOString().slice(0, 13)}`, endsAt: start + HOUR_MS };
+}
+
+export interface WindowsNow {
+  readonly now: number;
+  readonly windows: readonly Window[];
+  readonly hour: HourWindow;
+}
+
+/**
+ * The windows and the hour of `clock()`, recomputed only when the hour changes (this runs on
+ * every request). Days start on an hour, so the day's windows change only with the hour.
+ */
+export function windowClock(clock: () => number): () => WindowsNow {
+  const first = clock();
+  let windows = windowsAt(first);
+  let hour = hourAt(first);
   return () => {
     const now = clock();
-    if (now >= current[0].endsAt || now < current[0].endsAt - 86_400_000) current = windowsAt(now);
-    return { now, windows: current };
+    if (now >= hour.endsAt || now < hour.endsAt - HOUR_MS) {
+      hour = hourAt(now);
+      if (now >= windows[0].endsAt || now < windows[0].endsAt - 86_400_000) windows = windowsAt(now);
+    }
+    return { now, windows, hour };
   };
 }

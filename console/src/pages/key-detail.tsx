@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
-import { DailyChart } from '../chart.js';
+import { DailyChart, HourlyChart } from '../chart.js';
 import { PolicyForm } from '../policy-form.js';
 import type { DayUsage, KeyView, UsageReport } from '../types.js';
 import { ErrorBox, Loaded, SecretOnce, Time, useLoad } from '../ui.js';
@@ -102,6 +102,7 @@ export function KeyDetailPage({ id }: { id: string }) {
         <Loaded load={history} what="the history" retry={reloadHistory}>
           {(h) => <DailyChart days={h.data} title="Spend and requests by day (UTC)" />}
         </Loaded>
+        <HourlyChart path={`keys/${encodeURIComponent(id)}/hourly`} />
       </section>
     </>
   );

@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { DailyChart } from '../chart.js';
+import { DailyChart, HourlyChart } from '../chart.js';
 import type { DayUsage, SelfReport } from '../types.js';
 import { Loaded, Time, useLoad } from '../ui.js';
 import { UsageSummary } from './usage-summary.js';
@@ -18,6 +18,12 @@ export function MePage() {
             {near.map(([window, cap]) => (
               <p class="warning" role="alert" key={window}>
                 Near its {window} budget: {Math.round((cap.used / cap.limit) * 100)}% used.
+              </p>
+            ))}
+            {(report.retiring_models ?? []).map((r) => (
+              <p class="warning retiring" role="alert" key={`retiring-${r.model}`}>
+                This key still calls {r.model}, which shuts down on {r.shutdown_date ?? 'a set date'}
+                {r.successor ? `; move to ${r.successor}` : ''} ({r.requests} {r.requests === 1 ? 'request' : 'requests'} on this gateway instance since it started).
               </p>
             ))}
             <dl class="facts">
@@ -47,6 +53,7 @@ export function MePage() {
             <Loaded load={history} what="the history" retry={reloadHistory}>
               {(h) => <DailyChart days={h.data} title="Spend and requests by day (UTC)" />}
             </Loaded>
+            <HourlyChart path="me/hourly" />
           </>
         );
       }}
