@@ -65,6 +65,8 @@ export interface HeldForm {
   readonly bytes: Buffer;
   /** Text fields by name; a name given twice is refused (which one would the upstream use?). */
   readonly fields: ReadonlyMap<string, string>;
+  /** Bytes of its file parts (an upload's size, for unit quotes). */
+  readonly fileBytes: number;
 }
 
 const FIELD_LIMITS = { fieldSize: 1024 * 1024, fields: 256, parts: 1024 };
@@ -101,12 +103,15 @@ export function holdMultipart(raw: IncomingMessage, limitBytes: number): Promise
       if (fields.has(name)) return fail(new InvalidRequestError(`The form field '${name}' was given more than once.`, name, 'invalid_multipart'));
       fields.set(name, value);
     });
-    parser.on('file', (_name, file) => file.resume());
+    let fileBytes = 0;
+    parser.on('file', (_name, file) => {
+      file.on('data', (data: Buffer) => (fileBytes += data.length));
+    });
     parser.on('partsLimit', () => fail(new InvalidRequestError('The form has too many parts.', null, 'invalid_multipart')));
     parser.on('fieldsLimit', () => fail(new InvalidRequestError('The form has too many fields.', null, 'invalid_multipart')));
     parser.on('error', () => fail(new InvalidRequestError('The multipart body could not be parsed.', null, 'invalid_multipart')));
     parser.on('close', () => {
-      if (!failed) resolve({ bytes: Buffer.concat(chunks, size), fields });
+      if (!failed) resolve({ bytes: Buffer.concat(chunks, size), fields, fileBytes });
     });
     raw.on('data', (chunk: Buffer) => {
       size += chunk.length;
