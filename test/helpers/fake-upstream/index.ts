@@ -88,6 +88,7 @@ route('POST /images/edits', media.imageEdits);
 route('POST /audio/speech', media.speech);
 route('POST /audio/transcriptions', (ctx) => media.transcribe(ctx, 'transcriptions'));
 route('POST /audio/translations', (ctx) => media.transcribe(ctx, 'translations'));
+route('POST /videos', media.createVideo);
 route('GET /models', media.listModels);
 route('GET /models/:id', media.getModel);
 route('POST /files', files.uploadFile);
