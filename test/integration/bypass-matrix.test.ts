@@ -15,6 +15,7 @@ import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway
  */
 
 const RESTRICTED = 'tg-matrix-restricted-0123456789';
+const BUDGET_ONLY = 'tg-matrix-budget-only-0123456789';
 const OPEN = 'tg-matrix-open-0123456789abcdef';
 const BOUNDARY = 'tollgatematrixboundary';
 
@@ -154,6 +155,7 @@ beforeAll(async () => {
       keys: [
         { id: 'restricted', key: RESTRICTED, tier: 'tier-5', limits: { rpm: 1 }, models: ['gpt-4.1-nano'], budget_usd: { daily: 0 } },
         { id: 'open', key: OPEN, tier: 'tier-5' },
+        { id: 'budget-only', key: BUDGET_ONLY, tier: 'tier-5', budget_usd: { daily: 0 } },
       ],
     },
   });
@@ -181,6 +183,35 @@ describe('bypass matrix', () => {
     const unshaped = answers.filter((a) => !isOpenAIError(a.text)).map((a) => `${label(a.c)} → ${a.status} ${a.text.slice(0, 80)}`);
     expect(unshaped).toEqual([]);
     expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+  }, 120_000);
+
+  // Unit-priced endpoints (images, speech, transcription, video) with a model priced in their unit:
+  // a key whose only limit is a used-up budget is refused by its budget, named model or not.
+  it('a key with only an exhausted budget: no unit-priced request reaches the upstream, named, defaulted or implied model', async () => {
+    upstream.reset();
+    const PRICED: Record<NonNullable<Endpoint['units']>, string> = { images: 'dall-e-3', speech: 'tts-1', transcription: 'whisper-1', video: 'sora-2' };
+    const units = METERED.filter((e) => e.units !== undefined);
+    expect(units.map((e) => e.url)).toEqual(expect.arrayContaining(['/v1/images/generations', '/v1/audio/speech', '/v1/audio/transcriptions', '/v1/videos']));
+    const answers: string[] = [];
+    for (const endpoint of units) {
+      const multipart = endpoint.body !== 'json';
+      for (const model of [PRICED[endpoint.units as keyof typeof PRICED], undefined]) {
+        const payload = multipart
+          ? body('missing', true).toString('latin1').replace(`--${BOUNDARY}\r\n`, model === undefined ? `--${BOUNDARY}\r\n` : `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\n${model}\r\n--${BOUNDARY}\r\n`)
+          : Buffer.from(JSON.stringify({ input: 'hi', prompt: 'hi', voice: 'alloy', ...(model === undefined ? {} : { model }) })).toString('latin1');
+        const answer = await send(concretePath(endpoint), CONTENT_TYPES[multipart ? 'multipart' : 'json'], Buffer.from(payload, 'latin1'), BUDGET_ONLY);
+        const code = (JSON.parse(answer.text) as { error?: { code?: string } }).error?.code;
+        answers.push(`${endpoint.url} ${model ?? '(none)'} → ${answer.status} ${code}`);
+        expect(isOpenAIError(answer.text), answer.text).toBe(true);
+        // A priced model, named or the endpoint's default: the budget's 429; none at all: a 400 (model
+        // required, or implied by an object tollgate cannot price: the key's policy).
+        const priced = model !== undefined || typeof endpoint.model?.rule === 'object';
+        const expected = priced ? '429 insufficient_quota' : endpoint.model?.rule === 'implied' ? '400 model_required_by_key_policy' : `400 ${code}`;
+        expect(`${endpoint.url} ${model ?? '(none)'} → ${answer.status} ${code}`).toBe(`${endpoint.url} ${model ?? '(none)'} → ${expected}`);
+      }
+    }
+    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+    expect(answers.length).toBe(units.length * 2);
   }, 120_000);
 
   it('a key without limits: only canonical paths, accepted content types and string models reach the upstream', async () => {
