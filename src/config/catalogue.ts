@@ -1,4 +1,4 @@
-import { DEFAULT_MODELS, DEFAULT_TIERS, MODAL_TOKEN_TYPES, TIER_NAMES, type ModalTokenType, type TierLimits, type TierName } from './defaults.js';
+import { DEFAULT_CONTAINER_PRICES, DEFAULT_MODELS, DEFAULT_TIERS, MODAL_TOKEN_TYPES, TIER_NAMES, type ModalTokenType, type TierLimits, type TierName } from './defaults.js';
 import type { Config, ModelEntry } from './schema.js';
 import { ConfigError } from './load.js';
 
@@ -73,6 +73,8 @@ export interface UnitPricesNano {
   readonly perMinute?: number | undefined;
   readonly audioBytesPerSecond: number;
   readonly perSecond?: ReadonlyMap<string, number> | undefined;
+  /** Containers, by memory limit (not a model's: the catalogue's `containers`). */
+  readonly perContainer?: ReadonlyMap<string, number> | undefined;
 }
 
 type UnitFields = NonNullable<ModelEntry['unit_prices']>;
@@ -151,6 +153,8 @@ export interface Catalogue {
   resolve(model: string): ModelInfo | undefined;
   readonly models: readonly ModelInfo[];
   tierLimits(tier: TierName): TierLimits;
+  /** Container prices (`POST /v1/containers`), as unit prices. */
+  readonly containers: UnitPricesNano;
 }
 
 function mergeByName(defaults: readonly ModelEntry[], overrides: readonly ModelEntry[]): ModelEntry[] {
@@ -203,6 +207,7 @@ export function buildCatalogue(config: Config): Catalogue {
   for (const tier of TIER_NAMES) tiers.set(tier, { ...DEFAULT_TIERS[tier], ...config.tiers[tier] });
   return {
     models,
+    containers: { perContainer: nanoMap({ ...DEFAULT_CONTAINER_PRICES, ...config.models.container_prices }), audioBytesPerSecond: 0 },
     resolve: (model) => byName.get(model),
     tierLimits: (tier) => tiers.get(tier) ?? DEFAULT_TIERS[tier],
   };

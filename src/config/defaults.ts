@@ -59,6 +59,9 @@ export interface UnitPrices {
   per_second?: Record<string, number> | undefined;
 }
 
+/** Code-interpreter containers: US dollars per container by memory limit (OpenAI's pricing page). */
+export const DEFAULT_CONTAINER_PRICES: Record<string, number> = { '1g': 0.03, '4g': 0.12, '16g': 0.48, '64g': 1.92 };
+
 export const MODAL_TOKEN_TYPES = ['text_input', 'cached_text_input', 'image_input', 'cached_image_input', 'audio_input', 'text_output', 'image_output', 'audio_output'] as const;
 export type ModalTokenType = (typeof MODAL_TOKEN_TYPES)[number];
 

@@ -225,6 +225,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       unknown: z.enum(['reject', 'pass_through']).default('reject').describe('A model outside the catalogue: `reject` (404 model_not_found) or `pass_through` (forwarded, unpriced, under the `other` label).'),
       catalogue: z.array(modelEntry).default([]).describe('Model entries merged over the built-in catalogue by `name`.'),
+      container_prices: z
+        .record(z.string().min(1), price)
+        .default({})
+        .describe(
+          "US dollars per container created (`POST /v1/containers`) by its `memory_limit`, merged over the built-in prices (1g $0.03, 4g $0.12, 16g $0.48, 64g $1.92); a container without a `memory_limit` is priced as `1g`, one with a limit not listed at the dearest.",
+        ),
     })
     .prefault({})
     .describe('The model catalogue: names, aliases, context windows, output caps, prices.'),

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { ModelPricesNano } from '../config/catalogue.js';
 import { costOf, ZERO_COST, type Cost } from '../usage/cost.js';
-import type { Usage } from '../usage/extract.js';
+import type { Bill, Usage } from '../usage/extract.js';
 import { Tally, type Cell } from './tally.js';
 
 /** `reported`: the upstream's usage object; `estimated`: the settlement estimate (client gone, stream cut). */
@@ -60,7 +60,7 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
   });
   const cost = new Tally({
     name: 'tollgate_cost_usd_total',
-    help: 'Spend in US dollars at the catalogue prices (Batch prices for batches), by key id, model, type (input, cached_input, output) and the unit it was priced in (tokens, images, characters, minutes of audio, seconds of video). Exact to the nano-dollar.',
+    help: 'Spend in US dollars at the catalogue prices (Batch prices for batches), by key id, model, type (input, cached_input, output) and the unit it was priced in (tokens, images, characters, minutes of audio, seconds of video, container sessions). Exact to the nano-dollar.',
     labelNames: ['key', 'model', 'type', 'unit'],
     registry,
     divisor: 1e9,
@@ -121,11 +121,16 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
       const uncached = usage.inputTokens - cached;
       const counts = source === 'reported' ? entry.reported : (entry.estimated ??= typed(tokens, { key, model, source }));
       add(counts, uncached, cached, usage.outputTokens);
-      if (!entry.prices) {
+      if (!entry.prices && !usage.billed) {
         add(entry.unpriced as TokenCells, uncached, cached, usage.outputTokens);
         return ZERO_COST;
       }
       const spent = costOf(entry.prices, usage, batch);
+      if (!entry.prices) {
+        // Billed without a model (containers): by its unit only.
+        add(unitCells(entry, key, model, (usage.billed as Bill).unit), spent.input, spent.cachedInput, spent.output);
+        return spent;
+      }
       add(usage.billed ? unitCells(entry, key, model, usage.billed.unit) : (entry.cost as TokenCells), spent.input, spent.cachedInput, spent.output);
       if (usage.billed) return spent;
       if (!batch && cached > 0) (entry.saved as Cell).value += savedByCache(entry.prices, cached, spent.cachedInput);

@@ -120,7 +120,11 @@ export function admit(endpoint: Endpoint, body: unknown, caller: Caller | undefi
   }
   const json = body as JsonObject;
   const field = endpoint.model;
-  if (!field) return json.stream === true ? { ...MANAGEMENT, stream: true } : MANAGEMENT;
+  if (!field) {
+    // Containers: priced by session, without a model.
+    if (endpoint.units) return { ...MANAGEMENT, units: quoteUnits(endpoint.units, catalogue.containers, { param: (name) => json[name], fileBytes: 0, charsPerToken: 1 }) };
+    return json.stream === true ? { ...MANAGEMENT, stream: true } : MANAGEMENT;
+  }
   const metered = endpoint.metered === true;
   const { requested: requestedModel, model } = resolveModel(field, fieldAt(json, field.path), caller, catalogue, config, metered);
   const stream = json.stream === true;

@@ -246,7 +246,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   get('/conversations/:conversation_id/items/:item_id'),
   del('/conversations/:conversation_id/items/:item_id'),
   get('/containers'),
-  post('/containers'),
+  post('/containers', 'json', { metered: true, units: 'containers' }),
   get('/containers/:container_id'),
   del('/containers/:container_id'),
   get('/containers/:container_id/files'),

@@ -111,7 +111,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
     }
     // No body (an endpoint with a model then refuses or takes its default), or one without a
     // model to read (file uploads, SDP offers): streamed upstream after admission.
-    const admission = endpoint.model ? admit(endpoint, undefined, state.caller, catalogue, config) : MANAGEMENT;
+    const admission = endpoint.model || endpoint.units ? admit(endpoint, undefined, state.caller, catalogue, config) : MANAGEMENT;
     return chain(admission, (admitted) => prepareOpaque(endpoint, request, admitted, form === 'empty' ? undefined : 'stream'));
   }
 

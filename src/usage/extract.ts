@@ -26,7 +26,7 @@ export interface Bill {
 }
 
 /** The unit label of cost metrics. Audio billed per minute is counted in (whole or fractional) seconds of its duration. */
-export type BillUnit = 'tokens' | 'images' | 'characters' | 'minutes' | 'seconds';
+export type BillUnit = 'tokens' | 'images' | 'characters' | 'minutes' | 'seconds' | 'sessions';
 
 /** A realtime `usage` by modality; `*In` include the cached tokens of that modality, as OpenAI's do. */
 export interface RealtimeTokens {

@@ -9,7 +9,7 @@ import { lastObjectMember } from './json-tail.js';
  * characters, the upload's size, seconds); the quote is reserved against budgets like a token
  * estimate, and the answer settles it to what it reports. Every figure is integer nano-dollars.
  */
-export type UnitKind = 'images' | 'speech' | 'transcription' | 'video';
+export type UnitKind = 'images' | 'speech' | 'transcription' | 'video' | 'containers';
 
 export interface UnitQuote {
   /** The most the request can cost: reserved before, and billed (as estimated) when the answer does not tell. */
@@ -44,6 +44,8 @@ export function quoteUnits(kind: UnitKind, prices: UnitPricesNano | undefined, i
       return quoteTranscription(prices, input);
     case 'video':
       return quoteVideo(prices, input);
+    case 'containers':
+      return quoteContainer(prices, input);
   }
 }
 
@@ -211,6 +213,14 @@ function quoteVideo(prices: UnitPricesNano, { param }: QuoteInput): UnitQuote | 
       return seconds !== undefined && size !== undefined ? of(Number(seconds), size) : reserved;
     },
   };
+}
+
+/** A code-interpreter container: one session at the price of its `memory_limit` (default 1g). */
+function quoteContainer(prices: UnitPricesNano, { param }: QuoteInput): UnitQuote | undefined {
+  const table = prices.perContainer;
+  if (!table) return undefined;
+  const each = table.get(text(param('memory_limit')) ?? '1g') ?? maxOf(table.values());
+  return fixed(usageOfBill(bill('sessions', 1, 0, each)));
 }
 
 function int(value: unknown): number {

@@ -189,13 +189,14 @@ describe('bypass matrix', () => {
   // a key whose only limit is a used-up budget is refused by its budget, named model or not.
   it('a key with only an exhausted budget: no unit-priced request reaches the upstream, named, defaulted or implied model', async () => {
     upstream.reset();
-    const PRICED: Record<NonNullable<Endpoint['units']>, string> = { images: 'dall-e-3', speech: 'tts-1', transcription: 'whisper-1', video: 'sora-2' };
+    const PRICED: Record<NonNullable<Endpoint['units']>, string | undefined> = { images: 'dall-e-3', speech: 'tts-1', transcription: 'whisper-1', video: 'sora-2', containers: undefined };
     const units = METERED.filter((e) => e.units !== undefined);
-    expect(units.map((e) => e.url)).toEqual(expect.arrayContaining(['/v1/images/generations', '/v1/audio/speech', '/v1/audio/transcriptions', '/v1/videos']));
+    expect(units.map((e) => e.url)).toEqual(expect.arrayContaining(['/v1/images/generations', '/v1/audio/speech', '/v1/audio/transcriptions', '/v1/videos', '/v1/containers']));
     const answers: string[] = [];
     for (const endpoint of units) {
       const multipart = endpoint.body !== 'json';
-      for (const model of [PRICED[endpoint.units as keyof typeof PRICED], undefined]) {
+      // Containers name no model: priced by their memory limit.
+      for (const model of endpoint.model ? [PRICED[endpoint.units as keyof typeof PRICED], undefined] : [undefined]) {
         const payload = multipart
           ? body('missing', true).toString('latin1').replace(`--${BOUNDARY}\r\n`, model === undefined ? `--${BOUNDARY}\r\n` : `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\n${model}\r\n--${BOUNDARY}\r\n`)
           : Buffer.from(JSON.stringify({ input: 'hi', prompt: 'hi', voice: 'alloy', ...(model === undefined ? {} : { model }) })).toString('latin1');
@@ -205,13 +206,13 @@ describe('bypass matrix', () => {
         expect(isOpenAIError(answer.text), answer.text).toBe(true);
         // A priced model, named or the endpoint's default: the budget's 429; none at all: a 400 (model
         // required, or implied by an object tollgate cannot price: the key's policy).
-        const priced = model !== undefined || typeof endpoint.model?.rule === 'object';
+        const priced = model !== undefined || !endpoint.model || typeof endpoint.model.rule === 'object';
         const expected = priced ? '429 insufficient_quota' : endpoint.model?.rule === 'implied' ? '400 model_required_by_key_policy' : `400 ${code}`;
         expect(`${endpoint.url} ${model ?? '(none)'} → ${answer.status} ${code}`).toBe(`${endpoint.url} ${model ?? '(none)'} → ${expected}`);
       }
     }
     expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
-    expect(answers.length).toBe(units.length * 2);
+    expect(answers.length).toBe(units.length * 2 - units.filter((e) => !e.model).length);
   }, 120_000);
 
   it('a key without limits: only canonical paths, accepted content types and string models reach the upstream', async () => {
@@ -221,7 +222,8 @@ describe('bypass matrix', () => {
       .filter((a) => reached(a.tag))
       .filter(({ c }) => {
         const accepted = c.endpoint.body === 'multipart' ? c.contentType === 'multipart' : c.endpoint.body === 'json_or_multipart' ? ['json', 'json-charset', 'multipart'].includes(c.contentType) : ['json', 'json-charset'].includes(c.contentType);
-        const modelOk = c.shape === 'allowed' || c.shape === 'disallowed' || (c.shape === 'missing' && c.endpoint.model?.rule !== 'required');
+        // An endpoint that names no model (containers) does not read the field: any shape may pass.
+        const modelOk = !c.endpoint.model || c.shape === 'allowed' || c.shape === 'disallowed' || (c.shape === 'missing' && c.endpoint.model.rule !== 'required');
         return c.pathForm !== 'canonical' || !accepted || !modelOk;
       })
       .map((a) => label(a.c));

@@ -15,7 +15,7 @@ import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 const PREFIX = uniquePrefix('unit-budgets');
 const ONE_DOLLAR = 1_000_000_000;
 const secret = (id: string): string => `tg-units-${id}-0123456789abcdef`;
-const IDS = ['chat', 'dalle', 'gpt-image', 'tts', 'mini-tts', 'whisper', 'transcribe', 'sora', 'sora-pro'] as const;
+const IDS = ['chat', 'dalle', 'gpt-image', 'tts', 'mini-tts', 'whisper', 'transcribe', 'sora', 'sora-pro', 'containers'] as const;
 type Id = (typeof IDS)[number];
 
 let upstream: FakeUpstream;
@@ -187,5 +187,17 @@ describe('a $1 budget against unit-priced endpoints', () => {
     expect(refusal.message).toContain('may cost up to $2.00');
     expect(upstream.requests.length).toBe(before);
     expect(await spent('sora-pro')).toBe(0);
+  });
+
+  it('containers at $0.12 for 4g: 8 admitted ($0.96), then 4g and 64g ($1.92) refused; priced by session without a model', async () => {
+    const { admitted, refusal } = await untilRefused('containers', () => client('containers').containers.create({ name: 'sandbox', memory_limit: '4g' }));
+    expect(admitted).toBe(8);
+    expect(refusal).toMatchObject(BUDGET_REFUSAL);
+    expect(refusal.message).toContain('may cost up to $0.12');
+    const big = await untilRefused('containers', () => client('containers').containers.create({ name: 'sandbox', memory_limit: '64g' }));
+    expect(big.admitted).toBe(0);
+    expect(big.refusal.message).toContain('may cost up to $1.92');
+    expect(await spent('containers')).toBe(8 * 120_000_000);
+    expect(nanoOf(await metrics(), 'tollgate_cost_usd_total', { key: 'containers', unit: 'sessions' })).toBe(8 * 120_000_000);
   });
 });

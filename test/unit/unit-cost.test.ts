@@ -90,4 +90,15 @@ describe('unit prices (integer nano-dollars)', () => {
     expect(reserved(quote('images', 'dall-e-3', {}, 0, custom))).toBe(50_000_000);
     expect(reserved(quote('speech', 'my-tts', { input: 'abcd' }, 0, custom))).toBe(4 * 20_000);
   });
+
+  it('containers: one session at the price of its memory limit (default 1g; an unknown limit at the dearest); operators override', () => {
+    const of = (params: Record<string, unknown>, config = catalogue): number =>
+      reserved(quoteUnits('containers', config.containers, { param: (name) => params[name], fileBytes: 0, charsPerToken: 4 }) as UnitQuote);
+    expect(of({})).toBe(30_000_000);
+    expect(of({ memory_limit: '16g' })).toBe(480_000_000);
+    expect(of({ memory_limit: '128g' })).toBe(1_920_000_000);
+    const custom = buildCatalogue(configFromObject({ models: { container_prices: { '1g': 0.05 } } }));
+    expect(of({}, custom)).toBe(50_000_000);
+    expect(of({ memory_limit: '4g' }, custom)).toBe(120_000_000);
+  });
 });

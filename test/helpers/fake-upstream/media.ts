@@ -180,6 +180,23 @@ export async function createVideo(ctx: Ctx): Promise<void> {
   });
 }
 
+// ---------------------------------------------------------------- containers
+
+/** A code-interpreter container, as created: its name and memory limit (default 1g). */
+export function createContainer(ctx: Ctx): void {
+  const body = readJsonWith(ctx, 'name');
+  if (!body) return;
+  sendJson(ctx, 200, {
+    id: `cntr_${ctx.hash}`,
+    object: 'container',
+    created_at: CREATED,
+    status: 'running',
+    name: body.name,
+    memory_limit: body.memory_limit ?? '1g',
+    expires_after: { anchor: 'last_active_at', minutes: 20 },
+  });
+}
+
 // ---------------------------------------------------------------- models
 
 const MODELS = ['gpt-4.1-nano', 'gpt-4.1-nano-2025-04-14', 'text-embedding-3-small'].map((id) => ({
