@@ -61,6 +61,8 @@ export interface ModelPricesNano {
   readonly realtime?: RealtimePricesNano | undefined;
   /** Images, speech, transcription, video: prices by their own unit (src/usage/units.ts). */
   readonly units?: UnitPricesNano | undefined;
+  /** Only unit prices: the token prices above are zeros, not prices (a budgeted token request is refused as unpriced). */
+  readonly unitsOnly?: true | undefined;
 }
 
 /** Unit prices in integer nano-dollars (per image, per 1M characters, per minute, per second; per 1M tokens by modality). */
@@ -101,7 +103,7 @@ function unitPrices(u: UnitFields): UnitPricesNano {
 function pricesOf(entry: ModelEntry): ModelPricesNano | undefined {
   const p = entry.price_per_1m;
   const units = entry.unit_prices && { units: unitPrices(entry.unit_prices) };
-  if (!p) return units && { input: 0, cachedInput: 0, output: 0, batchInput: 0, batchOutput: 0, ...units };
+  if (!p) return units && { input: 0, cachedInput: 0, output: 0, batchInput: 0, batchOutput: 0, ...units, unitsOnly: true };
   return {
     input: nanoPerMillion(p.input),
     cachedInput: nanoPerMillion(p.cached_input ?? p.input),

@@ -79,6 +79,7 @@ export function resolveModel(
   catalogue: Catalogue,
   config: Config,
   metered: boolean,
+  unitPriced = false,
 ): { requested: string | undefined; model: ModelInfo | undefined } {
   const param = field.path.join('.');
   if (value !== undefined && typeof value !== 'string') throw new InvalidTypeError(param, 'a string', value);
@@ -97,7 +98,9 @@ export function resolveModel(
   if (model === undefined && config.models.unknown === 'reject') throw new ModelNotFoundError(requested);
   if (caller) {
     checkModelAllowed(caller, requested, model);
-    if (metered && model?.prices === undefined && hasBudget(caller)) throw new PolicyNeedsModelError(caller.id, param, 'unpriced', requested);
+    // Unit-priced endpoints check their own unit's price (quote, below); a token-priced one needs token prices.
+    const unpriced = model?.prices === undefined || (!unitPriced && model.prices.unitsOnly === true);
+    if (metered && unpriced && hasBudget(caller)) throw new PolicyNeedsModelError(caller.id, param, 'unpriced', requested);
   }
   return { requested, model };
 }
@@ -126,7 +129,7 @@ export function admit(endpoint: Endpoint, body: unknown, caller: Caller | undefi
     return json.stream === true ? { ...MANAGEMENT, stream: true } : MANAGEMENT;
   }
   const metered = endpoint.metered === true;
-  const { requested: requestedModel, model } = resolveModel(field, fieldAt(json, field.path), caller, catalogue, config, metered);
+  const { requested: requestedModel, model } = resolveModel(field, fieldAt(json, field.path), caller, catalogue, config, metered, endpoint.units !== undefined);
   const stream = json.stream === true;
   const call = endpoint.modelCall;
   if (!call) {
@@ -169,7 +172,7 @@ export function admitForm(
   const field = endpoint.model;
   if (!field) return MANAGEMENT;
   const name = field.path[field.path.length - 1] as string;
-  const { requested, model } = resolveModel(field, fields.get(name), caller, catalogue, config, endpoint.metered === true);
+  const { requested, model } = resolveModel(field, fields.get(name), caller, catalogue, config, endpoint.metered === true, endpoint.units !== undefined);
   const units = endpoint.units && quote(endpoint, (param) => fields.get(param), fileBytes, requested, model, caller, config);
   return { requestedModel: requested, model, inputTokens: 0, outputCap: undefined, stream: fields.get('stream') === 'true', rewriteModelTo: undefined, units };
 }

@@ -200,4 +200,20 @@ describe('a $1 budget against unit-priced endpoints', () => {
     expect(await spent('containers')).toBe(8 * 120_000_000);
     expect(nanoOf(await metrics(), 'tollgate_cost_usd_total', { key: 'containers', unit: 'sessions' })).toBe(8 * 120_000_000);
   });
+
+  it('a budgeted key is refused a model in the wrong unit: a chat model for images, an image model for chat (nothing priced to apply)', async () => {
+    const before = upstream.requests.length;
+    const refused = async (call: Promise<unknown>): Promise<unknown> =>
+      call.then(
+        () => 'admitted',
+        (err: unknown) => (err instanceof OpenAI.APIError ? { status: err.status, code: err.code, param: err.param } : err),
+      );
+    expect(await refused(client('sora-pro').images.generate({ model: 'gpt-4.1-nano', prompt: 'x' }))).toEqual({ status: 400, code: 'model_required_by_key_policy', param: 'model' });
+    expect(await refused(client('sora-pro').chat.completions.create({ model: 'dall-e-3', messages: [{ role: 'user', content: 'x' }] }))).toEqual({
+      status: 400,
+      code: 'model_required_by_key_policy',
+      param: 'model',
+    });
+    expect(upstream.requests.length).toBe(before);
+  });
 });
