@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { ModelPricesNano } from '../config/catalogue.js';
 import { costOf, ZERO_COST, type Cost } from '../usage/cost.js';
-import type { Bill, Usage } from '../usage/extract.js';
+import type { Usage } from '../usage/extract.js';
 import { Tally, type Cell } from './tally.js';
 
 /** `reported`: the upstream's usage object; `estimated`: the settlement estimate (client gone, stream cut). */
@@ -39,7 +39,7 @@ interface Entry {
   readonly saved: Cell | undefined;
   /** Made on the key and model's first response cache hit. */
   savedByResponseCache: Cell | undefined;
-  /** Cost of unit-priced requests (images, speech, transcription, video) by unit, made on first use. */
+  /** Cost of unit-priced requests (images, speech, transcription, video, containers) by unit, made on first use. */
   byUnit: Map<string, TokenCells> | undefined;
   readonly unpriced: TokenCells | undefined;
 }
@@ -110,7 +110,7 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
   const unitCells = (entry: Entry, key: string, model: string, unit: string): TokenCells => {
     const byUnit = (entry.byUnit ??= new Map());
     let cells = byUnit.get(unit);
-    if (!cells) byUnit.set(unit, (cells = unit === 'tokens' ? (entry.cost as TokenCells) : typed(cost, { key, model, unit })));
+    if (!cells) byUnit.set(unit, (cells = unit === 'tokens' && entry.cost ? entry.cost : typed(cost, { key, model, unit })));
     return cells;
   };
 
@@ -121,18 +121,18 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
       const uncached = usage.inputTokens - cached;
       const counts = source === 'reported' ? entry.reported : (entry.estimated ??= typed(tokens, { key, model, source }));
       add(counts, uncached, cached, usage.outputTokens);
-      if (!entry.prices && !usage.billed) {
+      if (usage.billed) {
+        // Priced by unit (images, speech, transcription, video; containers without a model).
+        const spent = costOf(entry.prices, usage, batch);
+        add(unitCells(entry, key, model, usage.billed.unit), spent.input, spent.cachedInput, spent.output);
+        return spent;
+      }
+      if (!entry.prices) {
         add(entry.unpriced as TokenCells, uncached, cached, usage.outputTokens);
         return ZERO_COST;
       }
       const spent = costOf(entry.prices, usage, batch);
-      if (!entry.prices) {
-        // Billed without a model (containers): by its unit only.
-        add(unitCells(entry, key, model, (usage.billed as Bill).unit), spent.input, spent.cachedInput, spent.output);
-        return spent;
-      }
-      add(usage.billed ? unitCells(entry, key, model, usage.billed.unit) : (entry.cost as TokenCells), spent.input, spent.cachedInput, spent.output);
-      if (usage.billed) return spent;
+      add(entry.cost as TokenCells, spent.input, spent.cachedInput, spent.output);
       if (!batch && cached > 0) (entry.saved as Cell).value += savedByCache(entry.prices, cached, spent.cachedInput);
       return spent;
     },
