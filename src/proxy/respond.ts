@@ -103,6 +103,7 @@ function respondBody(reply: FastifyReply, response: UpstreamResponse, answering:
 }
 
 const HEAD_BYTES = 4096;
+const NO_BYTES = Buffer.alloc(0);
 
 /** A unit-priced answer (JSON or binary): its first and last bytes kept for the bill it states (src/usage/units.ts). */
 function respondUnits(reply: FastifyReply, response: UpstreamResponse, answering: Answering, quote: UnitQuote, failed: boolean): void {
@@ -135,10 +136,12 @@ function respondUnits(reply: FastifyReply, response: UpstreamResponse, answering
 function respondStream(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean, sink: AnswerSink | undefined): void {
   const { endpoint, state } = answering;
   state.stream = true;
+  // A unit-priced stream (image partials, speech or transcript events): its last event's usage, if any.
+  const tail = answering.units && !failed ? new TailBuffer() : undefined;
   relaySse(response.body, reply.raw, {
     shape: endpoint.usage,
     stripInjectedUsage: answering.injectedUsage,
-    tap: sink && ((chunk) => sink.push(chunk)),
+    tap: tail ? (chunk) => tail.push(chunk) : sink && ((chunk) => sink.push(chunk)),
     mapError: (err) => {
       const mapped = mapUpstreamError(err);
       return mapped instanceof UpstreamTimeoutError ? mapped : new UpstreamInterruptedError();
@@ -149,8 +152,8 @@ function respondStream(reply: FastifyReply, response: UpstreamResponse, answerin
       state.streamEnd = streamEnd(outcome, endpoint);
       sink?.end(outcome.completed && !outcome.error && !outcome.clientGone, outcome.usage);
       if (failed) return;
-      // A unit-priced stream (image partials, speech or transcript events): billed at its quote.
-      if (answering.units) settleUnits(state, answering.reservation, answering.units, undefined);
+      // A unit-priced stream: the usage of its last event, else (none, cut, client gone) its quote.
+      if (answering.units) settleUnits(state, answering.reservation, answering.units, tail && !outcome.error && !outcome.clientGone ? answering.units.settle(NO_BYTES, tail.bytes()) : undefined);
       else settleAnswer(state, answering.reservation, endpoint.usage, outcome.usage, answering.inputTokens, outcome.events);
     },
   });

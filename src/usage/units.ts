@@ -143,7 +143,7 @@ function quoteImages(prices: UnitPricesNano, { param, charsPerToken }: QuoteInpu
  * Speech. tts-1, tts-1-hd: per character of `input` (a fixed bill). gpt-4o-mini-tts: by tokens;
  * its answer is the audio itself, without usage, so the bill is the reservation: the text's
  * estimated tokens (input and instructions) and `audio_tokens_per_character` audio tokens per
- * input character.
+ * input character. A stream (`stream_format: "sse"`) reports usage in its last event: billed.
  */
 function quoteSpeech(prices: UnitPricesNano, { param, charsPerToken }: QuoteInput): UnitQuote | undefined {
   const characters = chars(param('input'));
@@ -153,7 +153,17 @@ function quoteSpeech(prices: UnitPricesNano, { param, charsPerToken }: QuoteInpu
   const textTokens = estimateTokens(characters + chars(param('instructions')), charsPerToken);
   const audioTokens = Math.ceil(characters * (prices.audioTokensPerCharacter ?? 2));
   const reserved = usageOfBill(bill('tokens', textTokens + audioTokens, nano(textTokens, t.text_input), nano(audioTokens, t.audio_output)), textTokens, audioTokens);
-  return { reserved, settle: () => undefined };
+  return {
+    reserved,
+    // A stream (`stream_format: "sse"`) ends with `speech.audio.done` and its usage.
+    settle(_head, tail) {
+      const u = record(lastObjectMember(tail));
+      if (!u || u.input_tokens === undefined) return undefined;
+      const input = int(u.input_tokens);
+      const output = int(u.output_tokens);
+      return usageOfBill(bill('tokens', input + output, nano(input, t.text_input), nano(output, t.audio_output)), input, output);
+    },
+  };
 }
 
 /**

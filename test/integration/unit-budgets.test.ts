@@ -15,7 +15,7 @@ import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 const PREFIX = uniquePrefix('unit-budgets');
 const ONE_DOLLAR = 1_000_000_000;
 const secret = (id: string): string => `tg-units-${id}-0123456789abcdef`;
-const IDS = ['chat', 'dalle', 'gpt-image', 'tts', 'mini-tts', 'whisper', 'transcribe', 'sora', 'sora-pro', 'containers'] as const;
+const IDS = ['chat', 'dalle', 'gpt-image', 'tts', 'mini-tts', 'whisper', 'transcribe', 'sora', 'sora-pro', 'containers', 'streams'] as const;
 type Id = (typeof IDS)[number];
 
 let upstream: FakeUpstream;
@@ -215,5 +215,26 @@ describe('a $1 budget against unit-priced endpoints', () => {
       param: 'model',
     });
     expect(upstream.requests.length).toBe(before);
+  });
+
+  it('streams: the usage of the last event is billed (speech SSE, transcript stream); a cut stream is billed at its quote', async () => {
+    // Speech, stream_format sse: 400 characters; the fake reports 100 text tokens ($0.60 per 1M) and 400 audio tokens ($12 per 1M).
+    const input = 'z'.repeat(400);
+    const speech = await client('streams').audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'alloy', input, stream_format: 'sse' });
+    expect(await speech.text()).toContain('speech.audio.done');
+    const speechCost = 100 * 600 + 400 * 12_000;
+    await vi.waitFor(async () => expect(await spent('streams')).toBe(speechCost));
+    // Cut after two events: no usage, so the quote is billed: 100 text tokens + 2 × 400 audio tokens.
+    const cut = await client('streams').audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'alloy', input, stream_format: 'sse' }, { headers: { 'x-fake-cut-after': '2' } });
+    await cut.text().catch(() => undefined);
+    const quoted = 100 * 600 + 800 * 12_000;
+    await vi.waitFor(async () => expect(await spent('streams')).toBe(speechCost + quoted));
+    await settled('streams');
+    // A transcript stream of 400,000 bytes: 400 audio tokens and 8 output tokens, as the JSON answer.
+    const stream = await client('streams').audio.transcriptions.create({ model: 'gpt-4o-transcribe', file: await toFile(Buffer.alloc(400_000, 3), 'c.mp3', { type: 'audio/mpeg' }), stream: true });
+    let text = '';
+    for await (const event of stream) if (event.type === 'transcript.text.done') text = event.text;
+    expect(text).toBe('fake transcript of 400000 bytes');
+    await vi.waitFor(async () => expect(await spent('streams')).toBe(speechCost + quoted + 400 * 6_000 + 8 * 10_000));
   });
 });

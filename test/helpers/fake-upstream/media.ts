@@ -9,6 +9,7 @@ import {
   sendBody,
   sendError,
   sendJson,
+  SseWriter,
   tokenCounts,
 } from './common.js';
 
@@ -122,10 +123,24 @@ export function fakeSpeechBytes(input: string): Buffer {
   return out;
 }
 
-export function speech(ctx: Ctx): void {
+/**
+ * Speech: the fake bytes; with `stream_format: "sse"`, one `speech.audio.delta` per 1,024 bytes
+ * then `speech.audio.done` with usage: ceil(input / 4) text tokens, one audio token per input character.
+ */
+export async function speech(ctx: Ctx): Promise<void> {
   const body = readJsonWith(ctx, 'model', 'input', 'voice');
   if (!body) return;
-  sendBody(ctx, 200, fakeSpeechBytes(String(body.input)), 'audio/mpeg');
+  const input = String(body.input);
+  const audio = fakeSpeechBytes(input);
+  if (body.stream_format !== 'sse') return sendBody(ctx, 200, audio, 'audio/mpeg');
+  const sse = new SseWriter(ctx);
+  if (!(await sse.start())) return;
+  for (let at = 0; at < audio.length; at += 1024) {
+    if (!(await sse.data({ type: 'speech.audio.delta', audio: audio.subarray(at, at + 1024).toString('base64') }))) return;
+  }
+  const inputTokens = Math.ceil(input.length / 4);
+  await sse.data({ type: 'speech.audio.done', usage: { input_tokens: inputTokens, output_tokens: input.length, total_tokens: inputTokens + input.length } });
+  sse.end();
 }
 
 export async function transcribe(ctx: Ctx, kind: 'transcriptions' | 'translations'): Promise<void> {
@@ -153,10 +168,14 @@ export async function transcribe(ctx: Ctx, kind: 'transcriptions' | 'translation
   if (kind === 'translations') return sendJson(ctx, 200, { text });
   const input = Math.max(1, Math.ceil(file.size / 1000));
   const output = Math.max(1, Math.ceil(text.length / 4));
-  sendJson(ctx, 200, {
-    text,
-    usage: { type: 'tokens', input_tokens: input, input_token_details: { text_tokens: 0, audio_tokens: input }, output_tokens: output, total_tokens: input + output },
-  });
+  const usage = { type: 'tokens', input_tokens: input, input_token_details: { text_tokens: 0, audio_tokens: input }, output_tokens: output, total_tokens: input + output };
+  if (formString(form, 'stream') !== 'true') return sendJson(ctx, 200, { text, usage });
+  // A stream: one delta per word, then the whole text with usage.
+  const sse = new SseWriter(ctx);
+  if (!(await sse.start())) return;
+  for (const word of text.split(' ')) if (!(await sse.data({ type: 'transcript.text.delta', delta: `${word} ` }))) return;
+  await sse.data({ type: 'transcript.text.done', text, usage });
+  sse.end();
 }
 
 // ---------------------------------------------------------------- videos
