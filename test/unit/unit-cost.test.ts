@@ -50,6 +50,9 @@ describe('unit prices (integer nano-dollars)', () => {
     // 120 characters of text = 30 tokens × 600 + 100 characters × 2 audio tokens × 12,000.
     expect(reserved(mini)).toBe(30 * 600 + 200 * 12_000);
     expect(mini.settle(NONE, NONE)).toBeUndefined();
+    // A stream's last event reports usage: billed.
+    const done = Buffer.from(`data: {"type":"speech.audio.delta","audio":"AAAA"}\n\ndata: {"type":"speech.audio.done","usage":{"input_tokens":31,"output_tokens":150,"total_tokens":181}}\n\n`);
+    expect(billed(mini, NONE, done)).toBe(31 * 600 + 150 * 12_000);
   });
 
   it('whisper-1: reserved by upload bytes at 4,000 a second; billed by the reported duration, to the nearest second', () => {
