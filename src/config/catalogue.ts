@@ -1,4 +1,4 @@
-import { DEFAULT_MODELS, DEFAULT_TIERS, TIER_NAMES, type TierLimits, type TierName } from './defaults.js';
+import { DEFAULT_CONTAINER_PRICES, DEFAULT_MODELS, DEFAULT_TIERS, MODAL_TOKEN_TYPES, TIER_NAMES, type ModalTokenType, type TierLimits, type TierName } from './defaults.js';
 import type { Config, ModelEntry } from './schema.js';
 import { ConfigError } from './load.js';
 
@@ -71,6 +71,61 @@ export interface ModelPricesNano {
   readonly batchOutput: number;
   /** Realtime models only: the other modalities' prices (the fields above are text's). */
   readonly realtime?: RealtimePricesNano | undefined;
+  /** Images, speech, transcription, video: prices by their own unit (src/usage/units.ts). */
+  readonly units?: UnitPricesNano | undefined;
+  /** Only unit prices: the token prices above are zeros, not prices (a budgeted token request is refused as unpriced). */
+  readonly unitsOnly?: true | undefined;
+}
+
+/** Unit prices in integer nano-dollars (per image, per 1M characters, per minute, per second; per 1M tokens by modality). */
+export interface UnitPricesNano {
+  readonly perImage?: ReadonlyMap<string, number> | undefined;
+  readonly tokens?: Readonly<Record<ModalTokenType, number>> | undefined;
+  readonly imageOutputTokens?: ReadonlyMap<string, number> | undefined;
+  readonly perMillionCharacters?: number | undefined;
+  readonly audioTokensPerCharacter?: number | undefined;
+  readonly perMinute?: number | undefined;
+  readonly audioBytesPerSecond: number;
+  readonly perSecond?: ReadonlyMap<string, number> | undefined;
+  /** Containers, by memory limit (not a model's: the catalogue's `containers`). */
+  readonly perContainer?: ReadonlyMap<string, number> | undefined;
+}
+
+type UnitFields = NonNullable<ModelEntry['unit_prices']>;
+
+const nanoMap = (table: Record<string, number> | undefined): ReadonlyMap<string, number> | undefined =>
+  table && new Map(Object.entries(table).map(([k, usd]) => [k, nanoPerMillion(usd)]));
+
+function unitPrices(u: UnitFields): UnitPricesNano {
+  const t = u.tokens_per_1m;
+  const tokens = t && (Object.fromEntries(MODAL_TOKEN_TYPES.map((type) => [type, nanoPerMillion(t[type] ?? 0)])) as Record<ModalTokenType, number>);
+  return {
+    perImage: nanoMap(u.per_image),
+    tokens,
+    imageOutputTokens: u.image_output_tokens && new Map(Object.entries(u.image_output_tokens)),
+    perMillionCharacters: u.per_1m_characters === undefined ? undefined : nanoPerMillion(u.per_1m_characters),
+    audioTokensPerCharacter: u.audio_tokens_per_character,
+    perMinute: u.per_minute === undefined ? undefined : nanoPerMillion(u.per_minute),
+    audioBytesPerSecond: u.audio_bytes_per_second ?? 4000,
+    perSecond: nanoMap(u.per_second),
+  };
+}
+
+/** The prices of a model: per token, by unit, or both; undefined when it has neither (unpriced). */
+function pricesOf(entry: ModelEntry): ModelPricesNano | undefined {
+  const p = entry.price_per_1m;
+  const units = entry.unit_prices && { units: unitPrices(entry.unit_prices) };
+  if (!p) return units && { input: 0, cachedInput: 0, output: 0, batchInput: 0, batchOutput: 0, ...units, unitsOnly: true };
+  return {
+    input: nanoPerMillion(p.input),
+    cachedInput: nanoPerMillion(p.cached_input ?? p.input),
+    output: nanoPerMillion(p.output ?? 0),
+    batchInput: nanoPerMillion(p.batch_input ?? p.input / 2),
+    batchOutput: nanoPerMillion(p.batch_output ?? (p.output ?? 0) / 2),
+    // Only on realtime models: the other models' prices stay five plain figures.
+    ...realtimeField(p),
+    ...units,
+  };
 }
 
 /** Nano-dollars per 1M audio and image tokens; text tokens use the model's input / cached / output prices. */
@@ -118,6 +173,8 @@ export interface Catalogue {
    * now loses its learned date. Returns the models whose retirement changed.
    */
   learnShutdowns(learned: ReadonlyMap<string, LearnedShutdown>): string[];
+  /** Container prices (`POST /v1/containers`), as unit prices. */
+  readonly containers: UnitPricesNano;
 }
 
 function mergeByName(defaults: readonly ModelEntry[], overrides: readonly ModelEntry[]): ModelEntry[] {
@@ -134,6 +191,7 @@ function mergeByName(defaults: readonly ModelEntry[], overrides: readonly ModelE
             aliases: entry.aliases.length ? entry.aliases : base.aliases,
             // A partial price override keeps the prices it does not name.
             price_per_1m: base.price_per_1m && entry.price_per_1m ? { ...base.price_per_1m, ...entry.price_per_1m } : (entry.price_per_1m ?? base.price_per_1m),
+            unit_prices: base.unit_prices && entry.unit_prices ? { ...base.unit_prices, ...entry.unit_prices } : (entry.unit_prices ?? base.unit_prices),
           }
         : entry,
     );
@@ -149,22 +207,13 @@ export function buildCatalogue(config: Config): Catalogue {
   /** The models whose retirement the upstreams may teach: no configured date. */
   const learnable = new Map<string, { entry: ModelEntry; info: { retirement?: ModelRetirement | undefined } }>();
   for (const entry of entries) {
-    const p = entry.price_per_1m;
     const info: ModelInfo = {
       name: entry.name,
       contextWindow: entry.context_window,
       maxOutputTokens: entry.max_output_tokens,
       routeTo: entry.route_to,
       retirement: retirementOf(entry),
-      prices: p && {
-        input: nanoPerMillion(p.input),
-        cachedInput: nanoPerMillion(p.cached_input ?? p.input),
-        output: nanoPerMillion(p.output ?? 0),
-        batchInput: nanoPerMillion(p.batch_input ?? p.input / 2),
-        batchOutput: nanoPerMillion(p.batch_output ?? (p.output ?? 0) / 2),
-        // Only on realtime models: the other models' prices stay five plain figures.
-        ...realtimeField(p),
-      },
+      prices: pricesOf(entry),
     };
     models.push(info);
     if (entry.shutdown_date === undefined) learnable.set(entry.name, { entry, info });
@@ -181,6 +230,7 @@ export function buildCatalogue(config: Config): Catalogue {
   for (const tier of TIER_NAMES) tiers.set(tier, { ...DEFAULT_TIERS[tier], ...config.tiers[tier] });
   return {
     models,
+    containers: { perContainer: nanoMap({ ...DEFAULT_CONTAINER_PRICES, ...config.models.container_prices }), audioBytesPerSecond: 0 },
     resolve: (model) => byName.get(model),
     tierLimits: (tier) => tiers.get(tier) ?? DEFAULT_TIERS[tier],
     learnShutdowns(learned) {

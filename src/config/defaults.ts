@@ -39,12 +39,39 @@ export interface ModelPrices {
   audio_output?: number | undefined;
 }
 
+/** Prices of models billed by another unit than tokens, in US dollars (src/usage/units.ts applies them). */
+export interface UnitPrices {
+  /** Per image by `quality:size` (dall-e-2, dall-e-3). */
+  per_image?: Record<string, number> | undefined;
+  /** Token-priced media models by modality, per 1M tokens (gpt-image-1, gpt-4o-mini-tts, gpt-4o-transcribe). */
+  tokens_per_1m?: Partial<Record<ModalTokenType, number>> | undefined;
+  /** Output tokens of one image by `quality:size`, reserved per image (gpt-image-1). */
+  image_output_tokens?: Record<string, number> | undefined;
+  /** Per 1M characters of speech input (tts-1, tts-1-hd). */
+  per_1m_characters?: number | undefined;
+  /** Audio output tokens reserved per input character (gpt-4o-mini-tts). */
+  audio_tokens_per_character?: number | undefined;
+  /** Per minute of audio (whisper-1; the reservation rate of token-priced transcription models). */
+  per_minute?: number | undefined;
+  /** Bytes of uploaded audio per second assumed for the reservation (default 4000: 32 kbps). */
+  audio_bytes_per_second?: number | undefined;
+  /** Per second of video by `size` (sora-2, sora-2-pro). */
+  per_second?: Record<string, number> | undefined;
+}
+
+/** Code-interpreter containers: US dollars per container by memory limit (OpenAI's pricing page). */
+export const DEFAULT_CONTAINER_PRICES: Record<string, number> = { '1g': 0.03, '4g': 0.12, '16g': 0.48, '64g': 1.92 };
+
+export const MODAL_TOKEN_TYPES = ['text_input', 'cached_text_input', 'image_input', 'cached_image_input', 'audio_input', 'text_output', 'image_output', 'audio_output'] as const;
+export type ModalTokenType = (typeof MODAL_TOKEN_TYPES)[number];
+
 export interface ModelEntryInput {
   name: string;
   aliases?: string[];
   context_window?: number | undefined;
   max_output_tokens?: number | undefined;
   price_per_1m?: ModelPrices | undefined;
+  unit_prices?: UnitPrices | undefined;
   /** Forward requests for this name upstream as another model (rewrites `model` in the body). */
   route_to?: string | undefined;
 }
@@ -93,15 +120,35 @@ export const DEFAULT_MODELS: ModelEntryInput[] = [
     max_output_tokens: 4_096,
     price_per_1m: { input: 0.6, cached_input: 0.3, output: 2.4, audio_input: 10, cached_audio_input: 0.3, audio_output: 20 },
   },
-  { name: 'gpt-image-1' },
-  { name: 'dall-e-3' },
-  { name: 'dall-e-2' },
-  { name: 'tts-1' },
-  { name: 'tts-1-hd' },
-  { name: 'gpt-4o-mini-tts' },
-  { name: 'whisper-1' },
-  { name: 'gpt-4o-mini-transcribe' },
-  { name: 'gpt-4o-transcribe' },
-  { name: 'sora-2' },
-  { name: 'sora-2-pro' },
+  // Images, speech, transcription and video: billed per unit (OpenAI's pricing page; docs/pricing-units.md).
+  {
+    name: 'gpt-image-1',
+    unit_prices: {
+      tokens_per_1m: { text_input: 5, cached_text_input: 1.25, image_input: 10, cached_image_input: 2.5, image_output: 40 },
+      image_output_tokens: {
+        'low:1024x1024': 272,
+        'low:1024x1536': 408,
+        'low:1536x1024': 400,
+        'medium:1024x1024': 1056,
+        'medium:1024x1536': 1584,
+        'medium:1536x1024': 1568,
+        'high:1024x1024': 4160,
+        'high:1024x1536': 6240,
+        'high:1536x1024': 6208,
+      },
+    },
+  },
+  {
+    name: 'dall-e-3',
+    unit_prices: { per_image: { 'standard:1024x1024': 0.04, 'standard:1024x1792': 0.08, 'standard:1792x1024': 0.08, 'hd:1024x1024': 0.08, 'hd:1024x1792': 0.12, 'hd:1792x1024': 0.12 } },
+  },
+  { name: 'dall-e-2', unit_prices: { per_image: { 'standard:256x256': 0.016, 'standard:512x512': 0.018, 'standard:1024x1024': 0.02 } } },
+  { name: 'tts-1', unit_prices: { per_1m_characters: 15 } },
+  { name: 'tts-1-hd', unit_prices: { per_1m_characters: 30 } },
+  { name: 'gpt-4o-mini-tts', unit_prices: { tokens_per_1m: { text_input: 0.6, audio_output: 12 }, audio_tokens_per_character: 2 } },
+  { name: 'whisper-1', unit_prices: { per_minute: 0.006 } },
+  { name: 'gpt-4o-mini-transcribe', unit_prices: { tokens_per_1m: { text_input: 1.25, audio_input: 3, text_output: 5 }, per_minute: 0.003 } },
+  { name: 'gpt-4o-transcribe', unit_prices: { tokens_per_1m: { text_input: 2.5, audio_input: 6, text_output: 10 }, per_minute: 0.006 } },
+  { name: 'sora-2', unit_prices: { per_second: { '720x1280': 0.1, '1280x720': 0.1 } } },
+  { name: 'sora-2-pro', unit_prices: { per_second: { '720x1280': 0.3, '1280x720': 0.3, '1024x1792': 0.5, '1792x1024': 0.5 } } },
 ];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TIER_NAMES } from './defaults.js';
+import { MODAL_TOKEN_TYPES, TIER_NAMES } from './defaults.js';
 import { keyId, keyPolicyFields } from './key-policy.js';
 
 /**
@@ -54,6 +54,40 @@ const modelEntry = z.strictObject({
     })
     .optional()
     .describe('Prices in US dollars per 1M tokens; absent: the model is unpriced (cost 0, counted in tollgate_unpriced_tokens_total).'),
+  unit_prices: z
+    .strictObject({
+      per_image: z
+        .record(z.string().min(1), price)
+        .optional()
+        .describe('US dollars per image by `quality:size` (dall-e-2, dall-e-3), e.g. `standard:1024x1024`, `hd:1792x1024`; a size or quality not listed is reserved and billed at the dearest entry.'),
+      tokens_per_1m: z
+        .partialRecord(z.enum(MODAL_TOKEN_TYPES), price)
+        .optional()
+        .describe(
+          'Token-priced media models (gpt-image-1, gpt-4o-mini-tts, gpt-4o-transcribe): US dollars per 1M tokens by modality, applied to the usage the answer reports; a type not listed costs 0.',
+        ),
+      image_output_tokens: z
+        .record(z.string().min(1), positiveInt)
+        .optional()
+        .describe('Output tokens one image takes by `quality:size` (gpt-image-1), reserved per image (`n`) before the answer reports usage; `auto` quality or size reserves the largest.'),
+      per_1m_characters: price.optional().describe('US dollars per 1M characters of speech input (tts-1, tts-1-hd).'),
+      audio_tokens_per_character: z
+        .preprocess(fromText, z.number().positive())
+        .optional()
+        .describe('Audio output tokens reserved per input character (gpt-4o-mini-tts); the binary answer reports no usage, so it is also what is billed then.'),
+      per_minute: price
+        .optional()
+        .describe('US dollars per minute of audio (whisper-1, billed by the second); for token-priced transcription models the rate of the reservation and of answers without usage.'),
+      audio_bytes_per_second: positiveInt
+        .optional()
+        .describe('Bytes per second of uploaded audio assumed when reserving a transcription before its duration is known (default 4000: 32 kbps).'),
+      per_second: z
+        .record(z.string().min(1), price)
+        .optional()
+        .describe('US dollars per second of video by `size` (sora-2, sora-2-pro), e.g. `720x1280`; a size not listed is billed at the dearest entry.'),
+    })
+    .optional()
+    .describe('Prices of images, speech, transcription and video by their own unit (docs/pricing-units.md); merged over the built-in entry field by field.'),
   route_to: z.string().min(1).optional().describe("Forward requests for this name upstream as this model (the body's `model` is rewritten)."),
   shutdown_date: z.iso.date().optional().describe('The day the provider shuts this model down (YYYY-MM-DD, UTC midnight).'),
   successor: z.string().min(1).optional().describe('The catalogue model that replaces it.'),
@@ -202,6 +236,12 @@ export const configSchema = z.strictObject({
       upstream_refresh_ms: nonNegativeInt
         .default(0)
         .describe("How often every upstream's `GET /models` is read for shutdown dates of catalogue models without their own `shutdown_date` (also once at start); 0: never."),
+      container_prices: z
+        .record(z.string().min(1), price)
+        .default({})
+        .describe(
+          "US dollars per container created (`POST /v1/containers`) by its `memory_limit`, merged over the built-in prices (1g $0.03, 4g $0.12, 16g $0.48, 64g $1.92); a container without a `memory_limit` is priced as `1g`, one with a limit not listed at the dearest.",
+        ),
     })
     .prefault({})
     .describe('The model catalogue: names, aliases, context windows, output caps, prices.'),

@@ -39,6 +39,8 @@ interface Entry {
   readonly saved: Cell | undefined;
   /** Made on the key and model's first response cache hit. */
   savedByResponseCache: Cell | undefined;
+  /** Cost of unit-priced requests (images, speech, transcription, video, containers) by unit, made on first use. */
+  byUnit: Map<string, TokenCells> | undefined;
   readonly unpriced: TokenCells | undefined;
 }
 
@@ -58,8 +60,8 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
   });
   const cost = new Tally({
     name: 'tollgate_cost_usd_total',
-    help: 'Spend in US dollars at the catalogue prices (Batch prices for batches), by key id, model and token type. Exact to the nano-dollar.',
-    labelNames: ['key', 'model', 'type'],
+    help: 'Spend in US dollars at the catalogue prices (Batch prices for batches), by key id, model, type (input, cached_input, output) and the unit it was priced in (tokens, images, characters, minutes of audio, seconds of video, container sessions). Exact to the nano-dollar.',
+    labelNames: ['key', 'model', 'type', 'unit'],
     registry,
     divisor: 1e9,
   });
@@ -94,14 +96,22 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
         prices,
         reported: typed(tokens, { key, model, source: 'reported' }),
         estimated: undefined,
-        cost: prices && typed(cost, { key, model }),
+        cost: prices && typed(cost, { key, model, unit: 'tokens' }),
         saved: prices && saved.cell({ key, model, source: 'prompt_cache' }),
         savedByResponseCache: undefined,
+        byUnit: undefined,
         unpriced: prices ? undefined : typed(unpriced, { key, model }),
       };
       byModel.set(model, entry);
     }
     return entry;
+  };
+
+  const unitCells = (entry: Entry, key: string, model: string, unit: string): TokenCells => {
+    const byUnit = (entry.byUnit ??= new Map());
+    let cells = byUnit.get(unit);
+    if (!cells) byUnit.set(unit, (cells = unit === 'tokens' && entry.cost ? entry.cost : typed(cost, { key, model, unit })));
+    return cells;
   };
 
   return {
@@ -111,6 +121,12 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
       const uncached = usage.inputTokens - cached;
       const counts = source === 'reported' ? entry.reported : (entry.estimated ??= typed(tokens, { key, model, source }));
       add(counts, uncached, cached, usage.outputTokens);
+      if (usage.billed) {
+        // Priced by unit (images, speech, transcription, video; containers without a model).
+        const spent = costOf(entry.prices, usage, batch);
+        add(unitCells(entry, key, model, usage.billed.unit), spent.input, spent.cachedInput, spent.output);
+        return spent;
+      }
       if (!entry.prices) {
         add(entry.unpriced as TokenCells, uncached, cached, usage.outputTokens);
         return ZERO_COST;

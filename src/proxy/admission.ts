@@ -15,6 +15,7 @@ import type { FormFields } from './request-body.js';
 import { isJsonObject, type JsonObject } from '../usage/json.js';
 import { countTokensExactly, tokenUpperBound } from '../tokens/exact.js';
 import { estimateTokens, promptChars, promptParts } from '../tokens/estimate.js';
+import { quoteUnits, type Param, type UnitQuote } from '../usage/units.js';
 
 /** What admission learned about a request: the input to limits, upstream and settlement. */
 export interface Admission {
@@ -29,6 +30,8 @@ export interface Admission {
   readonly stream: boolean;
   /** The model name to send upstream when the catalogue maps it elsewhere. */
   readonly rewriteModelTo: string | undefined;
+  /** A unit-priced request (images, speech, transcription, video): its quote. */
+  readonly units?: UnitQuote | undefined;
 }
 
 /** A request that names no model and runs none: counted as one request, nothing more. */
@@ -81,6 +84,7 @@ export function resolveModel(
   catalogue: Catalogue,
   config: Config,
   metered: boolean,
+  unitPriced = false,
 ): { requested: string | undefined; model: ModelInfo | undefined } {
   const param = field.path.join('.');
   // `null` is "none named" where the upstream picks the model (the reference makes `model`
@@ -102,7 +106,9 @@ export function resolveModel(
   if (model === undefined && config.models.unknown === 'reject') throw new ModelNotFoundError(requested);
   if (caller) {
     checkModelAllowed(caller, requested, model);
-    if (metered && model?.prices === undefined && hasBudget(caller)) throw new PolicyNeedsModelError(caller.id, param, 'unpriced', requested);
+    // Unit-priced endpoints check their own unit's price (quote, below); a token-priced one needs token prices.
+    const unpriced = model?.prices === undefined || (!unitPriced && model.prices.unitsOnly === true);
+    if (metered && unpriced && hasBudget(caller)) throw new PolicyNeedsModelError(caller.id, param, 'unpriced', requested);
   }
   return { requested, model };
 }
@@ -125,15 +131,20 @@ export function admit(endpoint: Endpoint, body: unknown, caller: Caller | undefi
   }
   const json = body as JsonObject;
   const field = endpoint.model;
-  if (!field) return json.stream === true ? { ...MANAGEMENT, stream: true } : MANAGEMENT;
+  if (!field) {
+    // Containers: priced by session, without a model.
+    if (endpoint.units) return { ...MANAGEMENT, units: quoteUnits(endpoint.units, catalogue.containers, { param: (name) => json[name], fileBytes: 0, charsPerToken: 1 }) };
+    return json.stream === true ? { ...MANAGEMENT, stream: true } : MANAGEMENT;
+  }
   const metered = endpoint.metered === true;
-  const { requested: requestedModel, model } = resolveModel(field, fieldAt(json, field.path), caller, catalogue, config, metered);
+  const { requested: requestedModel, model } = resolveModel(field, fieldAt(json, field.path), caller, catalogue, config, metered, endpoint.units !== undefined);
   const stream = json.stream === true;
   const call = endpoint.modelCall;
   if (!call) {
     // Embeddings and the like: input only, estimated (their own per-input limits are upstream's to check).
     const inputTokens = endpoint.usage ? estimateTokens(promptChars(json), config.estimation.chars_per_token) : 0;
-    return { requestedModel, model, inputTokens, outputCap: undefined, stream, rewriteModelTo: model?.routeTo };
+    const units = endpoint.units && quote(endpoint, (name) => json[name], 0, requestedModel, model, caller, config);
+    return { requestedModel, model, inputTokens, outputCap: undefined, stream, rewriteModelTo: model?.routeTo, units };
   }
 
   const cap = outputCap(json, call.outputCapParams);
@@ -157,11 +168,40 @@ export function admit(endpoint: Endpoint, body: unknown, caller: Caller | undefi
   });
 }
 
-/** A multipart form that names its model in a field (audio, image edits, videos). */
-export function admitForm(endpoint: Endpoint, fields: FormFields, caller: Caller | undefined, catalogue: Catalogue, config: Config): Admission {
+/** A multipart form that names its model in a field (audio, image edits, videos); `fileBytes`: the size of its files. */
+export function admitForm(
+  endpoint: Endpoint,
+  fields: FormFields,
+  caller: Caller | undefined,
+  catalogue: Catalogue,
+  config: Config,
+  fileBytes = 0,
+): Admission {
   const field = endpoint.model;
   if (!field) return MANAGEMENT;
   const name = field.path[field.path.length - 1] as string;
-  const { requested, model } = resolveModel(field, fields.get(name), caller, catalogue, config, endpoint.metered === true);
-  return { requestedModel: requested, model, inputTokens: 0, outputCap: undefined, stream: fields.get('stream') === 'true', rewriteModelTo: undefined };
+  const { requested, model } = resolveModel(field, fields.get(name), caller, catalogue, config, endpoint.metered === true, endpoint.units !== undefined);
+  const units = endpoint.units && quote(endpoint, (param) => fields.get(param), fileBytes, requested, model, caller, config);
+  return { requestedModel: requested, model, inputTokens: 0, outputCap: undefined, stream: fields.get('stream') === 'true', rewriteModelTo: undefined, units };
+}
+
+/**
+ * The quote of a unit-priced request (src/usage/units.ts). A key with a budget is never forwarded
+ * one its model has no price for in that unit (a chat model asked for an image, an operator's model
+ * without unit prices): it could not be budgeted.
+ */
+function quote(
+  endpoint: Endpoint,
+  param: Param,
+  fileBytes: number,
+  requested: string | undefined,
+  model: ModelInfo | undefined,
+  caller: Caller | undefined,
+  config: Config,
+): UnitQuote | undefined {
+  const quoted = quoteUnits(endpoint.units as NonNullable<Endpoint['units']>, model?.prices?.units, { param, fileBytes, charsPerToken: config.estimation.chars_per_token });
+  if (!quoted && requested !== undefined && caller && endpoint.metered === true && hasBudget(caller)) {
+    throw new PolicyNeedsModelError(caller.id, (endpoint.model as ModelField).path.join('.'), 'unpriced', requested);
+  }
+  return quoted;
 }

@@ -1,5 +1,6 @@
 import type { HTTPMethods } from 'fastify';
 import type { UsageShape } from '../usage/shape.js';
+import type { UnitKind } from '../usage/units.js';
 
 /**
  * Every `/v1` route tollgate knows, one entry per method and path, each served or refused on
@@ -65,6 +66,8 @@ export interface Endpoint {
   readonly model?: ModelField;
   /** The model's use is billed: tokens are reserved against TPM and cost against budgets. */
   readonly metered?: boolean;
+  /** Priced by another unit than tokens (src/usage/units.ts): quoted from the request, settled from the answer. */
+  readonly units?: UnitKind;
   readonly modelCall?: ModelCall;
   readonly usage?: UsageShape;
   /** A stateless model call: routed over the upstream pool (other calls stay on the default upstream, where their objects live). */
@@ -133,26 +136,26 @@ export const ENDPOINTS: readonly Endpoint[] = [
   post('/moderations', 'json', { model: defaultModel('omni-moderation-latest'), metered: true, pooled: true }),
 
   // Images, audio, video: billed per image, character, minute or second (units).
-  post('/images/generations', 'json', { model: defaultModel('dall-e-2'), metered: true, pooled: true }),
-  post('/images/edits', 'multipart', { model: defaultModel('dall-e-2'), metered: true }),
-  post('/images/variations', 'multipart', { model: defaultModel('dall-e-2'), metered: true }),
-  post('/audio/speech', 'json', { model: REQUIRED, metered: true, pooled: true }),
-  post('/audio/transcriptions', 'multipart', { model: REQUIRED, metered: true }),
-  post('/audio/translations', 'multipart', { model: REQUIRED, metered: true }),
+  post('/images/generations', 'json', { model: defaultModel('dall-e-2'), metered: true, units: 'images', pooled: true }),
+  post('/images/edits', 'multipart', { model: defaultModel('dall-e-2'), metered: true, units: 'images' }),
+  post('/images/variations', 'multipart', { model: defaultModel('dall-e-2'), metered: true, units: 'images' }),
+  post('/audio/speech', 'json', { model: REQUIRED, metered: true, units: 'speech', pooled: true }),
+  post('/audio/transcriptions', 'multipart', { model: REQUIRED, metered: true, units: 'transcription' }),
+  post('/audio/translations', 'multipart', { model: REQUIRED, metered: true, units: 'transcription' }),
   post('/audio/voices', 'multipart'),
   get('/audio/voice_consents'),
   post('/audio/voice_consents', 'multipart'),
   get('/audio/voice_consents/:consent_id'),
   post('/audio/voice_consents/:consent_id'),
   del('/audio/voice_consents/:consent_id'),
-  post('/videos', 'multipart', { model: defaultModel('sora-2'), metered: true }),
+  post('/videos', 'multipart', { model: defaultModel('sora-2'), metered: true, units: 'video' }),
   get('/videos'),
   get('/videos/:video_id'),
   del('/videos/:video_id'),
   get('/videos/:video_id/content'),
-  post('/videos/:video_id/remix', 'json_or_multipart', { model: IMPLIED, metered: true }),
-  post('/videos/edits', 'multipart', { model: IMPLIED, metered: true }),
-  post('/videos/extensions', 'multipart', { model: IMPLIED, metered: true }),
+  post('/videos/:video_id/remix', 'json_or_multipart', { model: IMPLIED, metered: true, units: 'video' }),
+  post('/videos/edits', 'multipart', { model: IMPLIED, metered: true, units: 'video' }),
+  post('/videos/extensions', 'multipart', { model: IMPLIED, metered: true, units: 'video' }),
   post('/videos/characters', 'multipart'),
   get('/videos/characters/:character_id'),
   post('/content_provenance_checks', 'multipart'),
@@ -243,7 +246,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   get('/conversations/:conversation_id/items/:item_id'),
   del('/conversations/:conversation_id/items/:item_id'),
   get('/containers'),
-  post('/containers'),
+  post('/containers', 'json', { metered: true, units: 'containers' }),
   get('/containers/:container_id'),
   del('/containers/:container_id'),
   get('/containers/:container_id/files'),

@@ -24,10 +24,11 @@ import type { RequestState } from './request-state.js';
 import { respond } from './respond.js';
 import { checkModelAllowed } from '../keys/caller.js';
 import { applyRetirement } from './retirement.js';
-import { settleEstimated, settleReleased } from './settle.js';
+import { settleEstimated, settleReleased, settleUnits } from './settle.js';
 import { limitUpload } from './upload.js';
 import { bodyForm, holdMultipart } from './request-body.js';
 import { attempt, chain, detach, type Maybe } from '../util/maybe.js';
+import type { UnitQuote } from '../usage/units.js';
 
 /** A JSON request body: the bytes as received (forwarded untouched) and their parsed value. */
 export class JsonBody {
@@ -72,6 +73,8 @@ interface Prepared {
   readonly filterModels?: ((id: string) => boolean) | undefined;
   /** Tokens the request may use (estimate + output cap): what an upstream's ceiling takes. */
   readonly tokens?: number | undefined;
+  /** A unit-priced request's quote: the answer settles it. */
+  readonly units?: UnitQuote | undefined;
 }
 
 export type Forward = (endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
@@ -103,12 +106,12 @@ export function createForwarder(deps: ForwardDeps): Forward {
     if (form === 'multipart' && endpoint.model) {
       // The form names the model: held whole until the policy admits it, then sent as it came.
       return holdMultipart(raw, config.server.multipart_hold_bytes).then((held) =>
-        prepareOpaque(endpoint, request, admitForm(endpoint, held.fields, state.caller, catalogue, config), held.bytes),
+        prepareOpaque(endpoint, request, admitForm(endpoint, held.fields, state.caller, catalogue, config, held.fileBytes), held.bytes),
       );
     }
     // No body (an endpoint with a model then refuses or takes its default), or one without a
     // model to read (file uploads, SDP offers): streamed upstream after admission.
-    const admission = endpoint.model ? admit(endpoint, undefined, state.caller, catalogue, config) : MANAGEMENT;
+    const admission = endpoint.model || endpoint.units ? admit(endpoint, undefined, state.caller, catalogue, config) : MANAGEMENT;
     return chain(admission, (admitted) => prepareOpaque(endpoint, request, admitted, form === 'empty' ? undefined : 'stream'));
   }
 
@@ -132,7 +135,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
       return chain(watchBatch(endpoint, request, undefined), (batch) => {
         const payload = body === 'stream' ? limitUpload(request.raw, config.server.upload_limit_bytes, batch?.observeUpload) : body;
         const filterModels = endpoint.listsModels ? allowListFilter(state) : undefined;
-        return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage: false, batch, filterModels };
+        return { payload, reservation, inputTokens: admission.inputTokens, injectedUsage: false, batch, filterModels, units: admission.units };
       });
     });
   }
@@ -220,6 +223,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
         affinity: route?.fingerprint,
         cache,
         tokens: tokensOf(endpoint, admission),
+        units: admission.units,
       });
       return endpoint.batchQueue ? chain(watchBatch(endpoint, request, json), ready) : ready(undefined);
     };
@@ -261,7 +265,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
           tokens: tokens ?? (metered ? admission.inputTokens + outputCap : 0),
           signal: { get aborted() { return state.clientGone; } },
           // Budgets and token quotas weigh what runs a model; management calls only count as requests.
-          charge: metered ? deps.quotas.chargeFor(caller, admission.model, admission.inputTokens, outputCap) : undefined,
+          charge: metered ? deps.quotas.chargeFor(caller, admission.model, admission.inputTokens, outputCap, admission.units?.reserved) : undefined,
         }),
       counted,
     );
@@ -311,8 +315,9 @@ export function createForwarder(deps: ForwardDeps): Forward {
       state.upstreamEnd = performance.now();
       if (err instanceof RateLimitError && state.caller) deps.onRefused(state.caller.id, state.modelLabel, err.kind);
       if (batch) await batch.answered(undefined);
-      if (state.clientGone) settleEstimated(state, reservation, prepared.inputTokens, 0);
-      else settleReleased(reservation);
+      if (!state.clientGone) settleReleased(reservation);
+      else if (prepared.units) settleUnits(state, reservation, prepared.units, undefined);
+      else settleEstimated(state, reservation, prepared.inputTokens, 0);
       if (state.clientGone) throw new ClientGoneError();
       throw mapUpstreamError(err) ?? err;
     }

@@ -92,6 +92,8 @@ export class FormFields {
 export interface HeldForm {
   readonly bytes: Buffer;
   readonly fields: FormFields;
+  /** Bytes of its file parts (an upload's size, for unit quotes). */
+  readonly fileBytes: number;
 }
 
 const FIELD_LIMITS = { fieldSize: 1024 * 1024, fields: 256, parts: 1024 };
@@ -124,12 +126,15 @@ export function holdMultipart(raw: IncomingMessage, limitBytes: number): Promise
       return;
     }
     parser.on('field', (name, value, info) => fields.add(name, value, info.valueTruncated || info.nameTruncated));
-    parser.on('file', (_name, file) => file.resume());
+    let fileBytes = 0;
+    parser.on('file', (_name, file) => {
+      file.on('data', (data: Buffer) => (fileBytes += data.length));
+    });
     parser.on('partsLimit', () => fail(new InvalidRequestError('The form has too many parts.', null, 'invalid_multipart')));
     parser.on('fieldsLimit', () => fail(new InvalidRequestError('The form has too many fields.', null, 'invalid_multipart')));
     parser.on('error', () => fail(new InvalidRequestError('The multipart body could not be parsed.', null, 'invalid_multipart')));
     parser.on('close', () => {
-      if (!failed) resolve({ bytes: Buffer.concat(chunks, size), fields });
+      if (!failed) resolve({ bytes: Buffer.concat(chunks, size), fields, fileBytes });
     });
     raw.on('data', (chunk: Buffer) => {
       size += chunk.length;

@@ -15,7 +15,8 @@ import type { ClientHead } from '../upstream/headers.js';
 import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
 import type { RequestState } from './request-state.js';
 import { serverTiming } from './server-timing.js';
-import { settleAnswer, settleReleased } from './settle.js';
+import { settleAnswer, settleReleased, settleUnits } from './settle.js';
+import type { UnitQuote } from '../usage/units.js';
 
 /** What the request side prepared, as the answer side needs it. */
 export interface Answering {
@@ -30,6 +31,8 @@ export interface Answering {
   readonly cache?: CacheTicket | undefined;
   /** `GET /v1/models` for a key with an allow-list: the models of the list it keeps. */
   readonly filterModels?: ((id: string) => boolean) | undefined;
+  /** A unit-priced request: its quote, settled from the answer. */
+  readonly units?: UnitQuote | undefined;
 }
 
 /**
@@ -77,6 +80,7 @@ function answerHead(reply: FastifyReply, upstream: ClientHead, contentLength: st
 /** JSON and binary answers, piped; usage read from the last bytes of a JSON answer. */
 function respondBody(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean, sink: AnswerSink | undefined): void {
   const { endpoint, state } = answering;
+  if (answering.units) return respondUnits(reply, response, answering, answering.units, failed);
   const shape = endpoint.usage;
   const tail = !failed && shape ? new TailBuffer() : undefined;
   pipeBody(response.body, reply.raw, {
@@ -98,14 +102,46 @@ function respondBody(reply: FastifyReply, response: UpstreamResponse, answering:
   });
 }
 
+const HEAD_BYTES = 4096;
+const NO_BYTES = Buffer.alloc(0);
+
+/** A unit-priced answer (JSON or binary): its first and last bytes kept for the bill it states (src/usage/units.ts). */
+function respondUnits(reply: FastifyReply, response: UpstreamResponse, answering: Answering, quote: UnitQuote, failed: boolean): void {
+  const { state } = answering;
+  const tail = new TailBuffer();
+  const head: Buffer[] = [];
+  let headSize = 0;
+  pipeBody(response.body, reply.raw, {
+    tap: failed
+      ? undefined
+      : (chunk) => {
+          if (headSize < HEAD_BYTES) {
+            head.push(chunk);
+            headSize += chunk.length;
+          }
+          tail.push(chunk);
+        },
+    onEnd: (end) => {
+      state.upstreamEnd = performance.now();
+      state.upstreamFirstByte = end.firstByteAt;
+      if (end.error) state.streamEnd = 'upstream_error';
+      if (failed) return;
+      const stated = !end.error && !end.clientGone ? quote.settle(Buffer.concat(head, headSize).subarray(0, HEAD_BYTES), tail.bytes()) : undefined;
+      settleUnits(state, answering.reservation, quote, stated);
+    },
+  });
+}
+
 /** Server-sent events, relayed chunk by chunk; usage read on the side. */
 function respondStream(reply: FastifyReply, response: UpstreamResponse, answering: Answering, failed: boolean, sink: AnswerSink | undefined): void {
   const { endpoint, state } = answering;
   state.stream = true;
+  // A unit-priced stream (image partials, speech or transcript events): its last event's usage, if any.
+  const tail = answering.units && !failed ? new TailBuffer() : undefined;
   relaySse(response.body, reply.raw, {
     shape: endpoint.usage,
     stripInjectedUsage: answering.injectedUsage,
-    tap: sink && ((chunk) => sink.push(chunk)),
+    tap: tail ? (chunk) => tail.push(chunk) : sink && ((chunk) => sink.push(chunk)),
     mapError: (err) => {
       const mapped = mapUpstreamError(err);
       return mapped instanceof UpstreamTimeoutError ? mapped : new UpstreamInterruptedError();
@@ -116,7 +152,9 @@ function respondStream(reply: FastifyReply, response: UpstreamResponse, answerin
       state.streamEnd = streamEnd(outcome, endpoint);
       sink?.end(outcome.completed && !outcome.error && !outcome.clientGone, outcome.usage);
       if (failed) return;
-      settleAnswer(state, answering.reservation, endpoint.usage, outcome.usage, answering.inputTokens, outcome.events);
+      // A unit-priced stream: the usage of its last event, else (none, cut, client gone) its quote.
+      if (answering.units) settleUnits(state, answering.reservation, answering.units, tail && !outcome.error && !outcome.clientGone ? answering.units.settle(NO_BYTES, tail.bytes()) : undefined);
+      else settleAnswer(state, answering.reservation, endpoint.usage, outcome.usage, answering.inputTokens, outcome.events);
     },
   });
 }

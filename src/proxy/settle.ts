@@ -2,6 +2,7 @@ import type { Reservation } from '../limits/limiter.js';
 import type { UsageShape } from '../usage/shape.js';
 import type { Usage } from '../usage/extract.js';
 import type { RequestState } from './request-state.js';
+import type { UnitQuote } from '../usage/units.js';
 
 /**
  * The settlement rules, in one place. They decide once what a request used: the limiter's
@@ -12,7 +13,10 @@ import type { RequestState } from './request-state.js';
  *   never saw (the client left during admission), or an endpoint that reports no usage: nothing;
  *   the tokens are released, the request itself still counts toward RPM/RPD, as at OpenAI;
  * - a client gone after the request went upstream, or an answer cut without usage: the input
- *   estimate + the output relayed so far, counted as `estimated`.
+ *   estimate + the output relayed so far, counted as `estimated`;
+ * - a unit-priced request (images, speech, transcription, video) answered: the bill its answer
+ *   states; an answer that states none, is cut, or a client gone after the request went
+ *   upstream: the quote's reservation, counted as `estimated` (the upstream did the work).
  */
 const RELEASED: Usage = { inputTokens: 0, cachedTokens: 0, outputTokens: 0 };
 
@@ -33,6 +37,14 @@ export function settleEstimated(state: RequestState, reservation: Reservation | 
     state.usageSource = 'estimated';
   }
   if (reservation) settle(reservation, usage);
+}
+
+/** A unit-priced request that went upstream: the bill its answer states, or the reservation. */
+export function settleUnits(state: RequestState, reservation: Reservation | undefined, quote: UnitQuote, stated: Usage | undefined): void {
+  if (stated) return settleWithUsage(state, reservation, stated);
+  state.usage = quote.reserved;
+  state.usageSource = 'estimated';
+  if (reservation) settle(reservation, quote.reserved);
 }
 
 /** An answer the upstream sent in full or in part (status < 400): which of the rules above applies. */

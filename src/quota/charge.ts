@@ -14,9 +14,10 @@ export { FIELDS, usageKey } from './fields.js';
 export interface Quotas {
   /**
    * The charge of one request of `caller` for `model` (undefined when not in the catalogue),
-   * reserving `inputTokens` + `outputCap` at the model's prices.
+   * reserving `inputTokens` + `outputCap` at the model's prices, or a unit-priced request's
+   * quoted cost (`units`: its reservation, src/usage/units.ts).
    */
-  chargeFor(caller: Caller, model: ModelInfo | undefined, inputTokens: number, outputCap: number): Charge;
+  chargeFor(caller: Caller, model: ModelInfo | undefined, inputTokens: number, outputCap: number, units?: Usage): Charge;
 }
 
 export interface QuotaOptions {
@@ -71,7 +72,7 @@ export function createQuotas(options: QuotaOptions): Quotas {
   };
 
   return {
-    chargeFor(caller, model, inputTokens, outputCap) {
+    chargeFor(caller, model, inputTokens, outputCap, units) {
       const { now, windows, hour } = windowsNow();
       const prices = model?.prices;
       const actualCost = (actual: Usage): number => costOf(prices, actual).total;
@@ -92,7 +93,7 @@ export function createQuotas(options: QuotaOptions): Quotas {
       const reservedTokens = inputTokens + outputCap;
       // At least one nano-dollar: a request whose cost is only known afterwards (an image, a
       // transcription, a run) still cannot pass a budget that is used up. Settlement corrects it.
-      const reservedCost = Math.max(1, costOf(prices, { inputTokens, cachedTokens: 0, outputTokens: outputCap }).total);
+      const reservedCost = Math.max(1, costOf(prices, units ?? { inputTokens, cachedTokens: 0, outputTokens: outputCap }).total);
       const counters: CounterCall[] = [];
       const caps: (Cap | undefined)[] = [];
       for (const { window, key, ttlMs } of hashes) {

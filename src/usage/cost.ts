@@ -1,5 +1,5 @@
 import type { ModelPricesNano, RealtimePricesNano } from '../config/catalogue.js';
-import type { RealtimeTokens, Usage } from './extract.js';
+import type { Bill, RealtimeTokens, Usage } from './extract.js';
 
 /**
  * What a request cost, in integer nano-dollars, split by token type. Used by metrics, logs and
@@ -21,7 +21,7 @@ export const ZERO_COST: Cost = { input: 0, cachedInput: 0, output: 0, total: 0 }
  * catalogue's default prices every token costs a whole number of nano-dollars, so nothing is
  * rounded; an operator's price with more than nine decimals per 1M tokens is rounded per request.
  */
-function nano(tokens: number, pricePerMillion: number): number {
+export function nano(tokens: number, pricePerMillion: number): number {
   if (tokens === 0 || pricePerMillion === 0) return 0;
   const product = tokens * pricePerMillion;
   if (Number.isSafeInteger(product)) return Math.round(product / 1_000_000);
@@ -36,6 +36,7 @@ function nano(tokens: number, pricePerMillion: number): number {
  * price (callers count it as unpriced, at 0).
  */
 export function costOf(prices: ModelPricesNano | undefined, usage: Usage, batch = false): Cost {
+  if (usage.billed) return billedCost(usage.billed);
   if (!prices) return ZERO_COST;
   if (prices.realtime && !batch) return realtimeCost(prices, prices.realtime, usage);
   const cached = Math.min(usage.cachedTokens, usage.inputTokens);
@@ -72,6 +73,11 @@ function realtimeCost(prices: ModelPricesNano, modal: RealtimePricesNano, usage:
     nano(Math.min(t.cachedText, t.textIn), prices.cachedInput) + nano(Math.min(t.cachedAudio, t.audioIn), modal.cachedAudioInput) + nano(Math.min(t.cachedImage, t.imageIn), modal.cachedImageInput);
   const output = nano(t.textOut, prices.output) + nano(t.audioOut, modal.audioOutput);
   return { input, cachedInput, output, total: input + cachedInput + output };
+}
+
+/** A unit-priced request: its bill, already in nano-dollars. */
+function billedCost(bill: Bill): Cost {
+  return { input: bill.input, cachedInput: bill.cachedInput, output: bill.output, total: bill.input + bill.cachedInput + bill.output };
 }
 
 /** Nano-dollars as US dollars, for display (logs, the admin API). Exact sums stay in nano-dollars. */

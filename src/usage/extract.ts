@@ -11,7 +11,22 @@ export interface Usage {
   readonly outputTokens: number;
   /** Realtime answers: the same tokens split by modality (priced apart, src/usage/cost.ts). */
   readonly realtime?: RealtimeTokens | undefined;
+  /** Images, speech, transcription, video: the cost worked out by unit (src/usage/units.ts); the tokens above are then only counted. */
+  readonly billed?: Bill | undefined;
 }
+
+/** What a unit-priced request costs, in integer nano-dollars split as token costs are, with the unit it was counted in. */
+export interface Bill {
+  readonly unit: BillUnit;
+  /** How many units (images, characters, seconds of audio or video, tokens). */
+  readonly quantity: number;
+  readonly input: number;
+  readonly cachedInput: number;
+  readonly output: number;
+}
+
+/** The unit label of cost metrics. Audio billed per minute is counted in (whole or fractional) seconds of its duration. */
+export type BillUnit = 'tokens' | 'images' | 'characters' | 'minutes' | 'seconds' | 'sessions';
 
 /** A realtime `usage` by modality; `*In` include the cached tokens of that modality, as OpenAI's do. */
 export interface RealtimeTokens {

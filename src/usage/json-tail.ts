@@ -29,17 +29,23 @@ export class TailBuffer {
 
 /** Find the last `"usage": {…}` member in the bytes and read it. */
 export function usageFromJsonTail(shape: UsageShape, tail: Buffer): Usage | undefined {
-  let at = tail.lastIndexOf(USAGE_KEY);
+  const usage = lastObjectMember(tail, USAGE_KEY);
+  return usage === undefined ? undefined : readUsage(shape, usage);
+}
+
+/** The last `"name": {…}` member in the bytes (`key` is the quoted name), parsed; undefined when there is none. */
+export function lastObjectMember(tail: Buffer, key: Buffer = USAGE_KEY): unknown {
+  let at = tail.lastIndexOf(key);
   while (at !== -1) {
-    const object = objectAfterColon(tail, at + USAGE_KEY.length);
+    const object = objectAfterColon(tail, at + key.length);
     if (object !== undefined) {
       try {
-        return readUsage(shape, JSON.parse(object));
+        return JSON.parse(object) as unknown;
       } catch {
-        // not a usage object after all: look further back
+        // not an object after all: look further back
       }
     }
-    at = at === 0 ? -1 : tail.lastIndexOf(USAGE_KEY, at - 1);
+    at = at === 0 ? -1 : tail.lastIndexOf(key, at - 1);
   }
   return undefined;
 }

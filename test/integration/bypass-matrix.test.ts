@@ -18,6 +18,7 @@ import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway
  */
 
 const RESTRICTED = 'tg-matrix-restricted-0123456789';
+const BUDGET_ONLY = 'tg-matrix-budget-only-0123456789';
 const OPEN = 'tg-matrix-open-0123456789abcdef';
 /** `rpd: 1` (per bucket), spent before the unmetered run: a window no run outlasts. */
 const SPENT = 'tg-matrix-spent-0123456789abcdef';
@@ -163,6 +164,7 @@ beforeAll(async () => {
         { id: 'restricted', key: RESTRICTED, tier: 'tier-5', limits: { rpm: 1 }, models: ['gpt-4.1-nano'], budget_usd: { daily: 0 } },
         { id: 'open', key: OPEN, tier: 'tier-5' },
         { id: 'spent', key: SPENT, tier: 'tier-5', limits: { rpd: 1 } },
+        { id: 'budget-only', key: BUDGET_ONLY, tier: 'tier-5', budget_usd: { daily: 0 } },
       ],
     },
   });
@@ -196,6 +198,36 @@ describe('bypass matrix', () => {
     expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
   }, 120_000);
 
+  // Unit-priced endpoints (images, speech, transcription, video) with a model priced in their unit:
+  // a key whose only limit is a used-up budget is refused by its budget, named model or not.
+  it('a key with only an exhausted budget: no unit-priced request reaches the upstream, named, defaulted or implied model', async () => {
+    upstream.reset();
+    const PRICED: Record<NonNullable<Endpoint['units']>, string | undefined> = { images: 'dall-e-3', speech: 'tts-1', transcription: 'whisper-1', video: 'sora-2', containers: undefined };
+    const units = METERED.filter((e) => e.units !== undefined);
+    expect(units.map((e) => e.url)).toEqual(expect.arrayContaining(['/v1/images/generations', '/v1/audio/speech', '/v1/audio/transcriptions', '/v1/videos', '/v1/containers']));
+    const answers: string[] = [];
+    for (const endpoint of units) {
+      const multipart = endpoint.body !== 'json';
+      // Containers name no model: priced by their memory limit.
+      for (const model of endpoint.model ? [PRICED[endpoint.units as keyof typeof PRICED], undefined] : [undefined]) {
+        const payload = multipart
+          ? body('missing', true).toString('latin1').replace(`--${BOUNDARY}\r\n`, model === undefined ? `--${BOUNDARY}\r\n` : `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\n${model}\r\n--${BOUNDARY}\r\n`)
+          : Buffer.from(JSON.stringify({ input: 'hi', prompt: 'hi', voice: 'alloy', ...(model === undefined ? {} : { model }) })).toString('latin1');
+        const answer = await send(concretePath(endpoint), CONTENT_TYPES[multipart ? 'multipart' : 'json'], Buffer.from(payload, 'latin1'), BUDGET_ONLY);
+        const code = (JSON.parse(answer.text) as { error?: { code?: string } }).error?.code;
+        answers.push(`${endpoint.url} ${model ?? '(none)'} → ${answer.status} ${code}`);
+        expect(isOpenAIError(answer.text), answer.text).toBe(true);
+        // A priced model, named or the endpoint's default: the budget's 429; none at all: a 400 (model
+        // required, or implied by an object tollgate cannot price: the key's policy).
+        const priced = model !== undefined || !endpoint.model || typeof endpoint.model.rule === 'object';
+        const expected = priced ? '429 insufficient_quota' : endpoint.model?.rule === 'implied' ? '400 model_required_by_key_policy' : `400 ${code}`;
+        expect(`${endpoint.url} ${model ?? '(none)'} → ${answer.status} ${code}`).toBe(`${endpoint.url} ${model ?? '(none)'} → ${expected}`);
+      }
+    }
+    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+    expect(answers.length).toBe(units.length * 2 - units.filter((e) => !e.model).length);
+  }, 120_000);
+
   it('a key without limits: only canonical paths, accepted content types and string models reach the upstream', async () => {
     upstream.reset();
     const answers = await run(OPEN);
@@ -203,7 +235,8 @@ describe('bypass matrix', () => {
       .filter((a) => reached(a.tag))
       .filter(({ c }) => {
         const accepted = accepts(c);
-        const modelOk = c.shape === 'allowed' || c.shape === 'disallowed' || (c.shape === 'missing' && c.endpoint.model?.rule !== 'required');
+        // An endpoint that names no model (containers) does not read the field: any shape may pass.
+        const modelOk = !c.endpoint.model || c.shape === 'allowed' || c.shape === 'disallowed' || (c.shape === 'missing' && c.endpoint.model.rule !== 'required');
         return c.pathForm !== 'canonical' || !accepted || !modelOk;
       })
       .map((a) => label(a.c));

@@ -79,6 +79,9 @@ async function traffic(): Promise<void> {
   expect(await call('/responses', ALPHA, { model: 'gpt-4.1-nano', input: 'hi', stream: true })).toBe(200);
   expect(await call('/embeddings', ALPHA, { model: 'text-embedding-3-small', input: 'embed me' })).toBe(200);
   expect(await call('/chat/completions', ALPHA, { ...chat, model: 'house-model' })).toBe(200);
+  // Priced by other units: images and characters.
+  expect(await call('/images/generations', ALPHA, { model: 'dall-e-2', prompt: 'a cat', size: '256x256' })).toBe(200);
+  expect(await call('/audio/speech', ALPHA, { model: 'tts-1', voice: 'alloy', input: 'hello there' })).toBe(200);
   // Cut mid-stream: usage estimated, counted as an upstream stream_cut.
   expect(await call('/chat/completions', ALPHA, { ...chat, stream: true }, { 'x-fake-chunks': '20', 'x-fake-cut-after': '5' })).toBe(200);
   // Both upstreams fail: the request fails over from one to the other.
@@ -121,6 +124,13 @@ describe('the Grafana dashboard against a real Prometheus', () => {
       else if (!result.some((s) => Number.isFinite(s.value))) empty.push(`${where} (only NaN): ${expr}`);
     }
     expect(empty).toEqual([]);
+  });
+
+  it('spend by unit shows the units of the traffic', async () => {
+    const panel = panels.find((p) => p.expr.startsWith('sum by (unit)'));
+    expect(panel).toBeDefined();
+    const result = await prometheus.query(substitute((panel as { expr: string }).expr));
+    expect(result.map((s) => s.metric.unit).sort()).toEqual(['characters', 'images', 'tokens']);
   });
 
   it('every template variable lists values', async () => {

@@ -34,6 +34,28 @@ describe('Tally', () => {
 });
 
 describe('usage metrics', () => {
+  it('counts unit-priced requests under their unit (tokens cost stays under unit="tokens"), with or without a model', async () => {
+    const registry = new Registry();
+    const usage = createUsageMetrics({ registry, pricesOf });
+    usage.count('k1', 'gpt-4.1-nano', { inputTokens: 10, cachedTokens: 0, outputTokens: 0 }, 'reported');
+    const images = { unit: 'images' as const, quantity: 2, input: 0, cachedInput: 0, output: 80_000_000 };
+    expect(usage.count('k1', 'dall-e-3', { inputTokens: 0, cachedTokens: 0, outputTokens: 0, billed: images }, 'reported').total).toBe(80_000_000);
+    usage.count('k1', 'dall-e-3', { inputTokens: 0, cachedTokens: 0, outputTokens: 0, billed: images }, 'estimated');
+    const session = { unit: 'sessions' as const, quantity: 1, input: 0, cachedInput: 0, output: 30_000_000 };
+    usage.count('k1', 'none', { inputTokens: 0, cachedTokens: 0, outputTokens: 0, billed: session }, 'reported');
+    const gptImage = { unit: 'tokens' as const, quantity: 282, input: 50_000, cachedInput: 0, output: 10_880_000 };
+    usage.count('k1', 'gpt-image-1', { inputTokens: 10, cachedTokens: 0, outputTokens: 272, billed: gptImage }, 'reported');
+    const samples = await scrape(registry);
+    expect(nanoOf(samples, 'tollgate_cost_usd_total', { key: 'k1', model: 'gpt-4.1-nano', unit: 'tokens', type: 'input' })).toBe(1_000);
+    expect(nanoOf(samples, 'tollgate_cost_usd_total', { key: 'k1', model: 'dall-e-3', unit: 'images', type: 'output' })).toBe(160_000_000);
+    expect(nanoOf(samples, 'tollgate_cost_usd_total', { key: 'k1', model: 'none', unit: 'sessions' })).toBe(30_000_000);
+    expect(nanoOf(samples, 'tollgate_cost_usd_total', { key: 'k1', model: 'gpt-image-1', unit: 'tokens' })).toBe(10_930_000);
+    expect(sumOf(samples, 'tollgate_tokens_total', { key: 'k1', model: 'gpt-image-1', type: 'output' })).toBe(272);
+    // A container (model `none`) is priced, not counted as unpriced tokens.
+    expect(samplesOf(samples, 'tollgate_unpriced_tokens_total', { model: 'none' }).every((s) => s.value === 0)).toBe(true);
+    expect(nanoOf(samples, 'tollgate_cost_usd_total', { key: 'k1' })).toBe(1_000 + 160_000_000 + 30_000_000 + 10_930_000);
+  });
+
   it('counts tokens by type (input = uncached), cost per type, and what cached input saved', async () => {
     const registry = new Registry();
     const usage = createUsageMetrics({ registry, pricesOf });

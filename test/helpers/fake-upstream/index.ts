@@ -98,6 +98,8 @@ route('POST /images/edits', media.imageEdits);
 route('POST /audio/speech', media.speech);
 route('POST /audio/transcriptions', (ctx) => media.transcribe(ctx, 'transcriptions'));
 route('POST /audio/translations', (ctx) => media.transcribe(ctx, 'translations'));
+route('POST /videos', media.createVideo);
+route('POST /containers', media.createContainer);
 route('GET /models', media.listModels);
 route('GET /models/:id', media.getModel);
 route('POST /files', files.uploadFile);

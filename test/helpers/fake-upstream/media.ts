@@ -10,6 +10,7 @@ import {
   sendBody,
   sendError,
   sendJson,
+  SseWriter,
   tokenCounts,
 } from './common.js';
 
@@ -71,9 +72,14 @@ export function moderations(ctx: Ctx): void {
 export const FAKE_PNG_B64 =
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
 
-function imagesAnswer(ctx: Ctx, prompt: string, n: number, responseFormat: unknown): void {
+/**
+ * Images: `n` images; usage as gpt-image-1 reports it: text input = ceil(prompt / 4) tokens (+ 100
+ * image input tokens per input image of an edit), 272 output tokens per image.
+ */
+function imagesAnswer(ctx: Ctx, prompt: string, n: number, responseFormat: unknown, inputImages = 0): void {
   const count = Math.max(1, Math.min(10, n));
   const tokens = Math.max(1, Math.ceil(prompt.length / 4));
+  const imageTokens = 100 * inputImages;
   const image = (i: number) =>
     responseFormat === 'url'
       ? { url: `https://fake-upstream.invalid/images/${ctx.hash}-${i}.png`, revised_prompt: prompt }
@@ -82,10 +88,10 @@ function imagesAnswer(ctx: Ctx, prompt: string, n: number, responseFormat: unkno
     created: CREATED,
     data: Array.from({ length: count }, (_, i) => image(i)),
     usage: {
-      total_tokens: tokens + 272,
-      input_tokens: tokens,
-      output_tokens: 272,
-      input_tokens_details: { text_tokens: tokens, image_tokens: 0 },
+      total_tokens: tokens + imageTokens + 272 * count,
+      input_tokens: tokens + imageTokens,
+      output_tokens: 272 * count,
+      input_tokens_details: { text_tokens: tokens, image_tokens: imageTokens },
     },
   });
 }
@@ -103,7 +109,8 @@ export async function imageEdits(ctx: Ctx): Promise<void> {
   if (prompt === undefined) return sendError(ctx, 400, "Missing required parameter: 'prompt'.", { param: 'prompt' });
   if (!form.has('image') && !form.has('image[]'))
     return sendError(ctx, 400, "Missing required parameter: 'image'.", { param: 'image' });
-  imagesAnswer(ctx, prompt, Number(formString(form, 'n') ?? 1) || 1, formString(form, 'response_format'));
+  const images = [...form.keys()].filter((name) => name === 'image' || name === 'image[]').length;
+  imagesAnswer(ctx, prompt, Number(formString(form, 'n') ?? 1) || 1, formString(form, 'response_format'), images);
 }
 
 // ---------------------------------------------------------------- audio
@@ -117,10 +124,24 @@ export function fakeSpeechBytes(input: string): Buffer {
   return out;
 }
 
-export function speech(ctx: Ctx): void {
+/**
+ * Speech: the fake bytes; with `stream_format: "sse"`, one `speech.audio.delta` per 1,024 bytes
+ * then `speech.audio.done` with usage: ceil(input / 4) text tokens, one audio token per input character.
+ */
+export async function speech(ctx: Ctx): Promise<void> {
   const body = readJsonWith(ctx, 'model', 'input', 'voice');
   if (!body) return;
-  sendBody(ctx, 200, fakeSpeechBytes(String(body.input)), 'audio/mpeg');
+  const input = String(body.input);
+  const audio = fakeSpeechBytes(input);
+  if (body.stream_format !== 'sse') return sendBody(ctx, 200, audio, 'audio/mpeg');
+  const sse = new SseWriter(ctx);
+  if (!(await sse.start())) return;
+  for (let at = 0; at < audio.length; at += 1024) {
+    if (!(await sse.data({ type: 'speech.audio.delta', audio: audio.subarray(at, at + 1024).toString('base64') }))) return;
+  }
+  const inputTokens = Math.ceil(input.length / 4);
+  await sse.data({ type: 'speech.audio.done', usage: { input_tokens: inputTokens, output_tokens: input.length, total_tokens: inputTokens + input.length } });
+  sse.end();
 }
 
 export async function transcribe(ctx: Ctx, kind: 'transcriptions' | 'translations'): Promise<void> {
@@ -136,12 +157,63 @@ export async function transcribe(ctx: Ctx, kind: 'transcriptions' | 'translation
   if (format === 'text' || format === 'srt' || format === 'vtt') {
     return sendBody(ctx, 200, Buffer.from(`${text}\n`), 'text/plain; charset=utf-8');
   }
+  // whisper-1 is billed by duration: the fake's audio lasts one second per 16,000 bytes (128 kbps).
+  const model = formString(form, 'model');
+  const duration = file.size / 16_000;
+  if (format === 'verbose_json') {
+    return sendJson(ctx, 200, { task: kind === 'translations' ? 'translate' : 'transcribe', language: 'english', duration, text, segments: [] });
+  }
+  if (model === 'whisper-1') {
+    return sendJson(ctx, 200, kind === 'translations' ? { text } : { text, usage: { type: 'duration', seconds: Math.ceil(duration) } });
+  }
   if (kind === 'translations') return sendJson(ctx, 200, { text });
   const input = Math.max(1, Math.ceil(file.size / 1000));
   const output = Math.max(1, Math.ceil(text.length / 4));
+  const usage = { type: 'tokens', input_tokens: input, input_token_details: { text_tokens: 0, audio_tokens: input }, output_tokens: output, total_tokens: input + output };
+  if (formString(form, 'stream') !== 'true') return sendJson(ctx, 200, { text, usage });
+  // A stream: one delta per word, then the whole text with usage.
+  const sse = new SseWriter(ctx);
+  if (!(await sse.start())) return;
+  for (const word of text.split(' ')) if (!(await sse.data({ type: 'transcript.text.delta', delta: `${word} ` }))) return;
+  await sse.data({ type: 'transcript.text.done', text, usage });
+  sse.end();
+}
+
+// ---------------------------------------------------------------- videos
+
+/** A video job, queued: the model, seconds and size the form asked for (sora-2 defaults: 4 seconds, 720x1280). */
+export async function createVideo(ctx: Ctx): Promise<void> {
+  const form = await readForm(ctx);
+  if (!form) return;
+  const prompt = formString(form, 'prompt');
+  if (prompt === undefined) return sendError(ctx, 400, "Missing required parameter: 'prompt'.", { param: 'prompt' });
   sendJson(ctx, 200, {
-    text,
-    usage: { type: 'tokens', input_tokens: input, output_tokens: output, total_tokens: input + output },
+    id: `video_${ctx.hash}`,
+    object: 'video',
+    model: formString(form, 'model') ?? 'sora-2',
+    status: 'queued',
+    progress: 0,
+    created_at: CREATED,
+    size: formString(form, 'size') ?? '720x1280',
+    seconds: formString(form, 'seconds') ?? '4',
+    quality: 'standard',
+  });
+}
+
+// ---------------------------------------------------------------- containers
+
+/** A code-interpreter container, as created: its name and memory limit (default 1g). */
+export function createContainer(ctx: Ctx): void {
+  const body = readJsonWith(ctx, 'name');
+  if (!body) return;
+  sendJson(ctx, 200, {
+    id: `cntr_${ctx.hash}`,
+    object: 'container',
+    created_at: CREATED,
+    status: 'running',
+    name: body.name,
+    memory_limit: body.memory_limit ?? '1g',
+    expires_after: { anchor: 'last_active_at', minutes: 20 },
   });
 }
 
