@@ -43,9 +43,9 @@ export function isRefusal(answer: CeilingAnswer): answer is CeilingRefusal {
 export interface Ceilings {
   /**
    * `upstream`: the bucket identity; `owner`: the organisation named in a 429. With fair share on,
-   * `claim` names whose share the request counts against; `waits`: it will wait when refused.
+   * `claim` names whose share the request counts against; `maxWaitMs`: how long it may still wait when refused.
    */
-  take(upstream: string, owner: string, model: string, figures: CeilingFigures, tokens: number, claim?: ShareClaim, waits?: boolean): CeilingAnswer | Promise<CeilingAnswer>;
+  take(upstream: string, owner: string, model: string, figures: CeilingFigures, tokens: number, claim?: ShareClaim, maxWaitMs?: number): CeilingAnswer | Promise<CeilingAnswer>;
 }
 
 const WINDOW_MS = 60_000;
@@ -67,7 +67,7 @@ export function createCeilings(options: CeilingsOptions): Ceilings {
   const { store, keyPrefix } = options;
   const share = store.admitShared && store.settleShared ? options.share : undefined;
   return {
-    take(upstream, owner, model, figures, tokens, claim, waits) {
+    take(upstream, owner, model, figures, tokens, claim, maxWaitMs) {
       const scope = `${keyPrefix}{up|${upstream}|${model}}`;
       const buckets: PlannedBucket[] = [];
       if (figures.rpm !== null) buckets.push({ kind: 'rpm', key: `${scope}:rpm`, limit: figures.rpm, windowMs: WINDOW_MS, units: 1 });
@@ -77,7 +77,7 @@ export function createCeilings(options: CeilingsOptions): Ceilings {
       }
       if (buckets.length === 0) return UNLIMITED;
       if (share && claim) {
-        const call: SharedCall = { buckets, stateKey: `${scope}:share`, claim, settings: share, waits };
+        const call: SharedCall = { buckets, stateKey: `${scope}:share`, claim, settings: share, maxWaitMs };
         const decideShared = (outcome: SharedOutcome): CeilingAnswer =>
           outcome.allowed ? sharedHold(store, call, outcome) : { refused: refusal(model, owner, buckets, outcome), waitMs: outcome.waitMs };
         const outcome = (store.admitShared as NonNullable<LimiterStore['admitShared']>)(call);
@@ -145,7 +145,7 @@ function sharedHold(store: LimiterStore, call: SharedCall, outcome: SharedOutcom
   let done = false;
   const send = (buckets: BucketCall[]): void => {
     if (buckets.length === 0) return;
-    const settle = { ...call, buckets, waits: false };
+    const settle = { ...call, buckets, maxWaitMs: 0 };
     const sent = outcome.settleSharedVia ? outcome.settleSharedVia(settle) : store.settleShared?.(settle);
     if (sent instanceof Promise) sent.catch(() => undefined);
   };

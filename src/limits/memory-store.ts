@@ -20,7 +20,7 @@ const NONE: readonly CounterCall[] = [];
 
 /** An active entity of a shared ceiling (lua/fair-share.lua's record). */
 interface ShareRecord {
-  seen: number;
+  activeUntil: number;
   weight: number;
   at: number;
   marker: number;
@@ -82,7 +82,7 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
     let total = claim.weight;
     let mine: ShareRecord | undefined;
     for (const [entity, rec] of state) {
-      if (now - rec.seen > settings.activeMs) state.delete(entity);
+      if (rec.activeUntil < now) state.delete(entity);
       else if (entity === claim.entity) mine = rec;
       else {
         others.push(rec);
@@ -99,7 +99,7 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
     };
     if (!mine) {
       if (mode === 2) return settled();
-      mine = { seen: now, weight: claim.weight, at: now, marker: 0, markerUntil: 0, guarantees: calls.map(() => 0) };
+      mine = { activeUntil: now + settings.activeMs, weight: claim.weight, at: now, marker: 0, markerUntil: 0, guarantees: calls.map(() => 0) };
     }
     const guarantee = (rec: ShareRecord, weight: number, k: number): [number, number] => {
       const rate = Math.floor(((calls[k] as BucketCall).limit * weight) / total);
@@ -144,7 +144,7 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
         }
       });
     }
-    mine.seen = now;
+    mine.activeUntil = Math.max(mine.activeUntil, now + settings.activeMs);
     mine.weight = claim.weight;
     mine.at = now;
     if (refusing === -1) {
@@ -161,9 +161,12 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
       }
     } else {
       mine.guarantees = mineNow;
-      if (call.waits && claim.priority > 0 && claim.priority >= mine.marker) {
-        mine.marker = claim.priority;
-        mine.markerUntil = Math.max(mine.markerUntil, now + 2 * waitMs + 100);
+      if (waitMs <= (call.maxWaitMs ?? 0)) {
+        mine.activeUntil = Math.max(mine.activeUntil, now + waitMs + settings.activeMs);
+        if (claim.priority > 0 && claim.priority >= mine.marker) {
+          mine.marker = claim.priority;
+          mine.markerUntil = Math.max(mine.markerUntil, now + waitMs + Math.min(settings.activeMs, waitMs + 100));
+        }
       }
     }
     state.set(claim.entity, mine);
@@ -173,7 +176,7 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
   const sweep = setInterval(() => {
     const now = clock();
     for (const [key, state] of shares) {
-      for (const [entity, rec] of state) if (now - rec.seen > 600_000) state.delete(entity);
+      for (const [entity, rec] of state) if (rec.activeUntil < now) state.delete(entity);
       if (state.size === 0) shares.delete(key);
     }
     // Forget buckets idle for a day: the longest window, so they are full by then.

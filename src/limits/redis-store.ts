@@ -42,7 +42,7 @@ function fairShareArgs(call: SharedCall, mode: 1 | 2): [number, ...(string | Buf
   pack.int(call.settings.burstMs);
   pack.int(call.claim.weight);
   pack.int(call.claim.priority);
-  pack.int(call.waits ? 1 : 0);
+  pack.int(Math.max(0, Math.floor(call.maxWaitMs ?? 0)));
   return [call.buckets.length + 1, ...call.buckets.map((b) => b.key), call.stateKey, pack.finish(), call.claim.entity];
 }
 

@@ -76,8 +76,12 @@ export interface SharedCall {
   readonly stateKey: string;
   readonly claim: ShareClaim;
   readonly settings: ShareSettings;
-  /** The request waits when refused (max_wait_ms): a priority above 0 then leaves its marker. */
-  readonly waits?: boolean | undefined;
+  /**
+   * How long the request may still wait when refused (what is left of max_wait_ms; 0 or undefined:
+   * it does not wait). A refusal it will wait out keeps its entity active, and leaves a priority
+   * marker when its priority is above 0.
+   */
+  readonly maxWaitMs?: number | undefined;
 }
 
 export interface SharedOutcome extends AdmitOutcome {

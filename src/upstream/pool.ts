@@ -101,7 +101,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         const figures = request.model === undefined ? undefined : member.ceiling?.(request.model);
         if (!figures || !options.ceilings) return { member, hold: undefined };
         const tokens = request.tokens ?? 0;
-        const answer = await options.ceilings.take(member.id, member.owner, request.model as string, figures, tokens, request.share, waitUntil > performance.now());
+        const answer = await options.ceilings.take(member.id, member.owner, request.model as string, figures, tokens, request.share, waitUntil - performance.now());
         if (!('refused' in answer)) {
           if (answer.borrowed !== undefined && request.share) observer?.shareAdmitted?.(member.id, request.share.entity, tokens, answer.borrowed);
           return { member, hold: answer };

@@ -16,7 +16,7 @@ function harness() {
   let now = 1_000_000;
   const store = createMemoryStore(() => now) as LimiterStore & Required<Pick<LimiterStore, 'admitShared' | 'settleShared'>>;
   const bucket = (units: number): BucketCall => ({ key: 'p{up|u|m}:tpm', limit: TPM, windowMs: MINUTE, units });
-  const call = (claim: ShareClaim, units: number, waits = false): SharedCall => ({ buckets: [bucket(units)], stateKey: 'p{up|u|m}:share', claim, settings: SETTINGS, waits });
+  const call = (claim: ShareClaim, units: number, waits = 0): SharedCall => ({ buckets: [bucket(units)], stateKey: 'p{up|u|m}:share', claim, settings: SETTINGS, maxWaitMs: waits });
   return {
     store,
     call,
@@ -100,13 +100,13 @@ describe('fair share of one ceiling (process memory, simulated clock)', () => {
     const low: ShareClaim = { entity: 'group:team', weight: 1, priority: 0 };
     const high: ShareClaim = { entity: 'group:team', weight: 1, priority: 5 };
     while ((h.store.admitShared(h.call(low, 1_000)) as { allowed: boolean }).allowed);
-    const refused = h.store.admitShared(h.call(high, 1_000, true)) as { allowed: boolean; waitMs: number };
+    const refused = h.store.admitShared(h.call(high, 1_000, 10_000)) as { allowed: boolean; waitMs: number };
     expect(refused.allowed).toBe(false);
     // The room the high-priority request waits for is not taken by the low one meanwhile.
     h.advance(refused.waitMs);
     const lowTries = h.store.admitShared(h.call(low, 1_000)) as { allowed: boolean; waitMs: number };
     expect(lowTries.allowed).toBe(false);
-    expect(h.store.admitShared(h.call(high, 1_000, true))).toMatchObject({ allowed: true });
+    expect(h.store.admitShared(h.call(high, 1_000, 10_000))).toMatchObject({ allowed: true });
     // Once it is served, the marker is gone: the low one is admitted when there is room again.
     h.advance(1_000);
     expect(h.store.admitShared(h.call(low, 1_000))).toMatchObject({ allowed: true });

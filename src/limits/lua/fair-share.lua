@@ -18,14 +18,18 @@
   holds from there on, so every active entity always finds its guaranteed rate; a newcomer starts
   with an empty guarantee (it earns it at its rate), so it cannot take the others' back at once.
 
-  Priority: a refused request that will wait (max_wait_ms) and has priority p > 0 leaves a
-  marker on its entity's record: until it expires, requests of the same entity with a lower
-  priority are refused, so the waiting one takes the room first.
+  An entity is active until active_ms after its latest request; a refused request that will wait
+  for the time advertised (within its max_wait_ms) keeps it active until active_ms after that.
+
+  Priority: a refused request that will wait and has priority p > 0 leaves a marker on its
+  entity's record: until it expires (the wait, plus up to active_ms of slack), requests of the
+  same entity with a lower priority are refused, so the waiting one takes the room first; it is
+  cleared when a request of that priority or above is admitted.
 
   KEYS   the ceiling's buckets (1..K), then the state hash; all share one {hash tag}
   ARGV[1] MessagePack array: mode (1 admit, 2 settle), K, then per bucket: limit, window_ms,
           units (admit: the cost; settle: what goes back, negative takes more), then active_ms,
-          burst_ms, weight, priority, waits (1/0)
+          burst_ms, weight, priority, max_wait_ms (what the request may still wait; 0: none)
   ARGV[2] the entity's name
 
   Admit returns { allowed (1/0), refusing bucket (1-based, 0 none), wait_ms, borrowed (1/0),
@@ -43,7 +47,7 @@ for k = 1, K do
   limits[k], windows[k], units[k] = a[at], a[at + 1], a[at + 2]
   at = at + 3
 end
-local activeMs, burstMs, weight, priority, waits = a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4]
+local activeMs, burstMs, weight, priority, maxWait = a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4]
 local state = KEYS[K + 1]
 
 for k = 1, K do
@@ -56,13 +60,13 @@ for k = 1, K do
   levels[k] = level
 end
 
--- The active entities: records seen within active_ms (the others are dropped).
+-- The active entities: records active until now or later (the others are dropped).
 local others, total = {}, weight
 local mine
 local all = redis.call('HGETALL', state)
 for i = 1, #all, 2 do
   local rec = cmsgpack.unpack(all[i + 1])
-  if now - rec[1] > activeMs then
+  if rec[1] < now then
     redis.call('HDEL', state, all[i])
   elseif all[i] == me then
     mine = rec
@@ -71,7 +75,7 @@ for i = 1, #all, 2 do
     total = total + rec[2]
   end
 end
--- Record: { seen, weight, at, priority marker, marker until, guarantee_1 … guarantee_K }.
+-- Record: { active until, weight, at, priority marker, marker until, guarantee_1 … guarantee_K }.
 local fresh = mine == nil
 if fresh then
   if mode == 2 then
@@ -86,7 +90,7 @@ if fresh then
     end
     return out
   end
-  mine = { now, weight, now, 0, 0 }
+  mine = { now + activeMs, weight, now, 0, 0 }
   for k = 1, K do
     mine[5 + k] = 0
   end
@@ -139,7 +143,7 @@ else
   end
 end
 
-mine[1], mine[2], mine[3] = now, weight, now
+mine[1], mine[2], mine[3] = max(mine[1], now + activeMs), weight, now
 if refusing == 0 then
   for k = 1, K do
     local need = units[k] * windows[k]
@@ -158,12 +162,15 @@ else
   for k = 1, K do
     mine[5 + k] = mineNow[k]
   end
-  if waits == 1 and priority > 0 and priority >= mine[4] then
-    mine[4], mine[5] = priority, max(mine[5], now + 2 * wait + 100)
+  if wait <= maxWait then
+    mine[1] = max(mine[1], now + wait + activeMs)
+    if priority > 0 and priority >= mine[4] then
+      mine[4], mine[5] = priority, max(mine[5], now + wait + min(activeMs, wait + 100))
+    end
   end
 end
 redis.call('HSET', state, me, cmsgpack.pack(mine))
-redis.call('PEXPIRE', state, activeMs + 1000)
+redis.call('PEXPIRE', state, mine[1] - now + 1000)
 
 local out = { refusing == 0 and 1 or 0, refusing, wait, borrowed }
 for k = 1, K do
