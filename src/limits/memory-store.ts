@@ -113,13 +113,13 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
       mineNow.push(level);
       rates.push(rate);
       let sum = 0;
-      for (const rec of others) sum += guarantee(rec, rec.weight, k)[0];
+      for (const rec of others) sum += Math.max(0, guarantee(rec, rec.weight, k)[0]);
       reserved.push(sum);
     }
     if (mode === 2) {
       const out = settled();
       calls.forEach((c, k) => {
-        (mine as ShareRecord).guarantees[k] = Math.max(0, Math.min((rates[k] as number) * settings.burstMs, (mineNow[k] as number) + c.units * c.windowMs));
+        (mine as ShareRecord).guarantees[k] = Math.min((rates[k] as number) * settings.burstMs, (mineNow[k] as number) + c.units * c.windowMs);
       });
       mine.at = now;
       state.set(claim.entity, mine);
@@ -152,7 +152,8 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
         const need = c.units * c.windowMs;
         if ((mineNow[k] as number) < need) borrowed = true;
         levels[k] = (levels[k] as number) - need;
-        (mine as ShareRecord).guarantees[k] = Math.max(0, (mineNow[k] as number) - need);
+        const had = mineNow[k] as number;
+        (mine as ShareRecord).guarantees[k] = had >= need ? had - need : Math.min(had, 0);
         store(c, levels[k] as number, now);
       });
       if (mine.marker <= claim.priority) {

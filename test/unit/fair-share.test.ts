@@ -95,6 +95,18 @@ describe('fair share of one ceiling (process memory, simulated clock)', () => {
     expect(after).toMatchObject({ allowed: true, borrowed: false });
   });
 
+  it('tokens used beyond the reservation are repaid from the entity’s own share, not from the others’', () => {
+    const h = harness();
+    simulate(h, [{ claim: A, until: Infinity }, { claim: B, until: Infinity }], h.now(), h.now() + 30_000);
+    // B's answer used 10k tokens more than it reserved: the ceiling and B's guarantee take them.
+    h.store.settleShared(h.call(B, -10_000));
+    const from = h.now();
+    const tokens = simulate(h, [{ claim: A, until: Infinity }, { claim: B, until: Infinity }], from, from + 30_000);
+    // 30 s of the ceiling is 50k tokens, 10k of them gone to B's debt: A keeps its 37.5k, B gets 2.5k.
+    expect(tokens(0)).toBeGreaterThanOrEqual(36_000);
+    expect(tokens(1)).toBeLessThanOrEqual(4_000);
+  });
+
   it('a waiting request of a higher priority in a group goes before the group’s lower ones', () => {
     const h = harness();
     const low: ShareClaim = { entity: 'group:team', weight: 1, priority: 0 };

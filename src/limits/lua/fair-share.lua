@@ -12,9 +12,11 @@
   its record is dropped and its share goes to the others.
 
   A request of entity e costing c (unit-ms) is admitted when, for every bucket,
-      level − c ≥ Σ over the other active entities of their unused guarantee
+      level − c ≥ Σ over the other active entities of their unused guarantee (if above 0)
   i.e. it takes its own guarantee first and may borrow whatever the others are not guaranteed.
-  Then the bucket and e's guarantee (floored at 0) give c. The invariant level ≥ Σ guarantees
+  Then the bucket gives c, and e's guarantee what it had of c (borrowing makes no debt). A
+  settlement corrects both to the real usage: one that used more than it reserved leaves its
+  guarantee in debt (below 0), repaid as it refills. The invariant level ≥ Σ guarantees
   holds from there on, so every active entity always finds its guaranteed rate; a newcomer starts
   with an empty guarantee (it earns it at its rate), so it cannot take the others' back at once.
 
@@ -106,7 +108,7 @@ for k = 1, K do
   mineNow[k], rates[k] = guarantee(mine, weight, k)
   local sum = 0
   for _, rec in ipairs(others) do
-    sum = sum + (guarantee(rec, rec[2], k))
+    sum = sum + max(0, (guarantee(rec, rec[2], k)))
   end
   reserved[k] = sum
 end
@@ -119,7 +121,7 @@ if mode == 2 then
     levels[k] = min(capacity, levels[k] + delta)
     redis.call('HSET', KEYS[k], 'l', levels[k], 't', now)
     redis.call('PEXPIRE', KEYS[k], ceil((capacity - levels[k]) / limits[k]) + 1000)
-    mine[5 + k] = max(0, min(rates[k] * burstMs, mineNow[k] + delta))
+    mine[5 + k] = min(rates[k] * burstMs, mineNow[k] + delta)
     out[k] = levels[k]
   end
   mine[3] = now
@@ -151,7 +153,7 @@ if refusing == 0 then
       borrowed = 1
     end
     levels[k] = levels[k] - need
-    mine[5 + k] = max(0, mineNow[k] - need)
+    mine[5 + k] = mineNow[k] >= need and mineNow[k] - need or min(mineNow[k], 0)
     redis.call('HSET', KEYS[k], 'l', levels[k], 't', now)
     redis.call('PEXPIRE', KEYS[k], ceil((limits[k] * windows[k] - levels[k]) / limits[k]) + 1000)
   end
