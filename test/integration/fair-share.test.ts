@@ -1,0 +1,114 @@
+// Issue 15, item 6, end to end: two keys of weights 3 and 1 (the official SDK, maxRetries 0)
+// saturate one upstream's ceiling through two gateway instances on one Redis. The ceiling is
+// scaled to 120k TPM (2,000 tokens a second) and the answers' usage equals the reservation, so a
+// run of seconds measures the shares; the minute-long figure at 100k TPM is test/unit/fair-share.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { parseSamples, sumOf } from '../helpers/prom-text.js';
+import { uniquePrefix } from '../helpers/redis.js';
+
+const MODEL = 'gpt-4.1-nano';
+const TPM = 120_000;
+const PER_MS = TPM / 60_000;
+const HEAVY = 'tg-share-heavy-0123456789';
+const LIGHT = 'tg-share-light-0123456789';
+const DRAIN = 'tg-share-drain-0123456789';
+const ACTIVE_MS = 1_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('fair share of one ceiling over two instances on one Redis', () => {
+  let fake: FakeUpstream;
+  const gateways: TestGateway[] = [];
+  beforeAll(async () => {
+    fake = await startFakeUpstream({ record: false });
+    const prefix = uniquePrefix('fair-share');
+    for (let i = 0; i < 2; i++) {
+      gateways.push(
+        await startGateway({
+          upstreamUrl: 'http://127.0.0.1:9/v1',
+          redisUrl: inject('redisUrl'),
+          config: {
+            upstreams: [{ id: 'org', url: fake.url, ceiling: { tpm: TPM } }],
+            limits: { key_prefix: prefix, redis_timeout_ms: 5000, fair_share: { enabled: true, active_window_ms: ACTIVE_MS, burst_ms: 1_000 } },
+            keys: [
+              { id: 'heavy', key: HEAVY, tier: 'tier-5', max_wait_ms: 60_000, fair_share: { weight: 3 } },
+              { id: 'light', key: LIGHT, tier: 'tier-5', max_wait_ms: 60_000, fair_share: { weight: 1 } },
+              { id: 'drain', key: DRAIN, tier: 'tier-5' },
+            ],
+          },
+        }),
+      );
+    }
+  });
+  afterAll(async () => {
+    for (const gw of gateways) await gw.close();
+    await fake?.close();
+  });
+
+  /** Requests whose usage is what they reserve (about 260 tokens), sent back to back by `lanes` callers. */
+  function saturate(key: string, lanes: number) {
+    const done: { at: number; tokens: number }[] = [];
+    const failures: unknown[] = [];
+    let running = true;
+    const lane = async (i: number) => {
+      const client = (gateways[i % 2] as TestGateway).client({ apiKey: key, maxRetries: 0, timeout: 120_000 });
+      while (running) {
+        try {
+          const answer = await client.chat.completions.create(
+            { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 250 },
+            { headers: { 'x-fake-chunks': '250' } },
+          );
+          done.push({ at: performance.now(), tokens: answer.usage?.total_tokens ?? 0 });
+        } catch (err) {
+          failures.push(err);
+          await sleep(10);
+        }
+      }
+    };
+    const lanesDone = Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
+    return {
+      failures,
+      stop: async () => {
+        running = false;
+        await lanesDone;
+      },
+      tokens: (from: number, to: number) => done.filter((d) => d.at >= from && d.at < to).reduce((sum, d) => sum + d.tokens, 0),
+    };
+  }
+
+  it('weights 3 and 1 get 75% / 25% of the contended ceiling; when one stops the other takes ≥ 95% of it', async () => {
+    // The ceiling's stored burst goes first: one answer that used far more than it reserved.
+    const drained = await (gateways[0] as TestGateway)
+      .client({ apiKey: DRAIN, maxRetries: 0 })
+      .chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }, { headers: { 'x-fake-prompt-tokens': String(TPM) } });
+    expect(drained.usage?.prompt_tokens).toBe(TPM);
+    const heavy = saturate(HEAVY, 4);
+    const light = saturate(LIGHT, 4);
+    const start = performance.now();
+    await sleep(8_000);
+    const stopped = performance.now();
+    await heavy.stop();
+    await sleep(6_000);
+    const end = performance.now();
+    await light.stop();
+    expect(heavy.failures).toEqual([]);
+    expect(light.failures).toEqual([]);
+    // From 2 s in (the drain repaid, both keys active) to the stop.
+    const h = heavy.tokens(start + 2_000, stopped);
+    const l = light.tokens(start + 2_000, stopped);
+    expect(h / (h + l)).toBeGreaterThanOrEqual(0.7);
+    expect(h / (h + l)).toBeLessThanOrEqual(0.8);
+    expect(h + l).toBeLessThanOrEqual((stopped - start - 2_000) * PER_MS + 2_000);
+    // The light key alone, once the heavy one is no longer active: ≥ 95% of the ceiling's rate.
+    const from = stopped + ACTIVE_MS + 2_000;
+    expect(light.tokens(from, end)).toBeGreaterThanOrEqual((end - from) * PER_MS * 0.95 - 600);
+    // The shares as the metrics count them, summed over both instances: both within and borrowed.
+    let within = 0;
+    for (const gw of gateways) {
+      const samples = parseSamples(await (await fetch(`${gw.origin}/metrics`)).text());
+      within += sumOf(samples, 'tollgate_fair_share_admitted_tokens_total', { entity: 'key:heavy', share: 'within' });
+    }
+    expect(within).toBeGreaterThan(0);
+  });
+});
