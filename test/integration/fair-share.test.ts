@@ -112,3 +112,55 @@ describe('fair share of one ceiling over two instances on one Redis', () => {
     expect(within).toBeGreaterThan(0);
   });
 });
+
+describe('a key’s fair share through the admin API', () => {
+  const ADMIN_TOKEN = 'tg-admin-share-token-0123456789abcdef';
+  let fake: FakeUpstream;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    fake = await startFakeUpstream({ record: false });
+    gw = await startGateway({
+      upstreamUrl: 'http://127.0.0.1:9/v1',
+      redisUrl: inject('redisUrl'),
+      adminToken: ADMIN_TOKEN,
+      config: {
+        upstreams: [{ id: 'org', url: fake.url, ceiling: { tpm: TPM } }],
+        limits: { key_prefix: uniquePrefix('fair-share-admin'), redis_timeout_ms: 5000, fair_share: { enabled: true } },
+      },
+    });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await fake?.close();
+  });
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${gw.origin}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const admitted = async (entity: string) =>
+    sumOf(parseSamples(await (await fetch(`${gw.origin}/metrics`)).text()), 'tollgate_fair_share_admitted_tokens_total', { upstream: 'org', entity });
+
+  it('creates, patches and removes a key’s weight, group and priority; admission counts the request against the share it names', async () => {
+    const created = await admin('POST', '/admin/keys', { id: 'team-web', tier: 'tier-5', fair_share: { weight: 3, group: 'team', priority: 2 } });
+    expect(created.status).toBe(201);
+    expect(created.body.fair_share).toEqual({ weight: 3, group: 'team', priority: 2 });
+    const secret = created.body.key as string;
+    const ask = () => gw.client({ apiKey: secret, maxRetries: 0 }).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 });
+    await ask();
+    expect(await admitted('group:team')).toBeGreaterThan(0);
+    // Out of the group: its own share, of weight 1.
+    const patched = await admin('PATCH', '/admin/keys/team-web', { fair_share: { group: null, weight: 1 } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.fair_share).toEqual({ weight: 1, priority: 2 });
+    await ask();
+    expect(await admitted('key:team-web')).toBeGreaterThan(0);
+    const removed = await admin('PATCH', '/admin/keys/team-web', { fair_share: null });
+    expect(removed.body.fair_share).toBeUndefined();
+    const invalid = await admin('PATCH', '/admin/keys/team-web', { fair_share: { weight: 0 } });
+    expect(invalid.status).toBe(400);
+  });
+});
