@@ -3,6 +3,7 @@
 // scaled to 120k TPM (2,000 tokens a second) and the answers' usage equals the reservation, so a
 // run of seconds measures the shares; the minute-long figure at 100k TPM is test/unit/fair-share.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runCli } from '../../src/cli/run.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { parseSamples, sumOf } from '../helpers/prom-text.js';
@@ -162,5 +163,18 @@ describe('a key’s fair share through the admin API', () => {
     expect(removed.body.fair_share).toBeUndefined();
     const invalid = await admin('PATCH', '/admin/keys/team-web', { fair_share: { weight: 0 } });
     expect(invalid.status).toBe(400);
+  });
+
+  it('the CLI sets them: --share-weight, --share-group (none leaves it), --priority', async () => {
+    const cli = async (...args: string[]) => {
+      let stdout = '';
+      const code = await runCli([...args, '--json'], { env: { TOLLGATE_URL: gw.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN }, stdout: (t) => (stdout += t), stderr: () => {} });
+      expect(code).toBe(0);
+      return JSON.parse(stdout) as Record<string, unknown>;
+    };
+    const created = await cli('keys', 'create', 'team-cron', '--tier', 'tier-5', '--share-weight', '3', '--share-group', 'team');
+    expect(created.fair_share).toEqual({ weight: 3, group: 'team', priority: 0 });
+    const updated = await cli('keys', 'update', 'team-cron', '--priority', '4', '--share-group', 'none');
+    expect(updated.fair_share).toEqual({ weight: 3, priority: 4 });
   });
 });
