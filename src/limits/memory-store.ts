@@ -171,6 +171,8 @@ export function createMemoryStore(clock: () => number = Date.now): LimiterStore 
       }
     }
     state.set(claim.entity, mine);
+    // Refused: what the ceiling has for this entity (beyond the others' guarantees), as its 429 says.
+    if (refusing !== -1) levels.forEach((level, k) => (levels[k] = Math.max(0, level - (reserved[k] as number))));
     return { allowed: refusing === -1, refusing, waitMs, levels, borrowed };
   };
 

@@ -4,7 +4,7 @@
 // holds to it against a real Redis).
 import { describe, expect, it } from 'vitest';
 import { createMemoryStore } from '../../src/limits/memory-store.js';
-import type { BucketCall, ShareClaim, SharedCall, LimiterStore } from '../../src/limits/store.js';
+import type { BucketCall, ShareClaim, SharedCall, SharedOutcome, LimiterStore } from '../../src/limits/store.js';
 
 const MINUTE = 60_000;
 const TPM = 100_000;
@@ -82,6 +82,22 @@ describe('fair share of one ceiling (process memory, simulated clock)', () => {
     const b = tokens(1);
     expect(a / (a + b)).toBeGreaterThanOrEqual(0.7);
     expect(a / (a + b)).toBeLessThanOrEqual(0.8);
+  });
+
+  it('an active key’s unused guarantee is not lent: a request that needs it waits, and its 429 says what is there for it', () => {
+    const h = harness();
+    // B is active and holds its guarantee: 10 s of its quarter of 100k TPM (4,166 tokens).
+    for (let i = 0; i < 7; i++) {
+      expect(h.store.admitShared(h.call(B, 1))).toMatchObject({ allowed: true });
+      h.advance(2_000);
+    }
+    const refused = h.store.admitShared(h.call(A, 98_000)) as SharedOutcome;
+    expect(refused.allowed).toBe(false);
+    const left = Math.floor((refused.levels[0] as number) / MINUTE);
+    expect(left).toBeLessThan(98_000);
+    expect(left).toBeGreaterThan(95_000);
+    // Up to what B does not hold, A borrows.
+    expect(h.store.admitShared(h.call(A, 95_000))).toMatchObject({ allowed: true, borrowed: true });
   });
 
   it('a settlement gives the unused tokens back to the ceiling and to the entity’s guarantee', () => {

@@ -91,6 +91,8 @@ function contract(name: string, prefix: string, factory: () => SharedStore, seco
       const ask = 200_000;
       const first = await store.admitShared(call(A, ask));
       expect(first.allowed).toBe(false);
+      // What its 429 reports left: less than it asked for (B's unused guarantee is not A's).
+      expect(Math.floor((first.levels[0] as number) / MINUTE)).toBeLessThan(ask);
       // A's guarantee refills at 3/4 of the rate: it waits at most its whole ask at that rate.
       expect(first.waitMs).toBeGreaterThan(0);
       expect(first.waitMs).toBeLessThanOrEqual(Math.ceil((ask * MINUTE) / Math.floor((TPM * 3) / 4)));

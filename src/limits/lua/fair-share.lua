@@ -35,7 +35,8 @@
   ARGV[2] the entity's name
 
   Admit returns { allowed (1/0), refusing bucket (1-based, 0 none), wait_ms, borrowed (1/0),
-  level_1 … level_K }; settle returns { level_1 … level_K }.
+  level_1 … level_K } (the levels after admission; refused: what is there for this entity, the
+  level less the others' unused guarantees, at least 0); settle returns { level_1 … level_K }.
 ]]
 local tonumber, min, max, floor, ceil = tonumber, math.min, math.max, math.floor, math.ceil
 local time = redis.call('TIME')
@@ -176,6 +177,7 @@ redis.call('PEXPIRE', state, mine[1] - now + 1000)
 
 local out = { refusing == 0 and 1 or 0, refusing, wait, borrowed }
 for k = 1, K do
-  out[4 + k] = levels[k]
+  -- Refused: what the ceiling has for this entity (beyond the others' guarantees), as its 429 says.
+  out[4 + k] = refusing == 0 and levels[k] or max(0, levels[k] - reserved[k])
 end
 return out
