@@ -41,7 +41,7 @@ export function createUpstreamMetrics(registry: Registry, upstreams: readonly st
   });
   const shared = new Counter({
     name: 'tollgate_fair_share_admitted_tokens_total',
-    help: 'Tokens admitted on a shared ceiling (limits.fair_share), by upstream, entity (key:<id> or group:<name>) and whether within the entity\'s own share or borrowed from idle shares.',
+    help: 'Tokens reserved by admissions on a shared ceiling (limits.fair_share), by upstream, entity (key:<id> or group:<name>) and whether within the entity\'s own share or borrowed from idle shares.',
     labelNames: ['upstream', 'entity', 'share'],
     registers: [registry],
   });
