@@ -111,7 +111,7 @@ describe('fair share of one ceiling over two instances on one Redis', () => {
       within += sumOf(samples, 'tollgate_fair_share_admitted_tokens_total', { entity: 'key:heavy', share: 'within' });
     }
     expect(within).toBeGreaterThan(0);
-  });
+  }, 60_000);
 });
 
 describe('a key’s fair share through the admin API', () => {

@@ -79,7 +79,7 @@ function contract(name: string, prefix: string, factory: () => SharedStore, seco
       expect(b.tokens(from, end)).toBeGreaterThanOrEqual((end - from) * PER_MS * 0.95 - COST);
       // Never more than the ceiling's rate over the whole run (plus one request's rounding).
       expect(a.tokens(0, Infinity) + b.tokens(0, Infinity)).toBeLessThanOrEqual((end - start + 50) * PER_MS + COST);
-    });
+    }, 30_000);
 
     it('an entity alone borrows the whole ceiling; a newcomer starts with no guarantee and earns it', async () => {
       const { call } = ceiling();
@@ -128,7 +128,7 @@ function contract(name: string, prefix: string, factory: () => SharedStore, seco
       const notWaiting = await store.admitShared(call(quiet, 100_000, 0));
       await sleep(notWaiting.waitMs + 2);
       expect(await store.admitShared(call({ ...quiet, priority: 0 }, 100_000))).toMatchObject({ allowed: true });
-    });
+    }, 30_000);
 
     it('two instances on one store keep the sum of admissions within the ceiling exactly', async () => {
       const { call } = ceiling();
