@@ -162,3 +162,30 @@ contract('redis', redisPrefix, () => createRedisStore(redis) as SharedStore, () 
   await redis.quit();
   await redis2.quit();
 });
+
+describe('shared ceiling storage in Redis', () => {
+  it('keeps the state hash as long as its longest-active entity (a waiting one included), then lets it expire', async () => {
+    const probe = new Redis(inject('redisUrl'));
+    try {
+      const store = createRedisStore(probe) as SharedStore;
+      const tag = `${redisPrefix}{up|ttl|gpt-4.1-nano}`;
+      const call = (claim: ShareClaim, units: number, maxWaitMs = 0): SharedCall => ({
+        buckets: [{ key: `${tag}:tpm`, limit: 60_000, windowMs: MINUTE, units }],
+        stateKey: `${tag}:share`,
+        claim,
+        settings: SETTINGS,
+        maxWaitMs,
+      });
+      expect((await store.admitShared(call(A, 60_000))).allowed).toBe(true);
+      // A waits about 10 s for its next request: it stays active that long, and the hash with it.
+      const waiting = await store.admitShared(call(A, 10_000, 60_000));
+      expect(waiting.allowed).toBe(false);
+      expect(waiting.waitMs).toBeGreaterThan(5_000);
+      await store.admitShared(call(B, 1));
+      expect(await probe.pttl(`${tag}:share`)).toBeGreaterThan(waiting.waitMs);
+      expect(await probe.hlen(`${tag}:share`)).toBe(2);
+    } finally {
+      await probe.quit();
+    }
+  });
+});

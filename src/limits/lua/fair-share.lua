@@ -64,7 +64,7 @@ for k = 1, K do
 end
 
 -- The active entities: records active until now or later (the others are dropped).
-local others, total = {}, weight
+local others, total, latest = {}, weight, 0
 local mine
 local all = redis.call('HGETALL', state)
 for i = 1, #all, 2 do
@@ -76,6 +76,7 @@ for i = 1, #all, 2 do
   else
     others[#others + 1] = rec
     total = total + rec[2]
+    latest = max(latest, rec[1])
   end
 end
 -- Record: { active until, weight, at, priority marker, marker until, guarantee_1 … guarantee_K }.
@@ -173,7 +174,8 @@ else
   end
 end
 redis.call('HSET', state, me, cmsgpack.pack(mine))
-redis.call('PEXPIRE', state, mine[1] - now + 1000)
+-- The hash lives as long as its longest-active entity.
+redis.call('PEXPIRE', state, max(latest, mine[1]) - now + 1000)
 
 local out = { refusing == 0 and 1 or 0, refusing, wait, borrowed }
 for k = 1, K do
