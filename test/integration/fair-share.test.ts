@@ -114,6 +114,65 @@ describe('fair share of one ceiling over two instances on one Redis', () => {
   }, 60_000);
 });
 
+describe('priority within a group’s share', () => {
+  const WEB = 'tg-share-web-0123456789';
+  const CRON = 'tg-share-cron-0123456789';
+  let fake: FakeUpstream;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    fake = await startFakeUpstream({ record: false });
+    gw = await startGateway({
+      upstreamUrl: 'http://127.0.0.1:9/v1',
+      redisUrl: inject('redisUrl'),
+      config: {
+        upstreams: [{ id: 'org', url: fake.url, ceiling: { tpm: TPM } }],
+        limits: { key_prefix: uniquePrefix('fair-share-priority'), redis_timeout_ms: 5000, fair_share: { enabled: true } },
+        keys: [
+          { id: 'web', key: WEB, tier: 'tier-5', max_wait_ms: 60_000, fair_share: { group: 'team', priority: 5 } },
+          { id: 'cron', key: CRON, tier: 'tier-5', max_wait_ms: 60_000, fair_share: { group: 'team' } },
+          { id: 'drain', key: DRAIN, tier: 'tier-5' },
+        ],
+      },
+    });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await fake?.close();
+  });
+
+  it('a large waiting request of the higher priority is served while the lower one keeps asking (it would starve behind small ones otherwise)', async () => {
+    const ask = (key: string, tokens: number, extra: Record<string, string> = {}) =>
+      gw
+        .client({ apiKey: key, maxRetries: 0, timeout: 120_000 })
+        .chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: tokens }, { headers: { 'x-fake-chunks': String(tokens), ...extra } });
+    await ask(DRAIN, 8, { 'x-fake-prompt-tokens': String(TPM) });
+    // The cron key's small requests take every bit of refill as it comes, on four lanes.
+    let running = true;
+    let cronDone = 0;
+    const lanes = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (running) {
+          await ask(CRON, 100);
+          cronDone++;
+        }
+      }),
+    );
+    await sleep(1_000);
+    // The web key needs 4,000 tokens at once (two seconds of the ceiling). Without its priority it
+    // waits until the cron key leaves it room by chance (measured: 29 s and 537 cron answers).
+    const cronAtSend = cronDone;
+    const cronWhenWebServed = await ask(WEB, 4_000).then(() => cronDone);
+    // While it waited, the cron key got at most what was in flight and not the ceiling's 2 s (40 answers).
+    expect(cronWhenWebServed - cronAtSend).toBeLessThan(20);
+    // The cron key was still asking, and is served again after it.
+    while (cronDone < cronWhenWebServed + 2) await sleep(50);
+    running = false;
+    await lanes;
+    const samples = parseSamples(await (await fetch(`${gw.origin}/metrics`)).text());
+    expect(sumOf(samples, 'tollgate_fair_share_admitted_tokens_total', { entity: 'group:team' })).toBeGreaterThan(4_000);
+  }, 60_000);
+});
+
 describe('a key’s fair share through the admin API', () => {
   const ADMIN_TOKEN = 'tg-admin-share-token-0123456789abcdef';
   let fake: FakeUpstream;
