@@ -245,8 +245,10 @@ export const configSchema = z.strictObject({
             .default(3_000)
             .describe('A key or group without a request for this long is no longer active: its share goes to the others (how fast the others take over).'),
           burst_ms: positiveInt
-            .default(10_000)
-            .describe("The most an active key or group keeps in reserve of its share while it does not use it: its guaranteed rate over this many ms (the rest of the ceiling's burst can be borrowed)."),
+            .default(60_000)
+            .describe(
+              "The most an active key or group keeps in reserve of its share while it does not use it: its guaranteed rate over this many ms (the rest of the ceiling's burst can be borrowed). A request larger than that waits for room the others leave.",
+            ),
         })
         .prefault({})
         .describe("Fair share of contended upstream ceilings (needs a ceiling: an upstream's `ceiling` or `limits.organization`)."),
