@@ -38,7 +38,7 @@ import { newRequestState } from './proxy/request-state.js';
 import { serverTiming } from './proxy/server-timing.js';
 import { healthRoutes } from './routes/health.js';
 import { adminOnlyRoutes, v1Routes } from './routes/v1.js';
-import { createCeilings } from './limits/ceiling.js';
+import { createCeilings, shareSettings } from './limits/ceiling.js';
 import { createUpstreamMetrics } from './metrics/upstream-metrics.js';
 import { createConfiguredPool } from './upstream/configured.js';
 import { startModelDates } from './upstream/model-dates.js';
@@ -165,8 +165,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const upstream = createConfiguredPool(config, catalogue, {
     defaultUrl: options.upstreamUrl,
     apiKey: options.upstreamApiKey,
-    ceilings: createCeilings({ store: stores.store, keyPrefix: config.limits.key_prefix }),
-    observer: (ids) => createUpstreamMetrics(metrics.registry, ids),
+    ceilings: createCeilings({ store: stores.store, keyPrefix: config.limits.key_prefix, share: shareSettings(config) }),
+    observer: (ids) => createUpstreamMetrics(metrics.registry, ids, config.metrics.per_key_labels),
   });
   // Registered after the Redis plugin, so it runs before Redis closes (onClose runs in reverse).
   app.addHook('onClose', () => upstream.close());

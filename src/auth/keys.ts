@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { TierName } from '../config/defaults.js';
 import type { KeyLimits } from '../config/key-policy.js';
+import type { ShareClaim } from '../limits/store.js';
 
 /** Who is calling: what every later stage needs to know about the client key. Never the secret. */
 export interface Caller {
@@ -21,6 +22,8 @@ export interface Caller {
   readonly cache?: CachePolicy | undefined;
   /** Past a catalogue model's shutdown date: overrides the model's own `on_shutdown`. */
   readonly onShutdown?: 'reject' | 'route_to_successor' | undefined;
+  /** Whose share of a contended upstream ceiling the key's requests count against (limits.fair_share). */
+  readonly share?: ShareClaim | undefined;
 }
 
 /** A key's response cache, resolved once from its policy. */

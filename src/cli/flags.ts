@@ -17,6 +17,9 @@ export const POLICY_OPTIONS = {
   'tokens-monthly': { type: 'string' },
   'expires-at': { type: 'string' },
   'max-wait-ms': { type: 'string' },
+  'share-weight': { type: 'string' },
+  'share-group': { type: 'string' },
+  priority: { type: 'string' },
   disabled: { type: 'boolean' },
   enabled: { type: 'boolean' },
   team: { type: 'string' },
@@ -70,6 +73,9 @@ export function policyFromFlags(flags: Flags, patch: boolean): Record<string, un
   }
   if (flags['expires-at'] !== undefined) body.expires_at = flags['expires-at'];
   if (flags['max-wait-ms'] !== undefined) body.max_wait_ms = numberOrNone(flags['max-wait-ms']);
+  if (flags['share-weight'] !== undefined) setIn(body, 'fair_share', 'weight', numberOrNone(flags['share-weight']));
+  if (flags['share-group'] !== undefined) setIn(body, 'fair_share', 'group', flags['share-group'] === 'none' && patch ? null : flags['share-group']);
+  if (flags.priority !== undefined) setIn(body, 'fair_share', 'priority', numberOrNone(flags.priority));
   if (flags.disabled) body.disabled = true;
   if (flags.enabled) body.disabled = false;
   for (const field of ['team', 'owner', 'description'] as const) if (flags[field] !== undefined) setIn(body, 'metadata', field, flags[field]);

@@ -27,6 +27,7 @@ Policy options (create, update):
   --models a,b               allowed models      --budget-daily|--budget-monthly|--budget-total USD
   --tokens-daily N --tokens-monthly N ('none' removes one)   --expires-at 2026-12-31T00:00:00Z
   --disabled / --enabled     --team T --owner O --description D   --max-wait-ms N
+  --share-weight N --share-group G ('none' leaves the group) --priority N   fair share of ceilings
   --policy '<json>'          any policy fields as JSON (e.g. per-model limits), merged under the flags;
                              on update, {"limits":{"models":{"gpt-4o":null}}} removes one model's limits
 

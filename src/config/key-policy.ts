@@ -96,6 +96,20 @@ export function keyPolicyFields(s: PolicyScalars) {
       })
       .optional()
       .describe('The exact-repeat response cache for this key; off when absent.'),
+    fair_share: z
+      .strictObject({
+        weight: s.positive.default(1).describe("This key's (or its group's) weight: with `limits.fair_share` on, a contended ceiling is shared among the active keys and groups in proportion to their weights."),
+        group: z
+          .string()
+          .min(1)
+          .max(128)
+          .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only')
+          .optional()
+          .describe("Keys naming the same group (e.g. a team) share one share, of the group's weight (give its keys the same weight); without, the key has its own."),
+        priority: s.count.default(0).describe('Within its share, a waiting request (max_wait_ms) of a higher priority is admitted before those of lower ones.'),
+      })
+      .optional()
+      .describe("The key's part of contended upstream ceilings, when `limits.fair_share` is on; absent: weight 1, its own share, priority 0."),
     metadata: z
       .strictObject({
         team: z.string().max(200).optional().describe('The owning team.'),
@@ -165,6 +179,15 @@ export const keyPatchSchema = z.strictObject({
     .optional(),
   expires_at: policy.expires_at.unwrap().nullable().optional(),
   disabled: policy.disabled.unwrap().nullable().optional(),
+  fair_share: z
+    .strictObject({
+      weight: JSON_SCALARS.positive.optional(),
+      group: policy.fair_share.unwrap().shape.group.unwrap().nullable().optional(),
+      priority: JSON_SCALARS.count.optional(),
+    })
+    .describe('null for `group` removes it; null for the whole removes the fair-share settings')
+    .nullable()
+    .optional(),
   metadata: z.strictObject({ team: text(200), owner: text(200), description: text(2000) }).nullable().optional(),
 });
 export type KeyPatch = z.infer<typeof keyPatchSchema>;

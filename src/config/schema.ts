@@ -285,6 +285,24 @@ export const configSchema = z.strictObject({
         })
         .optional()
         .describe("A ceiling per model on the sum of all keys, from the gateway's own organisation's tier, so clients meet tollgate's 429 instead of OpenAI's. Unset: no ceiling."),
+      fair_share: z
+        .strictObject({
+          enabled: boolean
+            .default(false)
+            .describe(
+              "Share every upstream's ceiling between the keys (or groups, see a key's `fair_share`) that use it: each active one is guaranteed its weight's part of the ceiling's RPM and TPM, and may borrow what the others leave unused.",
+            ),
+          active_window_ms: positiveInt
+            .default(3_000)
+            .describe('A key or group without a request for this long is no longer active: its share goes to the others (how fast the others take over).'),
+          burst_ms: positiveInt
+            .default(60_000)
+            .describe(
+              "The most an active key or group keeps in reserve of its share while it does not use it: its guaranteed rate over this many ms (the rest of the ceiling's burst can be borrowed). A request larger than that waits for room the others leave.",
+            ),
+        })
+        .prefault({})
+        .describe("Fair share of contended upstream ceilings (needs a ceiling: an upstream's `ceiling` or `limits.organization`)."),
     })
     .prefault({})
     .describe('Rate limits, budgets and quotas: reservations and the failure policy.'),

@@ -49,7 +49,7 @@ export interface KeyAdminOptions {
   readonly clock?: () => number;
 }
 
-const POLICY_FIELDS = ['tier', 'limits', 'max_wait_ms', 'models', 'budget_usd', 'token_quota', 'expires_at', 'disabled', 'on_shutdown', 'cache', 'metadata'] as const;
+const POLICY_FIELDS = ['tier', 'limits', 'max_wait_ms', 'models', 'budget_usd', 'token_quota', 'expires_at', 'disabled', 'on_shutdown', 'cache', 'fair_share', 'metadata'] as const;
 
 function policyOf(source: KeyPolicy): KeyPolicy {
   const policy: Record<string, unknown> = {};

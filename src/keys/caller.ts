@@ -2,9 +2,10 @@ import { cachePolicy, type Caller, type CallerQuota } from '../auth/keys.js';
 import type { Catalogue, ModelInfo } from '../config/catalogue.js';
 import type { KeyLimits, KeyPolicy } from '../config/key-policy.js';
 import { ModelNotAllowedError } from '../errors/errors.js';
+import type { ShareClaim } from '../limits/store.js';
 
 /** The part of a key's policy that matters per request (config entry and stored record alike). */
-export type PolicyFields = Pick<KeyPolicy, 'tier' | 'limits' | 'max_wait_ms' | 'models' | 'budget_usd' | 'token_quota' | 'expires_at' | 'disabled' | 'cache' | 'on_shutdown'>;
+export type PolicyFields = Pick<KeyPolicy, 'tier' | 'limits' | 'max_wait_ms' | 'models' | 'budget_usd' | 'token_quota' | 'expires_at' | 'disabled' | 'cache' | 'on_shutdown' | 'fair_share'>;
 
 /** US dollars as integer nano-dollars. */
 export function usdToNano(usd: number): number {
@@ -32,7 +33,13 @@ export function callerFromPolicy(id: string, policy: PolicyFields, catalogue?: C
     disabled: policy.disabled === true ? true : undefined,
     cache: cachePolicy(id, policy.cache),
     onShutdown: policy.on_shutdown,
+    share: shareClaim(id, policy.fair_share),
   };
+}
+
+/** Whose share of a contended ceiling the key's requests count against: its group's, or its own. */
+export function shareClaim(id: string, fair: KeyPolicy['fair_share']): ShareClaim {
+  return { entity: fair?.group !== undefined ? `group:${fair.group}` : `key:${id}`, weight: fair?.weight ?? 1, priority: fair?.priority ?? 0 };
 }
 
 function canonicalLimits(limits: KeyLimits | undefined, catalogue: Catalogue | undefined): KeyLimits | undefined {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis, Result } from 'ioredis';
-import { hashTag, settlementId, UnsettledError, type AdmitOutcome, type BucketCall, type CounterCall, type LimiterStore } from './store.js';
+import { hashTag, settlementId, UnsettledError, type AdmitOutcome, type BucketCall, type CounterCall, type LimiterStore, type SharedCall, type SharedOutcome } from './store.js';
 
 const luaPath = (name: string): string => fileURLToPath(new URL(`./lua/${name}`, import.meta.url));
 
@@ -12,17 +12,38 @@ function loadLua(name: string): string {
 
 /** The limiter script's command name on the client. */
 export const LIMITER_COMMAND = 'tollgateLimits';
+/** The shared ceiling's script (lua/fair-share.lua). */
+export const FAIR_SHARE_COMMAND = 'tollgateFairShare';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     tollgateLimits(numKeys: number, ...keysAndArgs: (string | Buffer)[]): Result<number[], Context>;
+    tollgateFairShare(numKeys: number, ...keysAndArgs: (string | Buffer)[]): Result<number[], Context>;
   }
 }
 
 /** Register the limiter's script on a client (ioredis defineCommand: EVALSHA with EVAL fallback). */
 export function defineLimiterCommands(redis: Redis | Cluster): void {
-  if (typeof (redis as Partial<Redis>).tollgateLimits === 'function') return;
-  redis.defineCommand(LIMITER_COMMAND, { lua: loadLua('limits.lua') });
+  if (typeof (redis as Partial<Redis>).tollgateLimits !== 'function') redis.defineCommand(LIMITER_COMMAND, { lua: loadLua('limits.lua') });
+  if (typeof (redis as Partial<Redis>).tollgateFairShare !== 'function') redis.defineCommand(FAIR_SHARE_COMMAND, { lua: loadLua('fair-share.lua') });
+}
+
+/** One call of lua/fair-share.lua: the buckets, then the state hash; its numbers as one MessagePack array. */
+function fairShareArgs(call: SharedCall, mode: 1 | 2): [number, ...(string | Buffer)[]] {
+  const pack = new IntPacker();
+  pack.int(mode);
+  pack.int(call.buckets.length);
+  for (const bucket of call.buckets) {
+    pack.int(bucket.limit);
+    pack.int(bucket.windowMs);
+    pack.int(bucket.units);
+  }
+  pack.int(call.settings.activeMs);
+  pack.int(call.settings.burstMs);
+  pack.int(call.claim.weight);
+  pack.int(call.claim.priority);
+  pack.int(Math.max(0, Math.floor(call.maxWaitMs ?? 0)));
+  return [call.buckets.length + 1, ...call.buckets.map((b) => b.key), call.stateKey, pack.finish(), call.claim.entity];
 }
 
 /**
@@ -475,6 +496,22 @@ export function createRedisStore(redis: Redis | Cluster, options: RedisStoreOpti
         // Closing, the connection may quit before a flush: written now, ahead of the quit.
         if (closing) send(tag, pending.get(tag) as Group[]);
       });
+    },
+    async admitShared(call) {
+      const reply = await redis.tollgateFairShare(...fairShareArgs(call, 1));
+      const K = call.buckets.length;
+      const outcome: SharedOutcome = {
+        allowed: Number(reply[0]) === 1,
+        refusing: Number(reply[1]) - 1,
+        waitMs: Number(reply[2]),
+        borrowed: Number(reply[3]) === 1,
+        levels: Array.from({ length: K }, (_, k) => Number(reply[4 + k])),
+      };
+      return outcome;
+    },
+    async settleShared(call) {
+      const reply = await redis.tollgateFairShare(...fairShareArgs(call, 2));
+      return reply.map(Number);
     },
     async read(keys) {
       // This instance's settlements still waiting count: they go first.

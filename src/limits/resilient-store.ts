@@ -1,6 +1,6 @@
 import { ServiceUnavailableError } from '../errors/errors.js';
 import { mayHaveRun } from './redis-store.js';
-import { UnsettledError, type AdmitOutcome, type BucketCall, type CounterCall, type LimiterStore } from './store.js';
+import { UnsettledError, type AdmitOutcome, type BucketCall, type CounterCall, type LimiterStore, type SharedCall, type SharedOutcome } from './store.js';
 
 /**
  * Redis with an explicit failure policy. Every Redis call is bounded by the client's command
@@ -90,6 +90,21 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
     };
   };
 
+  const localShared = (call: SharedCall): SharedCall => ({ ...call, buckets: local(call.buckets), stateKey: `local:${call.stateKey}` });
+  /** A shared ceiling in process memory: this instance's part of it, fair among its own entities. */
+  const sharedViaFallback = async (call: SharedCall): Promise<SharedOutcome> => {
+    if (mode === 'fail_closed' || !fallback.admitShared) throw new LimiterUnavailableError();
+    const localCall = localShared(call);
+    const outcome = await fallback.admitShared(localCall);
+    return {
+      ...outcome,
+      limits: localCall.buckets.map((b) => b.limit),
+      settleSharedVia: (settle) => {
+        fallback.settleShared?.(localShared(settle));
+      },
+    };
+  };
+
   return {
     // Promise chains rather than async functions: one promise per call on the hot path, not two.
     admit(calls, counters = []) {
@@ -134,6 +149,33 @@ export function createResilientStore(options: ResilientOptions): LimiterStore {
         return fallback.settle(local(calls));
       });
     },
+    ...(primary.admitShared && {
+      admitShared(call: SharedCall): Promise<SharedOutcome> {
+        if (Date.now() < degradedUntil) return sharedViaFallback(call);
+        return Promise.resolve()
+          .then(() => (primary.admitShared as (c: SharedCall) => SharedOutcome | Promise<SharedOutcome>)(call))
+          .then(
+            (outcome) => {
+              recovered();
+              return outcome;
+            },
+            (error: unknown) => {
+              failed(error);
+              return sharedViaFallback(call);
+            },
+          );
+      },
+    }),
+    ...(primary.settleShared && {
+      settleShared(call: SharedCall): Promise<readonly number[]> {
+        return Promise.resolve()
+          .then(() => (primary.settleShared as (c: SharedCall) => readonly number[] | Promise<readonly number[]>)(call))
+          .then(undefined, (error: unknown) => {
+            failed(error);
+            return fallback.settleShared?.(localShared(call)) ?? [];
+          });
+      },
+    }),
     read: (keys) => primary.read(keys),
     async close() {
       await Promise.all([primary.close(), fallback.close()]);

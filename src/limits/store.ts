@@ -51,6 +51,46 @@ export interface AdmitOutcome {
   readonly settleVia?: (calls: readonly BucketCall[], counters?: readonly CounterCall[]) => void | Promise<void>;
 }
 
+/** Who takes a shared ceiling: an entity (a key, or a group of keys), its weight and priority. */
+export interface ShareClaim {
+  /** `key:<id>` or `group:<name>`: whose share a request counts against. */
+  readonly entity: string;
+  /** The entity's weight among the active ones (a positive integer). */
+  readonly weight: number;
+  /** Higher first within the entity's share (a non-negative integer). */
+  readonly priority: number;
+}
+
+/** How a ceiling is shared: the activity window and the most of its share an entity may hold unused. */
+export interface ShareSettings {
+  readonly activeMs: number;
+  readonly burstMs: number;
+}
+
+/**
+ * One request against a shared ceiling (lua/fair-share.lua): the ceiling's buckets (the same
+ * storage as plain buckets), the state hash of its entities under the same hash tag, and the claim.
+ */
+export interface SharedCall {
+  readonly buckets: readonly BucketCall[];
+  readonly stateKey: string;
+  readonly claim: ShareClaim;
+  readonly settings: ShareSettings;
+  /**
+   * How long the request may still wait when refused (what is left of max_wait_ms; 0 or undefined:
+   * it does not wait). A refusal it will wait out keeps its entity active, and leaves a priority
+   * marker when its priority is above 0.
+   */
+  readonly maxWaitMs?: number | undefined;
+}
+
+export interface SharedOutcome extends AdmitOutcome {
+  /** Admitted beyond the entity's own guarantee, from what the other active entities left. */
+  readonly borrowed: boolean;
+  /** Where this admission's settlement must go when it was not the store called (fallback). */
+  readonly settleSharedVia?: (call: SharedCall) => void | Promise<unknown>;
+}
+
 /**
  * A store answers at once when it can (process memory) and with a promise when it must ask
  * (Redis): the limiter keeps the synchronous path free of promises.
@@ -67,6 +107,13 @@ export interface LimiterStore {
    * failed write of counters rejects with an UnsettledError naming what to write again.
    */
   settle(buckets: readonly BucketCall[], counters?: readonly CounterCall[], deferrable?: boolean, id?: string): readonly number[] | Promise<readonly number[]>;
+  /**
+   * A shared ceiling (fair share): admit against the buckets and the entities' guarantees in one
+   * atomic step. Optional: a store without it has no fair share (the ceiling is then plain).
+   */
+  admitShared?(call: SharedCall): SharedOutcome | Promise<SharedOutcome>;
+  /** Give back (positive units) or take more (negative) of an admission on a shared ceiling, and of its entity's guarantee. */
+  settleShared?(call: SharedCall): readonly number[] | Promise<readonly number[]>;
   /** The fields of usage hashes (missing hashes read as empty), for reports. */
   read(keys: readonly string[]): Promise<Record<string, number>[]>;
   close(): Promise<void>;

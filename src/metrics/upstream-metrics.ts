@@ -15,7 +15,7 @@ function outcomeLabel(outcome: string): string {
   return outcome.startsWith('5') ? '5xx' : '4xx';
 }
 
-export function createUpstreamMetrics(registry: Registry, upstreams: readonly string[]): PoolObserver {
+export function createUpstreamMetrics(registry: Registry, upstreams: readonly string[], perKey = true): PoolObserver {
   const attempts = new Counter({
     name: 'tollgate_upstream_attempts_total',
     help: 'Attempts sent to each upstream, by how they ended: ok, an error status (429, 500, 502, 503, 504, 4xx, 5xx), connect_error (never received), error (reset, timeout).',
@@ -37,6 +37,12 @@ export function createUpstreamMetrics(registry: Registry, upstreams: readonly st
     name: 'tollgate_upstream_calibration_drift',
     help: "Tollgate's count of an upstream's remaining headroom minus the provider's own x-ratelimit-remaining-* (positive: the provider had less; the ceiling was tightened by it).",
     labelNames: ['upstream', 'model', 'limit'],
+    registers: [registry],
+  });
+  const shared = new Counter({
+    name: 'tollgate_fair_share_admitted_tokens_total',
+    help: 'Tokens reserved by admissions on a shared ceiling (limits.fair_share), by upstream, entity (key:<id> or group:<name>) and whether within the entity\'s own share or borrowed from idle shares.',
+    labelNames: ['upstream', 'entity', 'share'],
     registers: [registry],
   });
   const latency = new FastHistogram({
@@ -63,5 +69,6 @@ export function createUpstreamMetrics(registry: Registry, upstreams: readonly st
     healthChanged: (upstream, up) => healthy.set({ upstream }, up ? 1 : 0),
     ceilingRemaining: (upstream, model, limit, value) => remaining.set({ upstream, model, limit }, value),
     drift: (upstream, model, limit, value) => drift.set({ upstream, model, limit }, value),
+    shareAdmitted: (upstream, entity, tokens, borrowed) => shared.inc({ upstream, entity: perKey ? entity : 'all', share: borrowed ? 'borrowed' : 'within' }, tokens),
   };
 }

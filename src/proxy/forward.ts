@@ -308,6 +308,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
           model: endpoint.pooled && state.model !== undefined ? state.modelLabel : undefined,
           tokens: prepared.tokens,
           maxWaitMs: state.caller?.maxWaitMs,
+          share: state.caller?.share,
         },
         state,
       );

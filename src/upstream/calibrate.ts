@@ -15,6 +15,8 @@ export interface PoolObserver {
   healthChanged(upstream: string, healthy: boolean): void;
   /** What the ceiling had left after an admission, by `requests` / `tokens`. */
   ceilingRemaining(upstream: string, model: string, kind: 'requests' | 'tokens', remaining: number): void;
+  /** An admission on a shared ceiling (limits.fair_share): its entity, tokens, and whether beyond its own share. */
+  shareAdmitted?(upstream: string, entity: string, tokens: number, borrowed: boolean): void;
   /** Tollgate's count minus the provider's (positive: the provider has less left than counted). */
   drift(upstream: string, model: string, kind: 'requests' | 'tokens', drift: number): void;
 }

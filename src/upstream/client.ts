@@ -3,6 +3,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { UpstreamCall, type BodySource } from './call.js';
 import type { ClientHead } from './headers.js';
 import type { CeilingHold } from '../limits/ceiling.js';
+import type { ShareClaim } from '../limits/store.js';
 
 /**
  * The upstream API behind one undici Pool. Knows nothing of Fastify: it maps a client path onto
@@ -34,6 +35,8 @@ export interface UpstreamRequest {
   readonly tokens?: number | undefined;
   /** How long the request may wait for an upstream's ceiling to have room (the key's max_wait_ms). */
   readonly maxWaitMs?: number | undefined;
+  /** Whose share of a contended ceiling the request counts against (limits.fair_share). */
+  readonly share?: ShareClaim | undefined;
 }
 
 export interface UpstreamResponse {

@@ -111,8 +111,12 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       for (const member of ordered(request, candidates, tried)) {
         const figures = request.model === undefined ? undefined : member.ceiling?.(request.model);
         if (!figures || !options.ceilings) return { member, hold: undefined };
-        const answer = await options.ceilings.take(member.id, member.owner, request.model as string, figures, request.tokens ?? 0);
-        if (!('refused' in answer)) return { member, hold: answer };
+        const tokens = request.tokens ?? 0;
+        const answer = await options.ceilings.take(member.id, member.owner, request.model as string, figures, tokens, request.share, waitUntil - performance.now());
+        if (!('refused' in answer)) {
+          if (answer.borrowed !== undefined && request.share) observer?.shareAdmitted?.(member.id, request.share.entity, tokens, answer.borrowed);
+          return { member, hold: answer };
+        }
         observer?.ceilingRefused(member.id);
         if (!soonest || answer.waitMs < soonest.waitMs) soonest = answer;
       }

@@ -29,8 +29,8 @@ function thrown(fn: () => unknown): unknown {
 describe('createKeyStore', () => {
   it('authenticates a `key` entry and a `key_sha256` entry', () => {
     expect(store.size).toBe(2);
-    expect(store.authenticate(`Bearer ${PLAIN_SECRET}`)).toEqual({ id: 'plain-app', tier: 'tier-1', limits: undefined });
-    expect(store.authenticate(`Bearer ${HASHED_SECRET}`)).toEqual({ id: 'hashed-app', tier: 'tier-3', limits: { rpm: 7 } });
+    expect(store.authenticate(`Bearer ${PLAIN_SECRET}`)).toEqual({ id: 'plain-app', tier: 'tier-1', limits: undefined, share: { entity: 'key:plain-app', weight: 1, priority: 0 } });
+    expect(store.authenticate(`Bearer ${HASHED_SECRET}`)).toEqual({ id: 'hashed-app', tier: 'tier-3', limits: { rpm: 7 }, share: { entity: 'key:hashed-app', weight: 1, priority: 0 } });
   });
 
   it('accepts an upper-case sha256 digest', () => {
