@@ -56,6 +56,7 @@ export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): {
       callerById: options.callerById,
       catalogue: options.catalogue,
       limiter: options.limiter,
+      quotas: options.quotas,
       rejectUnknownModels: config.models.unknown === 'reject',
       upstreamBaseUrl: options.upstreamBaseUrl,
       identity: options.identity,

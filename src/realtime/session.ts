@@ -156,15 +156,14 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
         break;
       case 'session.update': {
         const session = (event.session ?? {}) as Record<string, unknown>;
-        if (typeof session.model === 'string' && session.model !== model?.name && deps.catalogue.resolve(session.model)?.name !== model?.name) {
-          return refuse('model', errorEvent('invalid_request_error', 'invalid_value', `The session's model cannot be changed through tollgate (connected as \`${modelLabel}\`).`, clientEventId, 'session.model'));
-        }
+        if (!sameModel(session)) return refuse('model', errorEvent('invalid_request_error', 'invalid_value', `The session's model cannot be changed through tollgate (connected as \`${modelLabel}\`).`, clientEventId, 'session.model'));
         sessionCap = session.max_output_tokens ?? session.max_response_output_tokens ?? sessionCap;
         meter.addText(typeof session.instructions === 'string' ? session.instructions.length : 0);
         break;
       }
       case 'response.create': {
         const response = (event.response ?? {}) as Record<string, unknown>;
+        if (!sameModel(response)) return refuse('model', errorEvent('invalid_request_error', 'invalid_value', `A response's model cannot differ from the session's through tollgate (connected as \`${modelLabel}\`).`, clientEventId, 'response.model'));
         const admitted = admit(clientEventId, response.max_output_tokens ?? response.max_response_output_tokens);
         return admitted.outcome.then((refusal) => {
           if (refusal) return refuse(refusal.reason, refusal.event);
@@ -174,6 +173,14 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
       }
     }
     pipe.toUpstream(out, false);
+  };
+  /** No `model`, or the session's own (its name or an alias); any other value or shape is refused. */
+  const sameModel = (settings: Record<string, unknown>): boolean => {
+    if (!('model' in settings)) return true;
+    const named = settings.model;
+    if (typeof named !== 'string') return false;
+    // A pass-through (uncatalogued) session may name only uncatalogued models: all are `other`.
+    return deps.catalogue.resolve(named)?.name === model?.name;
   };
   const refuse = (reason: string, event: string): void => {
     deps.metrics.refused(reason);
