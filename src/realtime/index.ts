@@ -43,9 +43,13 @@ const MAX_PAYLOAD = 16 * 1024 * 1024;
  */
 export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): { routes: (app: FastifyInstance) => Promise<void> } {
   const { config } = options;
-  const metrics = createRealtimeMetrics(options.registry);
+  const sessions = new Set<{ close(code: number, reason: string): void; buffered(): number }>();
+  const metrics = createRealtimeMetrics(options.registry, () => {
+    let bytes = 0;
+    for (const session of sessions) bytes += session.buffered();
+    return bytes;
+  });
   const secrets = createEphemeralSecrets(options.redis, config.limits.key_prefix);
-  const sessions = new Set<{ close(code: number, reason: string): void }>();
   const idPrefix = `rt_${randomBytes(6).toString('hex')}`;
   let counter = 0;
 
