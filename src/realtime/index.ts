@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Caller } from '../auth/keys.js';
@@ -19,6 +21,8 @@ import { createUpgradeHandler } from './upgrade.js';
 
 export interface RealtimeOptions {
   readonly config: Config;
+  /** An upgrade request's socket is the session's from now on (the HTTP drain leaves it alone). */
+  readonly onUpgrade: (socket: Socket) => void;
   readonly catalogue: Catalogue;
   readonly keys: KeyStore;
   readonly callerById: (id: string) => Promise<Caller | undefined>;
@@ -93,7 +97,11 @@ export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): {
       sessions.add(session);
     },
   );
-  app.server.on('upgrade', onUpgrade);
+  const listener = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    options.onUpgrade(socket);
+    onUpgrade(req, socket, head);
+  };
+  app.server.on('upgrade', listener);
 
   let goodbye: NodeJS.Timeout | undefined;
   const closeAll = (): void => {
@@ -108,7 +116,7 @@ export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): {
     if (goodbye) clearTimeout(goodbye);
     closeAll();
     secrets.close();
-    app.server.off('upgrade', onUpgrade);
+    app.server.off('upgrade', listener);
     done();
   });
 
