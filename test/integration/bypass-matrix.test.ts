@@ -408,6 +408,38 @@ describe('bypass matrix: realtime over WebSocket', () => {
     expect(answers.filter((a) => wellFormed(a.c)).map((a) => `${rtLabel(a.c)} → ${a.status}`)).toEqual(answers.filter((a) => wellFormed(a.c)).map((a) => `${rtLabel(a.c)} → 101`));
   }, 120_000);
 
+  it('WebRTC calls (SDP offers, as raw SDP or a form, and the call controls) are refused in every form, for every key: nothing reaches the upstream', async () => {
+    upstream.reset();
+    upstream.realtime.upgrades.length = 0;
+    const sdp = 'v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n';
+    const form = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="sdp"\r\n\r\n${sdp}\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="session"\r\n\r\n{"type":"realtime","model":"gpt-realtime"}\r\n--${BOUNDARY}--\r\n`;
+    const bodies: [string, string | undefined, Buffer][] = [
+      ['sdp', 'application/sdp', Buffer.from(sdp)],
+      ['multipart', `multipart/form-data; boundary=${BOUNDARY}`, Buffer.from(form)],
+      ['json', 'application/json', Buffer.from(JSON.stringify({ sdp, session: { type: 'realtime', model: 'gpt-realtime' } }))],
+      ['none', undefined, Buffer.alloc(0)],
+    ];
+    const paths = ['/v1/realtime/calls', '/v1/realtime/calls/', '/v1/realtime/calls?model=gpt-realtime', '/v1//realtime/calls', '/v1/realtime%2Fcalls', '/v1/realtime/calls/rtc_x1/accept', '/v1/realtime/calls/rtc_x1/refer'];
+    const answers: string[] = [];
+    for (const secret of [OPEN, ...Object.values(RT_KEYS)]) {
+      for (const path of paths) {
+        for (const [name, type, payload] of bodies) {
+          const answer = await send(path, type, payload, secret);
+          if (answer.status < 400 || !isOpenAIError(answer.text)) answers.push(`${path} ${name} → ${answer.status} ${answer.text.slice(0, 80)}`);
+        }
+      }
+    }
+    expect(answers).toEqual([]);
+    const offer = await send('/v1/realtime/calls', 'application/sdp', Buffer.from(sdp), OPEN);
+    expect(offer.status).toBe(403);
+    expect(JSON.parse(offer.text)).toMatchObject({ error: { code: 'endpoint_not_served', message: expect.stringContaining('WebRTC call') } });
+    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+    // Nor can a WebSocket attach to a call by id (OpenAI's sideband for WebRTC calls).
+    const { headers } = rtHeaders('bearer', OPEN);
+    expect(await upgrade('/v1/realtime?call_id=rtc_x1', 'GET', headers)).toMatchObject({ status: 400, text: expect.stringContaining('call_id') });
+    expect(upstream.realtime.upgrades).toEqual([]);
+  }, 60_000);
+
   it('inside a session: events naming another model in any shape, binary and malformed frames never reach the upstream; a key whose TPM refuses every response gets none through in any disguise', async () => {
     const reachedIds = async (secret: string, frames: readonly (string | Buffer)[]): Promise<{ ids: unknown[]; frames: number }> => {
       const before = upstream.realtime.sessions.length;
