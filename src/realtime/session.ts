@@ -125,9 +125,12 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
   };
 
   // ---- client → upstream: parsed, admitted where it starts a response, in order.
-  /** `started`: the upstream already runs the response, so a refused one is still charged what it uses. */
-  const admit = (clientEventId: string | null, requestedCap?: unknown, started = false): { held: Held; outcome: Promise<{ reason: string; event: string } | undefined> } => {
-    const estimate = meter.estimate();
+  /**
+   * `started`: the upstream already runs the response, so a refused one is still charged what it uses.
+   * `ownTokens`: the response's own input (its instructions, input items and tools), on top of the conversation.
+   */
+  const admit = (clientEventId: string | null, requestedCap?: unknown, started = false, ownTokens = 0): { held: Held; outcome: Promise<{ reason: string; event: string } | undefined> } => {
+    const estimate = meter.estimate() + ownTokens;
     const cap = outputCap(requestedCap, sessionCap, model, deps.defaultOutputTokens);
     const answer = admitResponse(deps, caller, model, modelLabel, estimate, cap);
     const reservation = answer.then((r) => (!isRefusal(r) ? r : started ? chargeAfter(deps, caller, model, modelLabel) : undefined));
@@ -164,7 +167,8 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
       case 'response.create': {
         const response = (event.response ?? {}) as Record<string, unknown>;
         if (!sameModel(response)) return refuse('model', errorEvent('invalid_request_error', 'invalid_value', `A response's model cannot differ from the session's through tollgate (connected as \`${modelLabel}\`).`, clientEventId, 'response.model'));
-        const admitted = admit(clientEventId, response.max_output_tokens ?? response.max_response_output_tokens);
+        const own = Math.ceil(textChars([response.instructions, response.input, response.tools]) / deps.charsPerToken);
+        const admitted = admit(clientEventId, response.max_output_tokens ?? response.max_response_output_tokens, false, own);
         return admitted.outcome.then((refusal) => {
           if (refusal) return refuse(refusal.reason, refusal.event);
           ledger.expect(admitted.held);
