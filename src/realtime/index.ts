@@ -37,6 +37,9 @@ export interface RealtimeOptions {
   readonly observe: (caller: Caller, model: string, usage: Usage, source: 'reported' | 'estimated') => Cost;
 }
 
+/** How long a closing session waits for its peers' close frames at shutdown before cutting them. */
+const CLOSE_WAIT_MS = 1000;
+
 /** Largest frame either side may send (OpenAI takes audio appends of up to 15 MiB). */
 const MAX_PAYLOAD = 16 * 1024 * 1024;
 
@@ -47,7 +50,9 @@ const MAX_PAYLOAD = 16 * 1024 * 1024;
  */
 export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): { routes: (app: FastifyInstance) => Promise<void> } {
   const { config } = options;
-  const sessions = new Set<{ close(code: number, reason: string): void; buffered(): number }>();
+  const sessions = new Set<{ close(code: number, reason: string): void; terminate(): void; buffered(): number }>();
+  /** Waiting for the last session to end (shutdown). */
+  const idle: (() => void)[] = [];
   const metrics = createRealtimeMetrics(options.registry, () => {
     let bytes = 0;
     for (const session of sessions) bytes += session.buffered();
@@ -92,7 +97,14 @@ export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): {
           logResponse: (line) => options.logger.info(line, 'realtime response'),
           logSession: (line) => options.logger.info(line, 'realtime session'),
         },
-        { ...accepted, initialUpdate: accepted.grant && Object.keys(accepted.grant.session).length > 0 ? accepted.grant.session : undefined, onEnd: () => sessions.delete(session) },
+        {
+          ...accepted,
+          initialUpdate: accepted.grant && Object.keys(accepted.grant.session).length > 0 ? accepted.grant.session : undefined,
+          onEnd: () => {
+            sessions.delete(session);
+            if (sessions.size === 0) for (const resolve of idle.splice(0)) resolve();
+          },
+        },
       );
       sessions.add(session);
     },
@@ -112,12 +124,21 @@ export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): {
     if (sessions.size > 0) goodbye = setTimeout(closeAll, config.server.shutdown_grace_ms);
     done();
   });
-  app.addHook('onClose', (_app, done) => {
+  app.addHook('onClose', async () => {
     if (goodbye) clearTimeout(goodbye);
     closeAll();
+    // The sessions end (their responses settled and logged) before the app's stores close; a peer
+    // that does not answer the close handshake within CLOSE_WAIT_MS is cut.
+    if (sessions.size > 0) {
+      const ended = new Promise<void>((resolve) => idle.push(resolve));
+      const cut = setTimeout(() => {
+        for (const session of sessions) session.terminate();
+      }, CLOSE_WAIT_MS);
+      await ended;
+      clearTimeout(cut);
+    }
     secrets.close();
     app.server.off('upgrade', listener);
-    done();
   });
 
   return {

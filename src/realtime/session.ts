@@ -43,7 +43,7 @@ const WATCHED = ['"response.created"', '"response.done"', '"rate_limits.updated"
 const HEAD_BYTES = 256;
 
 /** One realtime session: the client's events admitted and relayed, the upstream's metered and relayed. */
-export function runSession(deps: SessionDeps, init: SessionInit): { close(code: number, reason: string): void; buffered(): number } {
+export function runSession(deps: SessionDeps, init: SessionInit): { close(code: number, reason: string): void; terminate(): void; buffered(): number } {
   const { client, upstream, caller, model, modelLabel } = init;
   const started = performance.now();
   const ledger = new Ledger();
@@ -221,7 +221,14 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
   upstream.on('message', (data: RawData, binary: boolean) => fromUpstream(asBuffer(data), binary));
   client.on('message', (data: RawData, binary: boolean) => fromClient(asBuffer(data), binary));
   upstream.resume();
-  return { close: (code, reason) => pipe.closeBoth(code, reason), buffered: () => client.bufferedAmount + upstream.bufferedAmount + queued };
+  return {
+    close: (code, reason) => pipe.closeBoth(code, reason),
+    terminate() {
+      client.terminate();
+      upstream.terminate();
+    },
+    buffered: () => client.bufferedAmount + upstream.bufferedAmount + queued,
+  };
 }
 
 function asBuffer(data: RawData): Buffer {
