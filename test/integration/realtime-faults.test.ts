@@ -93,4 +93,33 @@ describe('realtime faults', () => {
     expect(received.every((e, i) => Buffer.from(String(e.delta), 'base64')[0] === i % 251)).toBe(true);
     rt.ws.close();
   }, 120_000);
+
+  it('an upstream that stops reading while the client floods audio appends: the gateway stops reading the client, its buffered bytes stay bounded, and every append arrives once the upstream reads again', async () => {
+    const rt = await openRealtime(url(), undefined, auth);
+    await rt.next('session.created');
+    const upstream = fake.realtime.sessions.at(-1);
+    if (!upstream) throw new Error('no upstream session');
+    upstream.socket.pause();
+    const appends = 600;
+    const frame = JSON.stringify({ type: 'input_audio_buffer.append', audio: Buffer.alloc(98_304, 7).toString('base64') });
+    for (let i = 0; i < appends; i++) rt.ws.send(frame);
+    const bound = HIGH_WATER + 4 * (frame.length + 512);
+    let peak = 0;
+    let last = -1;
+    let unchanged = 0;
+    const relayed = (): Promise<number> => metric(/tollgate_realtime_frames_total\{direction="client_to_upstream"\} (\d+)/);
+    // Sample until the gateway is held (no progress over 20 samples) or has relayed everything, or the bound is passed.
+    for (let n = await relayed(); unchanged < 20 && n < appends && peak <= bound; n = await relayed()) {
+      peak = Math.max(peak, await metric(/tollgate_realtime_buffered_bytes (\d+)/));
+      unchanged = n === last ? unchanged + 1 : 0;
+      last = n;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(peak).toBeLessThanOrEqual(bound);
+    expect(await metric(/tollgate_realtime_backpressure_pauses_total\{direction="client_to_upstream"\} (\d+)/)).toBeGreaterThan(0);
+    upstream.socket.resume();
+    await until(() => upstream.frames >= appends);
+    expect(upstream.frames).toBe(appends);
+    rt.ws.close();
+  }, 120_000);
 });
