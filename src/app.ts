@@ -314,6 +314,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(adminOnlyRoutes);
   const realtime = setupRealtime(app, {
     config,
+    onUpgrade: (socket) => connections.forget(socket),
     catalogue,
     keys,
     callerById: async (id) => {

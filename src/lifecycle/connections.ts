@@ -14,6 +14,8 @@ export interface ConnectionTracker {
   requestEnded(socket: Socket): void;
   /** Stop keeping connections alive: close idle ones now, busy ones when their response ends. */
   drain(): void;
+  /** A connection taken over by an upgrade (realtime's WebSocket): its owner ends it, not the drain. */
+  forget(socket: Socket): void;
   readonly draining: boolean;
 }
 
@@ -38,6 +40,9 @@ export function trackConnections(server: Server): ConnectionTracker {
       const left = (active.get(socket) ?? 1) - 1;
       if (active.has(socket)) active.set(socket, left);
       if (draining && left <= 0) socket.end();
+    },
+    forget(socket) {
+      active.delete(socket);
     },
     drain() {
       draining = true;

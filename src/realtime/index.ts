@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Caller } from '../auth/keys.js';
@@ -19,6 +21,8 @@ import { createUpgradeHandler } from './upgrade.js';
 
 export interface RealtimeOptions {
   readonly config: Config;
+  /** An upgrade request's socket is the session's from now on (the HTTP drain leaves it alone). */
+  readonly onUpgrade: (socket: Socket) => void;
   readonly catalogue: Catalogue;
   readonly keys: KeyStore;
   readonly callerById: (id: string) => Promise<Caller | undefined>;
@@ -33,6 +37,9 @@ export interface RealtimeOptions {
   readonly observe: (caller: Caller, model: string, usage: Usage, source: 'reported' | 'estimated') => Cost;
 }
 
+/** How long a closing session waits for its peers' close frames at shutdown before cutting them. */
+const CLOSE_WAIT_MS = 1000;
+
 /** Largest frame either side may send (OpenAI takes audio appends of up to 15 MiB). */
 const MAX_PAYLOAD = 16 * 1024 * 1024;
 
@@ -43,9 +50,15 @@ const MAX_PAYLOAD = 16 * 1024 * 1024;
  */
 export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): { routes: (app: FastifyInstance) => Promise<void> } {
   const { config } = options;
-  const metrics = createRealtimeMetrics(options.registry);
+  const sessions = new Set<{ close(code: number, reason: string): void; terminate(): void; buffered(): number }>();
+  /** Waiting for the last session to end (shutdown). */
+  const idle: (() => void)[] = [];
+  const metrics = createRealtimeMetrics(options.registry, () => {
+    let bytes = 0;
+    for (const session of sessions) bytes += session.buffered();
+    return bytes;
+  });
   const secrets = createEphemeralSecrets(options.redis, config.limits.key_prefix);
-  const sessions = new Set<{ close(code: number, reason: string): void }>();
   const idPrefix = `rt_${randomBytes(6).toString('hex')}`;
   let counter = 0;
 
@@ -56,6 +69,7 @@ export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): {
       callerById: options.callerById,
       catalogue: options.catalogue,
       limiter: options.limiter,
+      quotas: options.quotas,
       rejectUnknownModels: config.models.unknown === 'reject',
       upstreamBaseUrl: options.upstreamBaseUrl,
       identity: options.identity,
@@ -83,12 +97,23 @@ export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): {
           logResponse: (line) => options.logger.info(line, 'realtime response'),
           logSession: (line) => options.logger.info(line, 'realtime session'),
         },
-        { ...accepted, initialUpdate: accepted.grant && Object.keys(accepted.grant.session).length > 0 ? accepted.grant.session : undefined, onEnd: () => sessions.delete(session) },
+        {
+          ...accepted,
+          initialUpdate: accepted.grant && Object.keys(accepted.grant.session).length > 0 ? accepted.grant.session : undefined,
+          onEnd: () => {
+            sessions.delete(session);
+            if (sessions.size === 0) for (const resolve of idle.splice(0)) resolve();
+          },
+        },
       );
       sessions.add(session);
     },
   );
-  app.server.on('upgrade', onUpgrade);
+  const listener = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    options.onUpgrade(socket);
+    onUpgrade(req, socket, head);
+  };
+  app.server.on('upgrade', listener);
 
   let goodbye: NodeJS.Timeout | undefined;
   const closeAll = (): void => {
@@ -99,12 +124,21 @@ export function setupRealtime(app: FastifyInstance, options: RealtimeOptions): {
     if (sessions.size > 0) goodbye = setTimeout(closeAll, config.server.shutdown_grace_ms);
     done();
   });
-  app.addHook('onClose', (_app, done) => {
+  app.addHook('onClose', async () => {
     if (goodbye) clearTimeout(goodbye);
     closeAll();
+    // The sessions end (their responses settled and logged) before the app's stores close; a peer
+    // that does not answer the close handshake within CLOSE_WAIT_MS is cut.
+    if (sessions.size > 0) {
+      const ended = new Promise<void>((resolve) => idle.push(resolve));
+      const cut = setTimeout(() => {
+        for (const session of sessions) session.terminate();
+      }, CLOSE_WAIT_MS);
+      await ended;
+      clearTimeout(cut);
+    }
     secrets.close();
-    app.server.off('upgrade', onUpgrade);
-    done();
+    app.server.off('upgrade', listener);
   });
 
   return {

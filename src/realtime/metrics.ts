@@ -16,8 +16,17 @@ export interface RealtimeMetrics {
 
 export type Direction = 'client_to_upstream' | 'upstream_to_client';
 
-export function createRealtimeMetrics(registry: Registry): RealtimeMetrics {
+/** `buffered`: the bytes the open sessions hold in the gateway now (read at each scrape). */
+export function createRealtimeMetrics(registry: Registry, buffered: () => number): RealtimeMetrics {
   const active = new Gauge({ name: 'tollgate_realtime_sessions_active', help: 'Realtime WebSocket sessions open now.', registers: [registry] });
+  new Gauge({
+    name: 'tollgate_realtime_buffered_bytes',
+    help: 'Bytes the open realtime sessions hold in the gateway: written but not yet taken by either socket, and client events queued behind an admission. Bounded by realtime.max_buffered_bytes per side and session (plus a frame).',
+    registers: [registry],
+    collect() {
+      this.set(buffered());
+    },
+  });
   const duration = new Histogram({
     name: 'tollgate_realtime_session_duration_seconds',
     help: 'Length of realtime sessions, from the upgrade to the close.',

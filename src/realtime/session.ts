@@ -43,7 +43,7 @@ const WATCHED = ['"response.created"', '"response.done"', '"rate_limits.updated"
 const HEAD_BYTES = 256;
 
 /** One realtime session: the client's events admitted and relayed, the upstream's metered and relayed. */
-export function runSession(deps: SessionDeps, init: SessionInit): { close(code: number, reason: string): void } {
+export function runSession(deps: SessionDeps, init: SessionInit): { close(code: number, reason: string): void; terminate(): void; buffered(): number } {
   const { client, upstream, caller, model, modelLabel } = init;
   const started = performance.now();
   const ledger = new Ledger();
@@ -125,9 +125,12 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
   };
 
   // ---- client → upstream: parsed, admitted where it starts a response, in order.
-  /** `started`: the upstream already runs the response, so a refused one is still charged what it uses. */
-  const admit = (clientEventId: string | null, requestedCap?: unknown, started = false): { held: Held; outcome: Promise<{ reason: string; event: string } | undefined> } => {
-    const estimate = meter.estimate();
+  /**
+   * `started`: the upstream already runs the response, so a refused one is still charged what it uses.
+   * `ownTokens`: the response's own input (its instructions, input items and tools), on top of the conversation.
+   */
+  const admit = (clientEventId: string | null, requestedCap?: unknown, started = false, ownTokens = 0): { held: Held; outcome: Promise<{ reason: string; event: string } | undefined> } => {
+    const estimate = meter.estimate() + ownTokens;
     const cap = outputCap(requestedCap, sessionCap, model, deps.defaultOutputTokens);
     const answer = admitResponse(deps, caller, model, modelLabel, estimate, cap);
     const reservation = answer.then((r) => (!isRefusal(r) ? r : started ? chargeAfter(deps, caller, model, modelLabel) : undefined));
@@ -156,16 +159,16 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
         break;
       case 'session.update': {
         const session = (event.session ?? {}) as Record<string, unknown>;
-        if (typeof session.model === 'string' && session.model !== model?.name && deps.catalogue.resolve(session.model)?.name !== model?.name) {
-          return refuse('model', errorEvent('invalid_request_error', 'invalid_value', `The session's model cannot be changed through tollgate (connected as \`${modelLabel}\`).`, clientEventId, 'session.model'));
-        }
+        if (!sameModel(session)) return refuse('model', errorEvent('invalid_request_error', 'invalid_value', `The session's model cannot be changed through tollgate (connected as \`${modelLabel}\`).`, clientEventId, 'session.model'));
         sessionCap = session.max_output_tokens ?? session.max_response_output_tokens ?? sessionCap;
         meter.addText(typeof session.instructions === 'string' ? session.instructions.length : 0);
         break;
       }
       case 'response.create': {
         const response = (event.response ?? {}) as Record<string, unknown>;
-        const admitted = admit(clientEventId, response.max_output_tokens ?? response.max_response_output_tokens);
+        if (!sameModel(response)) return refuse('model', errorEvent('invalid_request_error', 'invalid_value', `A response's model cannot differ from the session's through tollgate (connected as \`${modelLabel}\`).`, clientEventId, 'response.model'));
+        const own = Math.ceil(textChars([response.instructions, response.input, response.tools]) / deps.charsPerToken);
+        const admitted = admit(clientEventId, response.max_output_tokens ?? response.max_response_output_tokens, false, own);
         return admitted.outcome.then((refusal) => {
           if (refusal) return refuse(refusal.reason, refusal.event);
           ledger.expect(admitted.held);
@@ -174,6 +177,14 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
       }
     }
     pipe.toUpstream(out, false);
+  };
+  /** No `model`, or the session's own (its name or an alias); any other value or shape is refused. */
+  const sameModel = (settings: Record<string, unknown>): boolean => {
+    if (!('model' in settings)) return true;
+    const named = settings.model;
+    if (typeof named !== 'string') return false;
+    // A pass-through (uncatalogued) session may name only uncatalogued models: all are `other`.
+    return deps.catalogue.resolve(named)?.name === model?.name;
   };
   const refuse = (reason: string, event: string): void => {
     deps.metrics.refused(reason);
@@ -210,7 +221,14 @@ export function runSession(deps: SessionDeps, init: SessionInit): { close(code: 
   upstream.on('message', (data: RawData, binary: boolean) => fromUpstream(asBuffer(data), binary));
   client.on('message', (data: RawData, binary: boolean) => fromClient(asBuffer(data), binary));
   upstream.resume();
-  return { close: (code, reason) => pipe.closeBoth(code, reason) };
+  return {
+    close: (code, reason) => pipe.closeBoth(code, reason),
+    terminate() {
+      client.terminate();
+      upstream.terminate();
+    },
+    buffered: () => client.bufferedAmount + upstream.bufferedAmount + queued,
+  };
 }
 
 function asBuffer(data: RawData): Buffer {

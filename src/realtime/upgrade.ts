@@ -10,6 +10,7 @@ import {
   InvalidUrlError,
   MissingApiKeyError,
   ModelNotFoundError,
+  QuotaExceededError,
   RateLimitError,
   ServiceUnavailableError,
   TollgateError,
@@ -17,6 +18,7 @@ import {
 import { checkModelAllowed } from '../keys/caller.js';
 import type { KeyStore } from '../keys/registry.js';
 import type { Limiter } from '../limits/limiter.js';
+import type { Quotas } from '../quota/charge.js';
 import type { UpstreamIdentity } from '../upstream/headers.js';
 import { dialUpstream, UpstreamRefusedUpgrade } from './dial.js';
 import { EPHEMERAL_PREFIX, type EphemeralGrant, type EphemeralSecrets } from './secrets.js';
@@ -31,6 +33,7 @@ export interface UpgradeDeps {
   readonly callerById: (id: string) => Promise<Caller | undefined>;
   readonly catalogue: Catalogue;
   readonly limiter: Limiter;
+  readonly quotas: Quotas;
   readonly rejectUnknownModels: boolean;
   readonly upstreamBaseUrl: string;
   readonly identity: UpstreamIdentity;
@@ -54,17 +57,43 @@ export interface Accepted {
   readonly grant: EphemeralGrant | undefined;
 }
 
-/** The credential an upgrade request carries: a Bearer header, or the browser subprotocol. */
-function presentedSecret(req: IncomingMessage): string | undefined {
+/**
+ * The credential an upgrade request carries: a Bearer header, or the browser subprotocol. Two that
+ * differ (a header and a protocol, or two protocols) are refused: tollgate admits one key.
+ */
+function presentedSecret(req: IncomingMessage, protocols: readonly string[]): string | undefined {
+  const found = new Set<string>();
   const bearer = bearerToken(req.headers.authorization);
-  if (bearer !== undefined) return bearer;
-  for (const protocol of offeredProtocols(req)) if (protocol.startsWith(KEY_PROTOCOL)) return protocol.slice(KEY_PROTOCOL.length);
-  return undefined;
+  if (bearer !== undefined) found.add(bearer);
+  for (const protocol of protocols) if (protocol.startsWith(KEY_PROTOCOL)) found.add(protocol.slice(KEY_PROTOCOL.length));
+  if (found.size > 1) throw new InvalidRequestError('The request carries more than one API key (an Authorization header and a subprotocol, or two subprotocols).', null, 'invalid_api_key');
+  return found.values().next().value;
 }
 
-function offeredProtocols(req: IncomingMessage): string[] {
+/** RFC 7230 token: what a subprotocol may be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * A well-formed WebSocket opening handshake (RFC 6455 §4.2.1), checked before anything is admitted
+ * or dialled: what `ws` would refuse after the upstream was opened is refused here, and so is a
+ * client that offers subprotocols without `realtime` (it would fail on the answer). Returns the
+ * offered subprotocols.
+ */
+function handshakeProtocols(req: IncomingMessage): string[] {
+  const bad = (what: string): InvalidRequestError => new InvalidRequestError(`Invalid WebSocket upgrade: ${what}.`, null, 'invalid_upgrade');
+  if (req.method !== 'GET') throw bad('the method must be GET');
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket') throw bad('`Upgrade: websocket` is required');
+  const key = req.headers['sec-websocket-key'];
+  if (key === undefined || !WS_KEY.test(key)) throw bad('missing or malformed Sec-WebSocket-Key');
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8') throw bad('Sec-WebSocket-Version must be 13');
   const header = req.headers['sec-websocket-protocol'];
-  return header === undefined ? [] : header.split(',').map((p) => p.trim()).filter(Boolean);
+  if (header === undefined) return [];
+  const protocols = header.split(',').map((p) => p.trim());
+  if (protocols.some((p) => !TOKEN.test(p)) || new Set(protocols).size !== protocols.length) throw bad('malformed Sec-WebSocket-Protocol');
+  if (!protocols.includes('realtime')) throw bad('the subprotocols offered must include `realtime`');
+  return protocols;
 }
 
 /**
@@ -81,8 +110,8 @@ export function createUpgradeHandler(deps: UpgradeDeps, onAccepted: (session: Ac
     for (const [name, value] of Object.entries(replyHeaders.get(req) ?? {})) headers.push(`${name}: ${value}`);
   });
 
-  const authenticate = async (req: IncomingMessage): Promise<{ caller: Caller; grant: EphemeralGrant | undefined }> => {
-    const secret = presentedSecret(req);
+  const authenticate = async (req: IncomingMessage, protocols: readonly string[]): Promise<{ caller: Caller; grant: EphemeralGrant | undefined }> => {
+    const secret = presentedSecret(req, protocols);
     if (secret === undefined) throw new MissingApiKeyError();
     if (!secret.startsWith(EPHEMERAL_PREFIX)) return { caller: await deps.keys.authenticate(`Bearer ${secret}`), grant: undefined };
     const grant = await deps.secrets.take(secret);
@@ -92,11 +121,17 @@ export function createUpgradeHandler(deps: UpgradeDeps, onAccepted: (session: Ac
   };
 
   const prepare = async (req: IncomingMessage, socket: Duplex, id: string): Promise<Omit<Accepted, 'client'> | undefined> => {
-    const url = new URL(req.url ?? '/', 'http://gateway');
-    if (url.pathname !== '/v1/realtime' && url.pathname !== '/v1/realtime/') throw new InvalidUrlError(req.method ?? 'GET', url.pathname);
+    // The path exactly as OpenAI serves it: no trailing slash, dot segments, encodings or absolute form.
+    const raw = req.url ?? '/';
+    const query = raw.indexOf('?');
+    const path = query === -1 ? raw : raw.slice(0, query);
+    if (path !== '/v1/realtime') throw new InvalidUrlError(req.method ?? 'GET', path);
+    const protocols = handshakeProtocols(req);
     if (deps.isDraining()) throw new ServiceUnavailableError('The gateway is shutting down. Please try again.');
-    const { caller, grant } = await authenticate(req);
+    const { caller, grant } = await authenticate(req, protocols);
+    const url = new URL(raw, 'http://gateway');
     if (url.searchParams.has('call_id')) throw new InvalidRequestError('Attaching to a WebRTC call (`call_id`) is not available through tollgate.', 'call_id', 'unsupported_parameter');
+    if (url.searchParams.getAll('model').length > 1) throw new InvalidRequestError("Invalid value for 'model': give it once.", 'model', 'invalid_value');
     const requested = url.searchParams.get('model') ?? grant?.model;
     if (!requested) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model', 'missing_required_parameter');
     const model = deps.catalogue.resolve(requested);
@@ -106,7 +141,7 @@ export function createUpgradeHandler(deps: UpgradeDeps, onAccepted: (session: Ac
     }
     if (caller.models) checkModelAllowed(caller, requested, model);
     const modelLabel = model?.name ?? 'other';
-    const limitHeaders = await admitSession(deps, caller, modelLabel);
+    const limitHeaders = await admitSession(deps, caller, model, modelLabel);
     replyHeaders.set(req, { 'x-request-id': id, ...limitHeaders });
     const search = new URLSearchParams(url.searchParams);
     search.set('model', model?.routeTo ?? requested);
@@ -139,16 +174,24 @@ export function createUpgradeHandler(deps: UpgradeDeps, onAccepted: (session: Ac
   };
 }
 
-/** One request from the key's RPM / RPD (no tokens: each response.create reserves its own). */
-async function admitSession(deps: UpgradeDeps, caller: Caller, modelLabel: string): Promise<Readonly<Record<string, string>>> {
+/**
+ * One request from the key's RPM / RPD (no tokens: each response.create reserves its own). A key
+ * with budgets or token quotas is also checked against them (a budget already used up refuses the
+ * session); that hold is released at once.
+ */
+async function admitSession(deps: UpgradeDeps, caller: Caller, model: ModelInfo | undefined, modelLabel: string): Promise<Readonly<Record<string, string>>> {
   try {
-    const reservation = await deps.limiter.admit({ caller, model: modelLabel, tokens: 0 });
+    const charge = caller.quota ? deps.quotas.chargeFor(caller, model, 0, 0) : undefined;
+    const reservation = await deps.limiter.admit({ caller, model: modelLabel, tokens: 0, charge });
+    if (charge) await reservation.settle(NOTHING);
     return reservation.headers;
   } catch (err) {
-    if (err instanceof RateLimitError) deps.onRefused(caller.id, modelLabel, err.kind);
+    if (err instanceof RateLimitError || err instanceof QuotaExceededError) deps.onRefused(caller.id, modelLabel, err.kind);
     throw err;
   }
 }
+
+const NOTHING = { inputTokens: 0, cachedTokens: 0, outputTokens: 0 } as const;
 
 function writeHttpError(socket: Duplex, error: TollgateError, id: string): void {
   if (socket.destroyed) return;

@@ -90,9 +90,11 @@ export async function adminOnlyRoutes(app: FastifyInstance): Promise<void> {
   for (const endpoint of ENDPOINTS) {
     if (endpoint.access !== 'admin_only' && endpoint.access !== 'not_served') continue;
     const refusal = endpoint.access === 'admin_only' ? AdminOnlyEndpointError : EndpointNotServedError;
+    // Refused before the body is read: a WebRTC offer (application/sdp) gets this answer, not a 415.
     app.route({
       method: endpoint.method,
       url: endpoint.url,
+      onRequest: (request, _reply, done) => done(new refusal(request.method, pathOf(request.url))),
       handler: (request) => {
         throw new refusal(request.method, pathOf(request.url));
       },

@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest, Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENDPOINTS, type Endpoint } from '../../src/proxy/endpoints.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { openRealtime } from '../helpers/realtime-client.js';
 
 /**
  * The bypass matrix: every metered endpoint of the table (so a new one joins by itself) × content
@@ -15,10 +17,21 @@ import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway
  * - Every served POST without a price (uploads, cancels, realtime call control, …) × content
  *   types × path forms, the same two ways: a key past its RPD reaches nothing; without limits only
  *   canonical paths with accepted content types do.
+ * - The WebSocket transport (`/v1/realtime`): upgrades × path forms × query model shapes × the
+ *   ways a key is presented × keys (a used-up budget, an allow-list without the model, RPM spent,
+ *   none of these); then, inside open sessions, events that name a model in every shape or hide a
+ *   `response.create` (binary, escaped, duplicated keys), for a key whose TPM refuses every response.
  */
 
 const RESTRICTED = 'tg-matrix-restricted-0123456789';
 const BUDGET_ONLY = 'tg-matrix-budget-only-0123456789';
+/** Realtime's own keys, one refusal each (so no row depends on the order of the others). */
+const RT_KEYS = {
+  budget: 'tg-matrix-rt-budget-0123456789',
+  models: 'tg-matrix-rt-models-0123456789',
+  rpm: 'tg-matrix-rt-rpm-0123456789abc',
+  tpm: 'tg-matrix-rt-tpm-0123456789abc',
+} as const;
 const OPEN = 'tg-matrix-open-0123456789abcdef';
 /** `rpd: 1` (per bucket), spent before the unmetered run: a window no run outlasts. */
 const SPENT = 'tg-matrix-spent-0123456789abcdef';
@@ -165,6 +178,10 @@ beforeAll(async () => {
         { id: 'open', key: OPEN, tier: 'tier-5' },
         { id: 'spent', key: SPENT, tier: 'tier-5', limits: { rpd: 1 } },
         { id: 'budget-only', key: BUDGET_ONLY, tier: 'tier-5', budget_usd: { daily: 0 } },
+        { id: 'rt-budget', key: RT_KEYS.budget, tier: 'tier-5', budget_usd: { daily: 0 } },
+        { id: 'rt-models', key: RT_KEYS.models, tier: 'tier-5', models: ['gpt-4.1-nano'] },
+        { id: 'rt-rpm', key: RT_KEYS.rpm, tier: 'tier-5', limits: { rpm: 1 } },
+        { id: 'rt-tpm', key: RT_KEYS.tpm, tier: 'tier-5', limits: { tpm: 1 } },
       ],
     },
   });
@@ -266,4 +283,250 @@ describe('bypass matrix', () => {
     const plain = answers.filter(({ c }) => c.pathForm === 'canonical' && c.contentType === (c.endpoint.body === 'multipart' ? 'multipart' : 'json'));
     expect(plain.filter((a) => !reached(a.tag)).map((a) => `${label(a.c)} → ${a.status} ${a.text.slice(0, 120)}`)).toEqual([]);
   }, 120_000);
+});
+
+// ---- The WebSocket transport: /v1/realtime.
+
+type RtPath = 'canonical' | 'trailing-slash' | 'dot-segment' | 'encoded-slash' | 'encoded-char' | 'double-slash' | 'absolute-form' | 'other-endpoint';
+const RT_PATHS: Record<RtPath, string> = {
+  canonical: '/v1/realtime',
+  'trailing-slash': '/v1/realtime/',
+  'dot-segment': '/v1/files/../realtime',
+  'encoded-slash': '/v1%2Frealtime',
+  'encoded-char': '/v1/realtim%65',
+  'double-slash': '/v1//realtime',
+  'absolute-form': 'http://evil.example/v1/realtime',
+  'other-endpoint': '/v1/chat/completions',
+};
+
+type RtModel = 'allowed' | 'disallowed' | 'missing' | 'array' | 'bracket' | 'object' | 'number';
+/** The query's model in each shape a query string can give it. */
+const RT_MODELS: Record<RtModel, string> = {
+  allowed: 'model=gpt-realtime',
+  disallowed: 'model=gpt-4o',
+  missing: '',
+  array: 'model=gpt-realtime&model=gpt-4o',
+  bracket: 'model[]=gpt-realtime',
+  object: `model=${encodeURIComponent('{"a":1}')}`,
+  number: 'model=123',
+};
+
+type RtAuth = 'bearer' | 'subprotocol' | 'subprotocol-without-realtime' | 'bearer-and-other-subprotocol' | 'two-subprotocols' | 'basic' | 'none' | 'post' | 'upgrade-h2c' | 'bad-version' | 'bad-key';
+/** How the key is presented, and the handshake's other variants (method, Upgrade, version, key). */
+function rtHeaders(auth: RtAuth, secret: string): { method: string; headers: Record<string, string> } {
+  const headers: Record<string, string> = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') };
+  const other = secret === OPEN ? RT_KEYS.tpm : OPEN;
+  let method = 'GET';
+  switch (auth) {
+    case 'bearer':
+      headers.authorization = `Bearer ${secret}`;
+      break;
+    case 'subprotocol':
+      headers['sec-websocket-protocol'] = `realtime, openai-insecure-api-key.${secret}`;
+      break;
+    case 'subprotocol-without-realtime':
+      headers['sec-websocket-protocol'] = `openai-insecure-api-key.${secret}`;
+      break;
+    case 'bearer-and-other-subprotocol':
+      headers.authorization = `Bearer ${secret}`;
+      headers['sec-websocket-protocol'] = `realtime, openai-insecure-api-key.${other}`;
+      break;
+    case 'two-subprotocols':
+      headers['sec-websocket-protocol'] = `realtime, openai-insecure-api-key.${secret}, openai-insecure-api-key.${other}`;
+      break;
+    case 'basic':
+      headers.authorization = `Basic ${Buffer.from(`x:${secret}`).toString('base64')}`;
+      break;
+    case 'none':
+      break;
+    case 'post':
+      method = 'POST';
+      headers.authorization = `Bearer ${secret}`;
+      break;
+    case 'upgrade-h2c':
+      headers.upgrade = 'h2c';
+      headers.authorization = `Bearer ${secret}`;
+      break;
+    case 'bad-version':
+      headers['sec-websocket-version'] = '12';
+      headers.authorization = `Bearer ${secret}`;
+      break;
+    case 'bad-key':
+      headers['sec-websocket-key'] = 'not-a-key';
+      headers.authorization = `Bearer ${secret}`;
+      break;
+  }
+  return { method, headers };
+}
+const RT_AUTHS: readonly RtAuth[] = ['bearer', 'subprotocol', 'subprotocol-without-realtime', 'bearer-and-other-subprotocol', 'two-subprotocols', 'basic', 'none', 'post', 'upgrade-h2c', 'bad-version', 'bad-key'];
+
+/** One raw upgrade request: 101 (the socket is dropped at once) or the HTTP refusal. */
+function upgrade(path: string, method: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ ...origin, agent: false, method, path, headers });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 101, text: '' });
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+interface RtCase {
+  readonly key: keyof typeof RT_KEYS | 'open';
+  readonly path: RtPath;
+  readonly model: RtModel;
+  readonly auth: RtAuth;
+}
+const rtLabel = (c: RtCase): string => `${c.key} ${c.path} ${c.model} ${c.auth}`;
+
+async function runUpgrades(keys: readonly RtCase['key'][]): Promise<{ c: RtCase; status: number; text: string; tag: string }[]> {
+  const all: RtCase[] = [];
+  for (const key of keys) for (const path of Object.keys(RT_PATHS) as RtPath[]) for (const model of Object.keys(RT_MODELS) as RtModel[]) for (const auth of RT_AUTHS) all.push({ key, path, model, auth });
+  const out: { c: RtCase; status: number; text: string; tag: string }[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < all.length) {
+      const c = all[next++] as RtCase;
+      const tag = `r${next}`;
+      const query = [RT_MODELS[c.model], `case=${tag}`].filter(Boolean).join('&');
+      const { method, headers } = rtHeaders(c.auth, c.key === 'open' ? OPEN : RT_KEYS[c.key]);
+      out.push({ c, ...(await upgrade(`${RT_PATHS[c.path]}?${query}`, method, headers)), tag });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return out;
+}
+
+const upgradedWith = (tag: string): boolean => upstream.realtime.upgrades.some((u) => new URL(u, 'http://upstream').searchParams.get('case') === tag);
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** Events that must never reach the upstream, whatever the key. */
+const FORBIDDEN_EVENTS: readonly { readonly name: string; readonly frame: string | Buffer }[] = [
+  { name: 'session.update to another model', frame: JSON.stringify({ type: 'session.update', event_id: 'x-su-other', session: { type: 'realtime', model: 'gpt-4o' } }) },
+  { name: 'session.update model as array', frame: JSON.stringify({ type: 'session.update', event_id: 'x-su-array', session: { type: 'realtime', model: ['gpt-realtime'] } }) },
+  { name: 'session.update model as object', frame: JSON.stringify({ type: 'session.update', event_id: 'x-su-object', session: { type: 'realtime', model: { name: 'gpt-realtime' } } }) },
+  { name: 'session.update model as number', frame: JSON.stringify({ type: 'session.update', event_id: 'x-su-number', session: { type: 'realtime', model: 123 } }) },
+  { name: 'session.update model null', frame: JSON.stringify({ type: 'session.update', event_id: 'x-su-null', session: { type: 'realtime', model: null } }) },
+  { name: 'response.create with another model', frame: JSON.stringify({ type: 'response.create', event_id: 'x-rc-other', response: { model: 'gpt-4o' } }) },
+  { name: 'response.create model as array', frame: JSON.stringify({ type: 'response.create', event_id: 'x-rc-array', response: { model: ['gpt-realtime'] } }) },
+  { name: 'response.create model as object', frame: JSON.stringify({ type: 'response.create', event_id: 'x-rc-object', response: { model: { name: 'gpt-realtime' } } }) },
+  { name: 'response.create as a binary frame', frame: Buffer.from(JSON.stringify({ type: 'response.create', event_id: 'x-rc-binary' })) },
+  { name: 'not JSON', frame: '{"type":"response.create",' },
+  { name: 'a JSON array', frame: JSON.stringify([{ type: 'response.create', event_id: 'x-rc-in-array' }]) },
+  { name: 'no type', frame: JSON.stringify({ event_id: 'x-no-type', response: {} }) },
+];
+/** Events that start a response in disguise: refused for the TPM key, forwarded (as read) for the open one. */
+const DISGUISED_RESPONSES: readonly { readonly name: string; readonly frame: string; readonly id: string }[] = [
+  { name: 'plain response.create', frame: JSON.stringify({ type: 'response.create', event_id: 'y-plain' }), id: 'y-plain' },
+  { name: 'response.create naming the session model', frame: JSON.stringify({ type: 'response.create', event_id: 'y-same', response: { model: 'gpt-realtime' } }), id: 'y-same' },
+  { name: 'escaped type', frame: '{"type":"response\\u002ecreate","event_id":"y-escaped"}', id: 'y-escaped' },
+  { name: 'duplicated type key', frame: '{"type":"session.update","type":"response.create","event_id":"y-duplicate"}', id: 'y-duplicate' },
+  { name: 'append whose duplicated type key says response.create', frame: '{"type":"input_audio_buffer.append","audio":"AAAA","type":"response.create","event_id":"y-append"}', id: 'y-append' },
+];
+
+describe('bypass matrix: realtime over WebSocket', () => {
+  it('keys with a used-up budget, an allow-list without the model, or RPM spent: no upgrade reaches the upstream, every refusal is OpenAI-shaped', async () => {
+    // Spend rt-rpm's one request on a session of its own first.
+    const spent = await openRealtime(`ws://${origin.host}:${origin.port}/v1/realtime?model=gpt-realtime`, undefined, { headers: { authorization: `Bearer ${RT_KEYS.rpm}` } });
+    spent.ws.close();
+    await spent.closed;
+    upstream.realtime.upgrades.length = 0;
+    const answers = await runUpgrades(['budget', 'models', 'rpm']);
+    expect(answers.filter((a) => a.status < 400).map((a) => `${rtLabel(a.c)} → ${a.status}`)).toEqual([]);
+    expect(answers.filter((a) => !isOpenAIError(a.text)).map((a) => `${rtLabel(a.c)} → ${a.status} ${a.text.slice(0, 80)}`)).toEqual([]);
+    // Each key's own refusal where the request is otherwise well-formed.
+    const plain = (key: RtCase['key']) => answers.find((a) => a.c.key === key && a.c.path === 'canonical' && a.c.model === 'allowed' && a.c.auth === 'bearer');
+    expect(plain('budget')).toMatchObject({ status: 429, text: expect.stringContaining('insufficient_quota') });
+    expect(plain('models')).toMatchObject({ status: 403 });
+    expect(plain('rpm')).toMatchObject({ status: 429, text: expect.stringContaining('requests per min') });
+    // Ephemeral secrets of these keys do not open a session either.
+    for (const key of ['budget', 'models', 'rpm'] as const) {
+      const minted = await fetch(`http://${origin.host}:${origin.port}/v1/realtime/client_secrets`, { method: 'POST', headers: { authorization: `Bearer ${RT_KEYS[key]}`, 'content-type': 'application/json' }, body: JSON.stringify({ session: { type: 'realtime', model: 'gpt-realtime' } }) });
+      if (minted.status !== 200) continue;
+      const { value } = (await minted.json()) as { value: string };
+      const { headers } = rtHeaders('subprotocol', value);
+      const answer = await upgrade('/v1/realtime?model=gpt-realtime', 'GET', headers);
+      expect(answer.status, key).toBeGreaterThanOrEqual(400);
+      expect(isOpenAIError(answer.text), key).toBe(true);
+    }
+    expect(upstream.realtime.upgrades).toEqual([]);
+  }, 120_000);
+
+  it('a key without limits: only the canonical path, a realtime model given once by name, and one key presented properly reach the upstream', async () => {
+    upstream.realtime.upgrades.length = 0;
+    const answers = await runUpgrades(['open']);
+    // (`disallowed` is gpt-4o here: not a realtime model, 404 model_not_found.)
+    const wellFormed = (c: RtCase): boolean => c.path === 'canonical' && c.model === 'allowed' && (c.auth === 'bearer' || c.auth === 'subprotocol');
+    expect(answers.filter((a) => upgradedWith(a.tag) && !wellFormed(a.c)).map((a) => rtLabel(a.c))).toEqual([]);
+    expect(answers.filter((a) => !upgradedWith(a.tag) && !isOpenAIError(a.text)).map((a) => `${rtLabel(a.c)} → ${a.status} ${a.text.slice(0, 80)}`)).toEqual([]);
+    // The well-formed ones do get through (the test can fail both ways).
+    expect(answers.filter((a) => wellFormed(a.c)).map((a) => `${rtLabel(a.c)} → ${a.status}`)).toEqual(answers.filter((a) => wellFormed(a.c)).map((a) => `${rtLabel(a.c)} → 101`));
+  }, 120_000);
+
+  it('WebRTC calls (SDP offers, as raw SDP or a form) and accepting a SIP call are refused in every form, for every key: nothing reaches the upstream (hang-up, refer and reject are unmetered POSTs, above)', async () => {
+    upstream.reset();
+    upstream.realtime.upgrades.length = 0;
+    const sdp = 'v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n';
+    const form = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="sdp"\r\n\r\n${sdp}\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="session"\r\n\r\n{"type":"realtime","model":"gpt-realtime"}\r\n--${BOUNDARY}--\r\n`;
+    const bodies: [string, string | undefined, Buffer][] = [
+      ['sdp', 'application/sdp', Buffer.from(sdp)],
+      ['multipart', `multipart/form-data; boundary=${BOUNDARY}`, Buffer.from(form)],
+      ['json', 'application/json', Buffer.from(JSON.stringify({ sdp, session: { type: 'realtime', model: 'gpt-realtime' } }))],
+      ['none', undefined, Buffer.alloc(0)],
+    ];
+    const paths = ['/v1/realtime/calls', '/v1/realtime/calls/', '/v1/realtime/calls?model=gpt-realtime', '/v1//realtime/calls', '/v1/realtime%2Fcalls', '/v1/realtime/calls/rtc_x1/accept', '/v1/realtime/calls/rtc_x1/accept/', '/v1/realtime/calls/rtc_x1/refer/', '/v1/realtime//calls/rtc_x1/reject'];
+    const answers: string[] = [];
+    for (const secret of [OPEN, ...Object.values(RT_KEYS)]) {
+      for (const path of paths) {
+        for (const [name, type, payload] of bodies) {
+          const answer = await send(path, type, payload, secret);
+          if (answer.status < 400 || !isOpenAIError(answer.text)) answers.push(`${path} ${name} → ${answer.status} ${answer.text.slice(0, 80)}`);
+        }
+      }
+    }
+    expect(answers).toEqual([]);
+    const offer = await send('/v1/realtime/calls', 'application/sdp', Buffer.from(sdp), OPEN);
+    expect(offer.status).toBe(403);
+    expect(JSON.parse(offer.text)).toMatchObject({ error: { code: 'endpoint_not_served', message: expect.stringContaining('WebRTC call') } });
+    expect(upstream.requests.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+    // Nor can a WebSocket attach to a call by id (OpenAI's sideband for WebRTC calls).
+    const { headers } = rtHeaders('bearer', OPEN);
+    expect(await upgrade('/v1/realtime?call_id=rtc_x1', 'GET', headers)).toMatchObject({ status: 400, text: expect.stringContaining('call_id') });
+    expect(upstream.realtime.upgrades).toEqual([]);
+  }, 60_000);
+
+  it('inside a session: events naming another model in any shape, binary and malformed frames never reach the upstream; a key whose TPM refuses every response gets none through in any disguise', async () => {
+    const reachedIds = async (secret: string, frames: readonly (string | Buffer)[]): Promise<{ ids: unknown[]; frames: number }> => {
+      const before = upstream.realtime.sessions.length;
+      const rt = await openRealtime(`ws://${origin.host}:${origin.port}/v1/realtime?model=gpt-realtime`, undefined, { headers: { authorization: `Bearer ${secret}` } });
+      await rt.next('session.created');
+      for (const frame of frames) rt.ws.send(frame, { binary: Buffer.isBuffer(frame) });
+      // Frames are relayed in order: once the marker is upstream, everything before it was decided.
+      rt.send({ type: 'conversation.item.create', event_id: 'marker', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'marker' }] } });
+      const session = upstream.realtime.sessions[before];
+      await until(() => session?.events.some((e) => e.event_id === 'marker') ?? false);
+      rt.ws.close();
+      await rt.closed;
+      return { ids: session?.events.map((e) => e.event_id) ?? [], frames: session?.frames ?? -1 };
+    };
+    const forbidden = FORBIDDEN_EVENTS.map((e) => e.frame);
+    const disguised = DISGUISED_RESPONSES.map((e) => e.frame);
+
+    const open = await reachedIds(OPEN, [...forbidden, ...disguised]);
+    expect(open.ids).toEqual([...DISGUISED_RESPONSES.map((e) => e.id), 'marker']);
+    expect(open.frames).toBe(open.ids.length);
+
+    const tpm = await reachedIds(RT_KEYS.tpm, [...forbidden, ...disguised]);
+    expect(tpm).toEqual({ ids: ['marker'], frames: 1 });
+  }, 60_000);
 });

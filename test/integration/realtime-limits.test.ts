@@ -50,6 +50,20 @@ describe('realtime limits and budgets', () => {
     rt.ws.close();
   });
 
+  it("a response.create's own input items count in its reservation, beyond the conversation's", async () => {
+    const rt = await open(TPM_KEY);
+    await rt.next('session.created');
+    // A plain one reserves the 4,096-token default cap and fits 6,000; with 8,000 tokens of its own input (4 chars each) it does not.
+    rt.send({ type: 'response.create', event_id: 'evt_small', response: { instructions: 'Be brief.' } });
+    await rt.next('response.done');
+    const mark = rt.events.length;
+    rt.send({ type: 'response.create', event_id: 'evt_big', response: { conversation: 'none', input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'y'.repeat(32_000) }] }] } });
+    const refused = await rt.next('error', mark);
+    expect(refused.error).toMatchObject({ code: 'rate_limit_exceeded', event_id: 'evt_big' });
+    expect(fake.realtime.sessions.at(-1)?.events.filter((e) => e.type === 'response.create').map((e) => e.event_id)).toEqual(['evt_small']);
+    rt.ws.close();
+  });
+
   it('a key past its budget gets insufficient_quota, and nothing reaches the upstream', async () => {
     const rt = await open(BUDGET_KEY);
     await rt.next('session.created');

@@ -18,6 +18,8 @@ export interface RealtimeRecord {
   readonly headers: IncomingMessage['headers'];
   /** Client events as received, parsed, oldest first. */
   readonly events: Record<string, unknown>[];
+  /** Every frame received (binary and unparseable ones too). */
+  frames: number;
   /** Bytes of audio deltas sent so far. */
   sentAudioBytes: number;
   /** Set when the socket closed: the code it closed with. */
@@ -31,6 +33,8 @@ export type UpgradeScript = { readonly hang: true } | { readonly status: number;
 
 export interface FakeRealtime {
   readonly sessions: RealtimeRecord[];
+  /** The path and query of every upgrade request received, answered or not. */
+  readonly upgrades: string[];
   next: UpgradeScript | undefined;
 }
 
@@ -58,12 +62,13 @@ function charsOf(value: unknown): number {
 
 export function createFakeRealtime(apiKey: string | undefined): { fake: FakeRealtime; onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; close(): void } {
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('realtime') ? 'realtime' : false) });
-  const fake: FakeRealtime = { sessions: [], next: undefined };
+  const fake: FakeRealtime = { sessions: [], upgrades: [], next: undefined };
   let ids = 0;
   const id = (prefix: string): string => `${prefix}_fake${(++ids).toString(16).padStart(8, '0')}`;
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const url = req.url ?? '/';
+    fake.upgrades.push(url);
     if (!url.startsWith('/v1/realtime')) return void socket.destroy();
     const script = fake.next;
     fake.next = undefined;
@@ -77,7 +82,7 @@ export function createFakeRealtime(apiKey: string | undefined): { fake: FakeReal
 
   const serveSession = (ws: WebSocket, req: IncomingMessage, url: string): void => {
     let closedResolve!: () => void;
-    const rec: RealtimeRecord = { url, headers: req.headers, events: [], sentAudioBytes: 0, closeCode: undefined, closed: new Promise((r) => (closedResolve = r)), socket: ws };
+    const rec: RealtimeRecord = { url, headers: req.headers, events: [], frames: 0, sentAudioBytes: 0, closeCode: undefined, closed: new Promise((r) => (closedResolve = r)), socket: ws };
     fake.sessions.push(rec);
     const beta = String(req.headers['openai-beta'] ?? '').includes('realtime=v1');
     const model = new URL(url, 'http://x').searchParams.get('model') ?? 'gpt-realtime';
@@ -96,6 +101,7 @@ export function createFakeRealtime(apiKey: string | undefined): { fake: FakeReal
     ws.on('error', () => undefined);
     void send({ type: 'session.created', session: conv.session });
     ws.on('message', (data: RawData, isBinary) => {
+      rec.frames++;
       if (isBinary) return void send({ type: 'error', error: { type: 'invalid_request_error', code: 'invalid_event', message: 'Binary frames are not supported.', param: null, event_id: null } });
       let event: Record<string, unknown>;
       try {
