@@ -1,4 +1,4 @@
-import { DEFAULT_CONTAINER_PRICES, DEFAULT_MODELS, DEFAULT_TIERS, MODAL_TOKEN_TYPES, TIER_NAMES, type ModalTokenType, type TierLimits, type TierName } from './defaults.js';
+import { DEFAULT_CONTAINER_PRICES, DEFAULT_MODELS, DEFAULT_TIERS, DEFAULT_TOOL_CALL_PRICES, MODAL_TOKEN_TYPES, TIER_NAMES, type ModalTokenType, type TierLimits, type TierName } from './defaults.js';
 import type { Config, ModelEntry } from './schema.js';
 import { ConfigError } from './load.js';
 
@@ -75,6 +75,8 @@ export interface ModelPricesNano {
   readonly units?: UnitPricesNano | undefined;
   /** Only unit prices: the token prices above are zeros, not prices (a budgeted token request is refused as unpriced). */
   readonly unitsOnly?: true | undefined;
+  /** Built-in tool calls of Responses answers, nano-dollars per call (token-priced models). */
+  readonly toolCalls?: ToolCallPricesNano | undefined;
 }
 
 /** Unit prices in integer nano-dollars (per image, per 1M characters, per minute, per second; per 1M tokens by modality). */
@@ -112,7 +114,13 @@ function unitPrices(u: UnitFields): UnitPricesNano {
 }
 
 /** The prices of a model: per token, by unit, or both; undefined when it has neither (unpriced). */
-function pricesOf(entry: ModelEntry): ModelPricesNano | undefined {
+/** Nano-dollars per built-in tool call. */
+export interface ToolCallPricesNano {
+  readonly webSearch: number;
+  readonly fileSearch: number;
+}
+
+function pricesOf(entry: ModelEntry, toolCalls: ToolCallPricesNano): ModelPricesNano | undefined {
   const p = entry.price_per_1m;
   const units = entry.unit_prices && { units: unitPrices(entry.unit_prices) };
   if (!p) return units && { input: 0, cachedInput: 0, output: 0, batchInput: 0, batchOutput: 0, ...units, unitsOnly: true };
@@ -125,6 +133,7 @@ function pricesOf(entry: ModelEntry): ModelPricesNano | undefined {
     // Only on realtime models: the other models' prices stay five plain figures.
     ...realtimeField(p),
     ...units,
+    toolCalls,
   };
 }
 
@@ -205,6 +214,11 @@ export function buildCatalogue(config: Config): Catalogue {
   const byName = new Map<string, ModelInfo>();
   const models: ModelInfo[] = [];
   /** The models whose retirement the upstreams may teach: no configured date. */
+  const tc = config.models.tool_call_prices;
+  const toolCalls: ToolCallPricesNano = {
+    webSearch: nanoPerMillion(tc.web_search ?? DEFAULT_TOOL_CALL_PRICES.web_search),
+    fileSearch: nanoPerMillion(tc.file_search ?? DEFAULT_TOOL_CALL_PRICES.file_search),
+  };
   const learnable = new Map<string, { entry: ModelEntry; info: { retirement?: ModelRetirement | undefined } }>();
   for (const entry of entries) {
     const info: ModelInfo = {
@@ -213,7 +227,7 @@ export function buildCatalogue(config: Config): Catalogue {
       maxOutputTokens: entry.max_output_tokens,
       routeTo: entry.route_to,
       retirement: retirementOf(entry),
-      prices: pricesOf(entry),
+      prices: pricesOf(entry, toolCalls),
     };
     models.push(info);
     if (entry.shutdown_date === undefined) learnable.set(entry.name, { entry, info });

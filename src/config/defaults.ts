@@ -60,6 +60,9 @@ export interface UnitPrices {
 }
 
 /** Code-interpreter containers: US dollars per container by memory limit (OpenAI's pricing page). */
+/** US dollars per built-in tool call a Responses answer reports (OpenAI's list prices: $10 / 1k web searches, $2.50 / 1k file searches). */
+export const DEFAULT_TOOL_CALL_PRICES = { web_search: 0.01, file_search: 0.0025 } as const;
+
 export const DEFAULT_CONTAINER_PRICES: Record<string, number> = { '1g': 0.03, '4g': 0.12, '16g': 0.48, '64g': 1.92 };
 
 export const MODAL_TOKEN_TYPES = ['text_input', 'cached_text_input', 'image_input', 'cached_image_input', 'audio_input', 'text_output', 'image_output', 'audio_output'] as const;

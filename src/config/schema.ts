@@ -236,6 +236,13 @@ export const configSchema = z.strictObject({
       upstream_refresh_ms: nonNegativeInt
         .default(0)
         .describe("How often every upstream's `GET /models` is read for shutdown dates of catalogue models without their own `shutdown_date` (also once at start); 0: never."),
+      tool_call_prices: z
+        .strictObject({
+          web_search: price.optional().describe('US dollars per `web_search_call` (default $0.01).'),
+          file_search: price.optional().describe('US dollars per `file_search_call` (default $0.0025).'),
+        })
+        .prefault({})
+        .describe("Built-in tool calls a Responses answer reports (`output` items), charged per call on top of the model's tokens for every model with token prices."),
       container_prices: z
         .record(z.string().min(1), price)
         .default({})

@@ -41,6 +41,8 @@ interface Entry {
   savedByResponseCache: Cell | undefined;
   /** Cost of unit-priced requests (images, speech, transcription, video, containers) by unit, made on first use. */
   byUnit: Map<string, TokenCells> | undefined;
+  /** Built-in tool calls (`type="tool_calls"`, `unit="calls"`), made on first use. */
+  toolCalls: Cell | undefined;
   readonly unpriced: TokenCells | undefined;
 }
 
@@ -60,7 +62,7 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
   });
   const cost = new Tally({
     name: 'tollgate_cost_usd_total',
-    help: 'Spend in US dollars at the catalogue prices (Batch prices for batches), by key id, model, type (input, cached_input, output) and the unit it was priced in (tokens, images, characters, minutes of audio, seconds of video, container sessions). Exact to the nano-dollar.',
+    help: 'Spend in US dollars at the catalogue prices (Batch prices for batches), by key id, model, type (input, cached_input, output; tool_calls for built-in tool calls) and the unit it was priced in (tokens, images, characters, minutes of audio, seconds of video, container sessions, calls). Exact to the nano-dollar.',
     labelNames: ['key', 'model', 'type', 'unit'],
     registry,
     divisor: 1e9,
@@ -100,6 +102,7 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
         saved: prices && saved.cell({ key, model, source: 'prompt_cache' }),
         savedByResponseCache: undefined,
         byUnit: undefined,
+        toolCalls: undefined,
         unpriced: prices ? undefined : typed(unpriced, { key, model }),
       };
       byModel.set(model, entry);
@@ -133,6 +136,7 @@ export function createUsageMetrics(options: UsageMetricsOptions): UsageMetrics {
       }
       const spent = costOf(entry.prices, usage, batch);
       add(entry.cost as TokenCells, spent.input, spent.cachedInput, spent.output);
+      if (spent.toolCalls) (entry.toolCalls ??= cost.cell({ key, model, type: 'tool_calls', unit: 'calls' })).value += spent.toolCalls;
       if (!batch && cached > 0) (entry.saved as Cell).value += savedByCache(entry.prices, cached, spent.cachedInput);
       return spent;
     },

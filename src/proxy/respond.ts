@@ -13,6 +13,7 @@ import { pipeBody, relaySse, type StreamOutcome } from '../streaming/relay.js';
 import type { UpstreamResponse } from '../upstream/client.js';
 import type { ClientHead } from '../upstream/headers.js';
 import { TailBuffer, usageFromJsonTail } from '../usage/json-tail.js';
+import { ToolCallScanner } from '../usage/extract.js';
 import type { RequestState } from './request-state.js';
 import { serverTiming } from './server-timing.js';
 import { settleAnswer, settleReleased, settleUnits } from './settle.js';
@@ -83,19 +84,29 @@ function respondBody(reply: FastifyReply, response: UpstreamResponse, answering:
   if (answering.units) return respondUnits(reply, response, answering, answering.units, failed);
   const shape = endpoint.usage;
   const tail = !failed && shape ? new TailBuffer() : undefined;
+  // Responses answers: built-in tool calls are priced per call, and counted from the whole body.
+  const calls = tail && shape === 'responses' ? new ToolCallScanner() : undefined;
   pipeBody(response.body, reply.raw, {
     tap: sink
       ? (chunk) => {
           tail?.push(chunk);
+          calls?.push(chunk);
           sink.push(chunk);
         }
-      : tail && ((chunk) => tail.push(chunk)),
+      : calls
+        ? (chunk) => {
+            (tail as TailBuffer).push(chunk);
+            calls.push(chunk);
+          }
+        : tail && ((chunk) => tail.push(chunk)),
     onEnd: (end) => {
       state.upstreamEnd = performance.now();
       state.upstreamFirstByte = end.firstByteAt;
       if (end.error) state.streamEnd = 'upstream_error';
       if (failed) return;
-      const usage = tail && !end.error && !end.clientGone ? usageFromJsonTail(shape as UsageShape, tail.bytes()) : undefined;
+      const read = tail && !end.error && !end.clientGone ? usageFromJsonTail(shape as UsageShape, tail.bytes()) : undefined;
+      const toolCalls = read && calls?.counts();
+      const usage = toolCalls ? { ...read, toolCalls } : read;
       sink?.end(!end.error && !end.clientGone, usage);
       settleAnswer(state, answering.reservation, shape, usage, answering.inputTokens, 0);
     },

@@ -11,6 +11,8 @@ export interface Cost {
   /** Cached input tokens at the cached-input price (0 for batch: no separate cached price). */
   readonly cachedInput: number;
   readonly output: number;
+  /** Built-in tool calls (web and file searches) of a Responses answer, at their per-call prices. */
+  readonly toolCalls?: number;
   readonly total: number;
 }
 
@@ -49,6 +51,11 @@ export function costOf(prices: ModelPricesNano | undefined, usage: Usage, batch 
   const input = nano(uncached, prices.input);
   const cachedInput = nano(cached, prices.cachedInput);
   const output = nano(usage.outputTokens, prices.output);
+  const calls = usage.toolCalls;
+  if (calls && prices.toolCalls) {
+    const toolCalls = calls.webSearch * prices.toolCalls.webSearch + calls.fileSearch * prices.toolCalls.fileSearch;
+    return { input, cachedInput, output, toolCalls, total: input + cachedInput + output + toolCalls };
+  }
   return { input, cachedInput, output, total: input + cachedInput + output };
 }
 

@@ -13,6 +13,27 @@ export interface Usage {
   readonly realtime?: RealtimeTokens | undefined;
   /** Images, speech, transcription, video: the cost worked out by unit (src/usage/units.ts); the tokens above are then only counted. */
   readonly billed?: Bill | undefined;
+  /** Responses answers: the built-in tool calls among their output items, priced per call. */
+  readonly toolCalls?: ToolCallCounts | undefined;
+}
+
+/** Built-in tool calls an answer reports (output items `web_search_call`, `file_search_call`). */
+export interface ToolCallCounts {
+  readonly webSearch: number;
+  readonly fileSearch: number;
+}
+
+/** The tool calls among a Responses answer's `output` items; undefined when there are none. */
+export function toolCallsOfOutput(output: unknown): ToolCallCounts | undefined {
+  if (!Array.isArray(output)) return undefined;
+  let webSearch = 0;
+  let fileSearch = 0;
+  for (const item of output) {
+    const type = record(item)?.type;
+    if (type === 'web_search_call') webSearch++;
+    else if (type === 'file_search_call') fileSearch++;
+  }
+  return webSearch + fileSearch > 0 ? { webSearch, fileSearch } : undefined;
 }
 
 /** What a unit-priced request costs, in integer nano-dollars split as token costs are, with the unit it was counted in. */
@@ -68,7 +89,10 @@ export function readUsage(shape: UsageShape, usage: unknown): Usage | undefined 
 
 /** Usage of a complete JSON answer. */
 export function usageFromBody(shape: UsageShape, body: unknown): Usage | undefined {
-  return readUsage(shape, record(body)?.usage);
+  const usage = readUsage(shape, record(body)?.usage);
+  if (!usage || shape !== 'responses') return usage;
+  const toolCalls = toolCallsOfOutput(record(body)?.output);
+  return toolCalls ? { ...usage, toolCalls } : usage;
 }
 
 const RESPONSES_TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
@@ -91,8 +115,10 @@ export function isTerminalEvent(shape: UsageShape, event: SseEvent): boolean {
 export function usageFromEvent(shape: UsageShape, event: SseEvent): Usage | undefined {
   if (shape === 'responses') {
     if (event.event === undefined || !RESPONSES_TERMINAL.has(event.event)) return undefined;
-    const parsed = safeParse(event.data);
-    return readUsage('responses', record(record(parsed)?.response)?.usage);
+    const response = record(record(safeParse(event.data))?.response);
+    const usage = readUsage('responses', response?.usage);
+    const toolCalls = usage && toolCallsOfOutput(response?.output);
+    return toolCalls ? { ...usage, toolCalls } : usage;
   }
   if (!event.dataIncludes(USAGE_OBJECT) && !event.dataIncludes(USAGE_OBJECT_SPACED)) return undefined;
   return usageFromBody(shape, safeParse(event.data));
@@ -103,5 +129,40 @@ function safeParse(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return undefined;
+  }
+}
+
+const TOOL_CALL_PATTERNS: readonly (readonly [Buffer, 'webSearch' | 'fileSearch'])[] = [
+  [Buffer.from('"type":"web_search_call"'), 'webSearch'],
+  [Buffer.from('"type": "web_search_call"'), 'webSearch'],
+  [Buffer.from('"type":"file_search_call"'), 'fileSearch'],
+  [Buffer.from('"type": "file_search_call"'), 'fileSearch'],
+];
+const TOOL_CALL_OVERLAP = Math.max(...TOOL_CALL_PATTERNS.map(([p]) => p.length)) - 1;
+
+/**
+ * Counts the built-in tool calls of a JSON Responses answer as it streams past, chunk by chunk (the
+ * output items come before the `usage` its tail gives). Inside a JSON string a quote is escaped, so
+ * `"type":"web_search_call"` can only be an item's own `type` member. A match across two chunks is
+ * found in the last bytes kept from the one before (one byte short of the longest pattern).
+ */
+export class ToolCallScanner {
+  private carry: Buffer | undefined;
+  private webSearch = 0;
+  private fileSearch = 0;
+
+  push(chunk: Buffer): void {
+    const kept = this.carry?.length ?? 0;
+    const text = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    for (const [pattern, kind] of TOOL_CALL_PATTERNS) {
+      // Only matches that end in this chunk: one wholly in the kept bytes was counted before.
+      for (let at = text.indexOf(pattern); at !== -1; at = text.indexOf(pattern, at + pattern.length)) if (at + pattern.length > kept) this[kind]++;
+    }
+    this.carry = Buffer.from(text.subarray(Math.max(0, text.length - TOOL_CALL_OVERLAP)));
+  }
+
+  /** What the answer reported; undefined when it had no tool calls. */
+  counts(): ToolCallCounts | undefined {
+    return this.webSearch + this.fileSearch > 0 ? { webSearch: this.webSearch, fileSearch: this.fileSearch } : undefined;
   }
 }

@@ -182,9 +182,10 @@ describe('defaults', () => {
       contextWindow: 1_047_576,
       maxOutputTokens: 32_768,
       routeTo: undefined,
-      prices: { input: 100_000_000, cachedInput: 25_000_000, output: 400_000_000, batchInput: 50_000_000, batchOutput: 200_000_000 },
+      prices: { input: 100_000_000, cachedInput: 25_000_000, output: 400_000_000, batchInput: 50_000_000, batchOutput: 200_000_000, toolCalls: { webSearch: 10_000_000, fileSearch: 2_500_000 } },
     });
-    for (const value of Object.values(nano?.prices ?? {})) expect(Number.isInteger(value)).toBe(true);
+    const { toolCalls, ...perToken } = nano?.prices ?? {};
+    expect([...Object.values(perToken), ...Object.values(toolCalls ?? {})].filter((value) => !Number.isInteger(value))).toEqual([]);
   });
 
   it('the snapshot alias resolves to the very same ModelInfo', () => {
@@ -230,7 +231,7 @@ describe('buildCatalogue with operator entries', () => {
     expect(added?.prices).toMatchObject({ input: 50_000_000, cachedInput: 5_000_000, output: 400_000_000 });
     expect(c.resolve('gpt-5-nano-2025-08-07')).toBe(added);
     const nano = c.resolve('gpt-4.1-nano');
-    expect(nano?.prices).toEqual({ input: 200_000_000, cachedInput: 50_000_000, output: 800_000_000, batchInput: 100_000_000, batchOutput: 400_000_000 });
+    expect(nano?.prices).toEqual({ input: 200_000_000, cachedInput: 50_000_000, output: 800_000_000, batchInput: 100_000_000, batchOutput: 400_000_000, toolCalls: { webSearch: 10_000_000, fileSearch: 2_500_000 } });
     expect(nano).toMatchObject({ contextWindow: 1_047_576, maxOutputTokens: 32_768 });
     expect(c.resolve('gpt-4.1-nano-2025-04-14')).toBe(nano);
     expect(c.models.filter((m) => m.name === 'gpt-4.1-nano')).toHaveLength(1);

@@ -76,5 +76,16 @@ describe('Grafana provisioning in docker-compose', () => {
     const ids = panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
     for (const panel of panels) expect(panel.gridPos, String(panel.title)).toMatchObject({ w: expect.any(Number), h: expect.any(Number) });
+    // No two panels cover the same cell (Grafana would push one down, away from its row).
+    type Grid = { x: number; y: number; w: number; h: number };
+    const overlaps: string[] = [];
+    panels.forEach((a, i) =>
+      panels.slice(i + 1).forEach((b) => {
+        const p = a.gridPos as Grid;
+        const q = b.gridPos as Grid;
+        if (p.x < q.x + q.w && q.x < p.x + p.w && p.y < q.y + q.h && q.y < p.y + p.h) overlaps.push(`${String(a.title)} / ${String(b.title)}`);
+      }),
+    );
+    expect(overlaps).toEqual([]);
   });
 });

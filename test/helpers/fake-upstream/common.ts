@@ -30,6 +30,11 @@ export interface Knobs {
   cutAfter: number | undefined;
   promptTokens: number | undefined;
   cachedTokens: number;
+  /** Responses: built-in tool call items put before the message (x-fake-web-search-calls, x-fake-file-search-calls). */
+  webSearchCalls: number;
+  fileSearchCalls: number;
+  /** JSON answers indented as OpenAI's own are (x-fake-pretty: 1). */
+  pretty: boolean;
 }
 
 function intHeader(headers: IncomingHttpHeaders, name: string): number | undefined {
@@ -48,6 +53,9 @@ export function readKnobs(headers: IncomingHttpHeaders): Knobs {
     cutAfter: intHeader(headers, 'x-fake-cut-after'),
     promptTokens: intHeader(headers, 'x-fake-prompt-tokens'),
     cachedTokens: intHeader(headers, 'x-fake-cached-tokens') ?? 0,
+    webSearchCalls: intHeader(headers, 'x-fake-web-search-calls') ?? 0,
+    fileSearchCalls: intHeader(headers, 'x-fake-file-search-calls') ?? 0,
+    pretty: intHeader(headers, 'x-fake-pretty') === 1,
   };
 }
 
@@ -175,7 +183,7 @@ export function sendBody(
 }
 
 export function sendJson(ctx: Ctx, status: number, obj: unknown, extra?: Record<string, string | number>): void {
-  sendBody(ctx, status, Buffer.from(JSON.stringify(obj)), 'application/json', extra);
+  sendBody(ctx, status, Buffer.from(ctx.knobs.pretty ? JSON.stringify(obj, null, 2) : JSON.stringify(obj)), 'application/json', extra);
 }
 
 export function errorBody(message: string, type: string, param: string | null = null, code: string | null = null) {

@@ -23,6 +23,14 @@ function responsesUsage(t: TokenCounts) {
   };
 }
 
+/** The built-in tool calls the knobs ask for, as output items. */
+function toolCallItems(ctx: Ctx): Json[] {
+  const items: Json[] = [];
+  for (let i = 0; i < ctx.knobs.webSearchCalls; i++) items.push({ type: 'web_search_call', id: `ws_${ctx.hash}_${i}`, status: 'completed', action: { type: 'search', query: `q${i}` } });
+  for (let i = 0; i < ctx.knobs.fileSearchCalls; i++) items.push({ type: 'file_search_call', id: `fs_${ctx.hash}_${i}`, status: 'completed', queries: [`q${i}`], results: null });
+  return items;
+}
+
 function messageItem(msgId: string, text: string, status: 'in_progress' | 'completed') {
   return {
     type: 'message',
@@ -90,7 +98,7 @@ export async function createResponse(ctx: Ctx): Promise<void> {
     model: body.model,
     body,
     status: 'completed',
-    output: [messageItem(msgId, text, 'completed')],
+    output: [...toolCallItems(ctx), messageItem(msgId, text, 'completed')],
     usage,
   });
 
