@@ -50,8 +50,23 @@ const { values } = parseArgs({
      */
     heap: { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(ROOT, '.bench/prof') },
+    help: { type: 'boolean', default: false },
   },
 });
+if (values.help) {
+  console.log(`usage: npx tsx bench/profile.ts [options] (after npm run build)
+
+  --target T        bare, tollgate or tollgate-redis (default tollgate)
+  --scenario S      ${SCENARIOS.map((s) => s.id).join(', ')} (default chat)
+  --seconds N       measured wrk run (default 10), after --warmup N unmeasured seconds (default 3)
+  --connections C   wrk connections (default 32)
+  --root DIR        the checkout whose dist/ is profiled (default this one)
+  --top N           rows per list (default 40)
+  --out DIR         where the profiles are kept (default .bench/prof)
+  --no-profile      only the CPU per request and by thread, without the profiler
+  --heap            V8's sampling heap profile instead: what is still live at exit, by allocation site`);
+  process.exit(0);
+}
 
 const scenario = SCENARIOS.find((s) => s.id === values.scenario);
 if (!scenario) throw new Error(`unknown scenario ${values.scenario} (${SCENARIOS.map((s) => s.id).join(', ')})`);
