@@ -39,8 +39,8 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
  * prototype: creating one per request is one small object.
  *
  * Its children are lazy too: Fastify wraps the logger instance it is given in a child of its own
- * (logger-pino.js, for its serializers) and makes each request's logger from that one, so a
- * child of a LazyLogger must not build pino's children (both of them) on every request.
+ * (logger-pino.js, for its serializers) and makes each request's logger from that one: a child
+ * of a LazyLogger is lazy too, or every request would build a pino child after all.
  */
 class LazyLogger {
   #child: FastifyBaseLogger | undefined;
