@@ -14,6 +14,8 @@
  * Instructions are not time: cache misses and system calls are not in them. Use it to compare
  * two builds or two configurations, and `npm run bench` for the figures users see.
  * Needs valgrind (apt-get install valgrind); takes about two minutes per target.
+ * BENCH_TOLLGATE_ROOT=DIR measures the tollgate build of another checkout (e.g. the main branch
+ * built in a directory of its own), to compare two builds under the same conditions.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -26,6 +28,7 @@ const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 8000);
 const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 3000);
 const CONCURRENCY = 16;
 const CLIENT_KEY = 'sk-bench-instructions';
+const TOLLGATE_ROOT = path.resolve(process.env.BENCH_TOLLGATE_ROOT ?? ROOT);
 // callgrind_control finds the process by a FIFO named after USER and HOST: both sides must agree
 // (HOST is also the listen address the targets read).
 const VG_ENV = { USER: 'root', LOGNAME: 'root', HOST: '127.0.0.1' };
@@ -49,7 +52,7 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
           name: target,
           command: 'valgrind',
           args: [...callgrind, ...node, 'dist/server.js'],
-          cwd: ROOT,
+          cwd: TOLLGATE_ROOT,
           env: {
             ...env,
             // Redis calls take about 50 times longer under valgrind: a wide timeout keeps them answered.

@@ -87,10 +87,10 @@ function clockTicks(): number {
   return clkTck;
 }
 
-/** user+system CPU seconds of a pid (whole thread group) from /proc, or undefined. */
-export function procCpuSeconds(pid: number): number | undefined {
+/** user+system CPU seconds of a pid (whole thread group) from /proc, or undefined. `file`: a thread's stat instead. */
+export function procCpuSeconds(pid: number, file = `/proc/${pid}/stat`): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(file, 'utf8');
     // comm (field 2) may contain spaces/parens: split after the last ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state); utime = field 14, stime = field 15.

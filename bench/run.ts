@@ -89,8 +89,9 @@ const SLICE_SETTLE_S = 0.25;
 const HELP = `usage: tsx bench/run.ts [options]
 
 options (env var in brackets):
-  --targets LIST       comma list of upstream,bare,tollgate,tollgate-redis,tollgate-nometrics
-                                                              [BENCH_TARGETS] (default: all but tollgate-nometrics)
+  --targets LIST       comma list of upstream,bare,tollgate,tollgate-redis,tollgate-nometrics,
+                       base,base-redis                        [BENCH_TARGETS] (default: all but
+                       tollgate-nometrics and the base targets)
   --scenarios LIST     comma list of ${SCENARIOS.map((s) => s.id).join(',')}   [BENCH_SCENARIOS] (default: all)
   --modes LIST         comma list of wrk,throughput,fixed-rate [BENCH_MODES] (default: all)
                        wrk: the headline table, wrk as the client and each target's CPU µs per
@@ -122,6 +123,8 @@ environment only:
   BENCH_NICE           nice value of the bench's session (wrk) and of each target's, as root
                        (default -10; 0: off): on a shared host, the measured processes get the
                        CPU as on a host of their own
+  BENCH_BASE_ROOT      the checkout the base and base-redis targets run (its dist/, built):
+                       another build beside this one in the same run, e.g. before and after a change
   BENCH_NODE_ARGS      extra node flags for the bare forwarder and tollgate, e.g.
                        "--cpu-prof --cpu-prof-dir=.bench/prof" to profile them under load
 `;
@@ -297,11 +300,35 @@ const TARGETS: TargetDef[] = [
       return startTollgate(ctx, 'tollgate-redis', { REDIS_URL: ctx.redisUrl });
     },
   },
+  {
+    // Another checkout's build (BENCH_BASE_ROOT, e.g. the main branch), in the same run: before/after.
+    name: 'base',
+    optional: true,
+    start: (ctx) => startTollgate(ctx, 'base', {}, baseRoot()),
+  },
+  {
+    name: 'base-redis',
+    optional: true,
+    async start(ctx) {
+      if (!ctx.redisUrl) {
+        const redis = await startRedis();
+        ctx.redisUrl = redis.url;
+        ctx.redisChild = redis.child;
+      }
+      return startTollgate(ctx, 'base-redis', { REDIS_URL: ctx.redisUrl }, baseRoot());
+    },
+  },
 ];
 
+function baseRoot(): string {
+  const root = process.env.BENCH_BASE_ROOT;
+  if (!root) throw new Error('the base targets need BENCH_BASE_ROOT: a checkout with a build (npm run build)');
+  return path.resolve(root);
+}
+
 /** `node dist/server.js` with the bench config; logging stays on, as in production. */
-async function startTollgate(ctx: Context, name: string, extraEnv: Record<string, string>): Promise<RunningTarget> {
-  const server = path.join(ROOT, 'dist/server.js');
+async function startTollgate(ctx: Context, name: string, extraEnv: Record<string, string>, root = ROOT): Promise<RunningTarget> {
+  const server = path.join(root, 'dist/server.js');
   if (!existsSync(server)) {
     throw new Error(`${server} not found: run \`npm run build\` first, or use --targets upstream,bare`);
   }
@@ -310,7 +337,7 @@ async function startTollgate(ctx: Context, name: string, extraEnv: Record<string
     name,
     command: process.execPath,
     args: [...nodeArgs(), server],
-    cwd: ROOT,
+    cwd: root,
     env: {
       PORT: String(port),
       HOST: '127.0.0.1',
@@ -764,7 +791,7 @@ async function main(): Promise<void> {
   for (const def of toStart) {
     const t = await def.start(ctx);
     niceSession(t.child.pid, BENCH_NICE);
-    if (t.name === 'tollgate-redis' && ctx.redisChild) niceSession(ctx.redisChild.pid, BENCH_NICE);
+    if ((t.name === 'tollgate-redis' || t.name === 'base-redis') && ctx.redisChild) niceSession(ctx.redisChild.pid, BENCH_NICE);
     running.push(t);
     log(`started ${t.child.name} (pid ${t.child.pid}) at ${t.origin}`);
   }

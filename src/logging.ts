@@ -37,17 +37,30 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
  * a measurable share of a proxy's per-request cost. This one is made on first use only, and a
  * request that logs once through its own methods never builds it at all. Its methods live on the
  * prototype: creating one per request is one small object.
+ *
+ * Its children are lazy too: Fastify wraps the logger instance it is given in a child of its own
+ * (logger-pino.js, for its serializers) and makes each request's logger from that one: a child
+ * of a LazyLogger is lazy too, or every request would build a pino child after all.
  */
 class LazyLogger {
   #child: FastifyBaseLogger | undefined;
   constructor(
-    private readonly parent: FastifyBaseLogger,
+    private readonly parent: Logger | LazyLogger,
     private readonly bindings: Bindings,
     private readonly options: ChildLoggerOptions,
   ) {}
 
   private real(): FastifyBaseLogger {
-    return (this.#child ??= this.parent.child(this.bindings, this.options));
+    if (this.#child) return this.#child;
+    const parent = this.parent instanceof LazyLogger ? this.parent.real() : (this.parent as FastifyBaseLogger);
+    this.#child = parent.child(this.bindings, this.options);
+    return this.#child;
+  }
+  /** Without building the child, unless its options set a level of their own. */
+  isLevelEnabled(level: string): boolean {
+    if (this.#child) return (this.#child as unknown as Logger).isLevelEnabled(level);
+    if (this.options.level !== undefined) return (this.real() as unknown as Logger).isLevelEnabled(level);
+    return this.parent.isLevelEnabled(level);
   }
   get level(): string {
     return this.#child ? this.#child.level : this.parent.level;
@@ -56,7 +69,7 @@ class LazyLogger {
     this.real().level = value;
   }
   child(more: Bindings, moreOptions?: ChildLoggerOptions): FastifyBaseLogger {
-    return this.real().child(more, moreOptions);
+    return new LazyLogger(this, more, moreOptions ?? {}) as unknown as FastifyBaseLogger;
   }
   silent(): void {}
 }
@@ -64,8 +77,7 @@ class LazyLogger {
 for (const level of LEVELS) {
   Object.defineProperty(LazyLogger.prototype, level, {
     value(this: LazyLogger, ...args: unknown[]) {
-      const parent = (this as unknown as { parent: Logger }).parent;
-      if (!parent.isLevelEnabled(level)) return;
+      if (!this.isLevelEnabled(level)) return;
       const real = (this as unknown as { real(): Record<string, (...a: unknown[]) => void> }).real();
       (real[level] as (...a: unknown[]) => void)(...args);
     },
@@ -82,7 +94,7 @@ export function withLazyChildren(root: Logger): FastifyBaseLogger {
   return Object.create(root, {
     child: {
       value: (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger =>
-        new LazyLogger(root as FastifyBaseLogger, bindings, options ?? {}) as unknown as FastifyBaseLogger,
+        new LazyLogger(root, bindings, options ?? {}) as unknown as FastifyBaseLogger,
     },
   }) as FastifyBaseLogger;
 }

@@ -158,27 +158,32 @@ export function createLimiter(options: LimiterOptions): Limiter {
     };
   };
 
-  // Bucket keys and figures per scope, built once (a scope's figures are fixed for its caller
-  // object); per request only the TPM cost changes.
-  const plans = new Map<string, { limits: TierLimits; buckets: PlannedBucket[] }>();
-  /** `scope`: the storage key's stem, hash tag included. */
-  const plan = (scope: string, limits: TierLimits, tokens: number, requests = 1): PlannedBucket[] => {
-    let planned = plans.get(scope);
-    if (!planned || planned.limits !== limits) {
-      const buckets: PlannedBucket[] = [];
+  // Bucket keys and figures per caller object and model, built once (a caller's figures are fixed
+  // for its object): per request no scope string is built or hashed; only the TPM cost changes.
+  const plans = new WeakMap<Caller, Map<string, PlannedBucket[]>>();
+  const planned = (caller: Caller, model: string): PlannedBucket[] => {
+    let byModel = plans.get(caller);
+    if (!byModel) {
+      byModel = new Map();
+      plans.set(caller, byModel);
+    }
+    let buckets = byModel.get(model);
+    if (!buckets) {
+      buckets = [];
+      const limits = figures(caller, model);
+      // One hash tag per key: every bucket and counter of one call lives on one Cluster slot.
+      const scope = `${keyTag(keyPrefix, caller.id)}|${model}`;
       for (const kind of KINDS) {
         const limit = limits[kind];
         if (limit === null || limit === undefined) continue;
-        // One hash tag per key: every bucket and counter of one call lives on one Cluster slot.
         buckets.push({ kind, key: `${scope}:${kind}`, limit, windowMs: WINDOW_MS[kind], units: 1 });
       }
-      planned = { limits, buckets };
-      if (plans.size > 100_000) plans.clear();
-      plans.set(scope, planned);
+      byModel.set(model, buckets);
     }
-    return planned.buckets.map((bucket) => (bucket.kind === 'tpm' ? { ...bucket, units: tokens } : requests === 1 ? bucket : { ...bucket, units: requests }));
+    return buckets;
   };
-  const keyScope = (caller: Caller, model: string): string => `${keyTag(keyPrefix, caller.id)}|${model}`;
+  const plan = (caller: Caller, model: string, tokens: number, requests = 1): PlannedBucket[] =>
+    planned(caller, model).map((bucket) => (bucket.kind === 'tpm' ? { ...bucket, units: tokens } : requests === 1 ? bucket : { ...bucket, units: requests }));
 
   /** The waiting loop: refusals within the key's max_wait_ms, a store that answers later. */
   const admitWaiting = async (
@@ -207,14 +212,14 @@ export function createLimiter(options: LimiterOptions): Limiter {
   return {
     figures,
     async peek(caller, model) {
-      const buckets = plan(keyScope(caller, model), figures(caller, model), 0).map((b) => ({ ...b, units: 0 }));
+      const buckets = plan(caller, model, 0).map((b) => ({ ...b, units: 0 }));
       if (buckets.length === 0) return {};
       return rateLimitHeaders(buckets, { levels: await store.settle(buckets) });
     },
     admit(request) {
       const { charge } = request;
       const counters = charge?.counters ?? NO_COUNTERS;
-      const buckets = plan(keyScope(request.caller, request.model), figures(request.caller, request.model), request.tokens, request.requests);
+      const buckets = plan(request.caller, request.model, request.tokens, request.requests);
       if (buckets.length === 0 && counters.length === 0) return charge ? chargeOnly(charge, store) : NO_RESERVATION;
       tooLarge(request, buckets, request.caller.id);
       const outcome = store.admit(buckets, counters);

@@ -71,6 +71,11 @@ function fieldAt(body: JsonObject, path: readonly string[]): unknown {
   return value;
 }
 
+/** The model's parameter name for error answers (`session.model`): built only when one is thrown. */
+function paramOf(field: ModelField): string {
+  return field.path.join('.');
+}
+
 /**
  * The model a request runs on, by its endpoint's rule: type-checked (OpenAI's `invalid_type`),
  * required or defaulted, resolved in the catalogue (unknown: the configured policy), and checked
@@ -86,19 +91,18 @@ export function resolveModel(
   metered: boolean,
   unitPriced = false,
 ): { requested: string | undefined; model: ModelInfo | undefined } {
-  const param = field.path.join('.');
   // `null` is "none named" where the upstream picks the model (the reference makes `model`
   // nullable there: runs, image calls, input token counts, eval runs); a required model is a string.
   if (value === null && field.rule !== 'required') value = undefined;
-  if (value !== undefined && typeof value !== 'string') throw new InvalidTypeError(param, 'a string', value);
+  if (value !== undefined && typeof value !== 'string') throw new InvalidTypeError(paramOf(field), 'a string', value);
   let requested = value === '' ? undefined : value;
   if (requested === undefined) {
-    if (field.rule === 'required') throw new MissingModelError(param);
+    if (field.rule === 'required') throw new MissingModelError(paramOf(field));
     if (field.rule !== 'implied') requested = field.rule.default;
   }
   if (requested === undefined) {
     if (caller && (caller.models !== undefined || (metered && hasBudget(caller)))) {
-      throw new PolicyNeedsModelError(caller.id, param, 'unnamed');
+      throw new PolicyNeedsModelError(caller.id, paramOf(field), 'unnamed');
     }
     return { requested: undefined, model: undefined };
   }
@@ -108,7 +112,7 @@ export function resolveModel(
     checkModelAllowed(caller, requested, model);
     // Unit-priced endpoints check their own unit's price (quote, below); a token-priced one needs token prices.
     const unpriced = model?.prices === undefined || (!unitPriced && model.prices.unitsOnly === true);
-    if (metered && unpriced && hasBudget(caller)) throw new PolicyNeedsModelError(caller.id, param, 'unpriced', requested);
+    if (metered && unpriced && hasBudget(caller)) throw new PolicyNeedsModelError(caller.id, paramOf(field), 'unpriced', requested);
   }
   return { requested, model };
 }
@@ -154,17 +158,19 @@ export function admit(endpoint: Endpoint, body: unknown, caller: Caller | undefi
 
   const { chars_per_token: charsPerToken, exact_count_threshold: threshold } = config.estimation;
   const estimate = estimateTokens(promptChars(json), charsPerToken);
-  const base = { requestedModel, model, outputCap: cap?.value, stream, rewriteModelTo: model?.routeTo };
+  const outputCapValue = cap?.value;
+  // Literals, not `{ ...base, inputTokens }`: adding a property to a spread copy takes V8's slow path.
+  const admission = (inputTokens: number): Admission => ({ requestedModel, model, inputTokens, outputCap: outputCapValue, stream, rewriteModelTo: model?.routeTo });
   const window = model?.contextWindow;
-  if (window === undefined || estimate < window * threshold) return { ...base, inputTokens: estimate };
+  if (window === undefined || estimate < window * threshold) return admission(estimate);
   // Near the limit the estimate is not good enough to refuse on. Every token is at least one
   // byte: a prompt whose bytes fit the window fits it, uncounted. Otherwise count exactly, off
   // the event loop (the only await).
   const parts = promptParts(json);
-  if (tokenUpperBound(parts) <= window) return { ...base, inputTokens: estimate };
+  if (tokenUpperBound(parts) <= window) return admission(estimate);
   return countTokensExactly(parts).then((inputTokens) => {
     if (inputTokens > window) throw new ContextLengthExceededError(window, inputTokens, call.promptParam);
-    return { ...base, inputTokens };
+    return admission(inputTokens);
   });
 }
 
