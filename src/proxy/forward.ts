@@ -332,6 +332,7 @@ export function createForwarder(deps: ForwardDeps): Forward {
       batch,
       cache: prepared.cache,
       filterModels: prepared.filterModels,
+      units: prepared.units,
     });
     if (responding) await responding;
     return reply;
