@@ -152,13 +152,23 @@ export class ToolCallScanner {
   private fileSearch = 0;
 
   push(chunk: Buffer): void {
-    const kept = this.carry?.length ?? 0;
-    const text = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-    for (const [pattern, kind] of TOOL_CALL_PATTERNS) {
-      // Only matches that end in this chunk: one wholly in the kept bytes was counted before.
-      for (let at = text.indexOf(pattern); at !== -1; at = text.indexOf(pattern, at + pattern.length)) if (at + pattern.length > kept) this[kind]++;
+    const carry = this.carry;
+    if (carry) {
+      // Matches across the boundary: starting in the kept bytes, ending in this chunk.
+      const junction = Buffer.concat([carry, chunk.subarray(0, TOOL_CALL_OVERLAP)]);
+      for (const [pattern, kind] of TOOL_CALL_PATTERNS) {
+        for (let at = junction.indexOf(pattern); at !== -1 && at < carry.length; at = junction.indexOf(pattern, at + 1)) {
+          if (at + pattern.length > carry.length) this[kind]++;
+        }
+      }
     }
-    this.carry = Buffer.from(text.subarray(Math.max(0, text.length - TOOL_CALL_OVERLAP)));
+    // Matches wholly inside this chunk, found in place (the chunk is not copied).
+    for (const [pattern, kind] of TOOL_CALL_PATTERNS) {
+      for (let at = chunk.indexOf(pattern); at !== -1; at = chunk.indexOf(pattern, at + pattern.length)) this[kind]++;
+    }
+    const tail = chunk.subarray(Math.max(0, chunk.length - TOOL_CALL_OVERLAP));
+    // A chunk shorter than the overlap keeps what came before it too.
+    this.carry = Buffer.from(carry && tail.length < TOOL_CALL_OVERLAP ? Buffer.concat([carry, tail]).subarray(-TOOL_CALL_OVERLAP) : tail);
   }
 
   /** What the answer reported; undefined when it had no tool calls. */
