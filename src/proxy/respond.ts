@@ -19,7 +19,10 @@ import { serverTiming } from './server-timing.js';
 import { settleAnswer, settleReleased, settleUnits } from './settle.js';
 import type { UnitQuote } from '../usage/units.js';
 
-/** What the request side prepared, as the answer side needs it. */
+/**
+ * What the request side prepared, as the answer side needs it. Every field is required (`| undefined`
+ * where it may be absent) so that the forwarder's literal cannot leave one out unnoticed.
+ */
 export interface Answering {
   readonly endpoint: Endpoint;
   readonly state: RequestState;
@@ -29,11 +32,11 @@ export interface Answering {
   readonly injectedUsage: boolean;
   readonly batch: BatchExchange | undefined;
   /** A response cache miss: the answer is offered to the cache as it is relayed. */
-  readonly cache?: CacheTicket | undefined;
+  readonly cache: CacheTicket | undefined;
   /** `GET /v1/models` for a key with an allow-list: the models of the list it keeps. */
-  readonly filterModels?: ((id: string) => boolean) | undefined;
+  readonly filterModels: ((id: string) => boolean) | undefined;
   /** A unit-priced request: its quote, settled from the answer. */
-  readonly units?: UnitQuote | undefined;
+  readonly units: UnitQuote | undefined;
 }
 
 /**
