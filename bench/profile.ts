@@ -83,6 +83,8 @@ let child: Child;
 const port = await getFreePort();
 const profiling = !values['no-profile'];
 const heap = values.heap;
+/** BENCH_NODE_ARGS: extra node flags for the target, e.g. "--trace-deopt" (its stdout is kept in --out). */
+const extraArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const profArgs = heap
   ? ['--heap-prof', `--heap-prof-dir=${outDir}`, '--heap-prof-interval=4096']
   : profiling
@@ -93,7 +95,7 @@ try {
     child = await startChild({
       name: 'bare-forwarder',
       command: process.execPath,
-      args: [...profArgs, '--import', 'tsx', path.join(ROOT, 'bench/bare-forwarder.ts')],
+      args: [...profArgs, ...extraArgs, '--import', 'tsx', path.join(ROOT, 'bench/bare-forwarder.ts')],
       cwd: ROOT,
       env: { PORT: String(port), HOST: '127.0.0.1', UPSTREAM_URL: upstream.url },
       ready: { line: /bare-forwarder listening on/ },
@@ -103,7 +105,7 @@ try {
     child = await startChild({
       name: target,
       command: process.execPath,
-      args: [...profArgs, path.join(root, 'dist/server.js')],
+      args: [...profArgs, ...extraArgs, path.join(root, 'dist/server.js')],
       cwd: root,
       env: {
         PORT: String(port),
@@ -112,7 +114,7 @@ try {
         TOLLGATE_UPSTREAM_URL: upstream.url,
         OPENAI_API_KEY: 'sk-bench-upstream',
         BENCH_CLIENT_KEY: clientKey,
-        LOG_LEVEL: 'info',
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
         NODE_ENV: 'production',
         ...(redis ? { REDIS_URL: redis.url } : {}),
       },
@@ -126,6 +128,7 @@ try {
   const script = writeScripts([scenario], { authorization: `Bearer ${clientKey}` }).get(scenario.id) as string;
   const origin = `http://127.0.0.1:${port}`;
   await wrk(origin, script, Number(values.warmup), Number(values.connections));
+  const io0 = procCounters(child.pid);
   const cpu0 = procCpuSeconds(child.pid) ?? NaN;
   const threads0 = threadCpu(child.pid);
   const t0 = performance.now();
@@ -133,6 +136,7 @@ try {
   const t1 = performance.now();
   const cpuS = (procCpuSeconds(child.pid) ?? NaN) - cpu0;
   const threads1 = threadCpu(child.pid);
+  const io1 = procCounters(child.pid);
   if (run.errors > 0) console.error(`warning: ${run.errors} errors of ${run.requests} requests`);
   await child.stop(10_000);
   const t2 = performance.now();
@@ -151,6 +155,8 @@ try {
     const endUs = profile.endTime;
     report(profile, endUs - (t2 - t0) * 1000, endUs - (t2 - t1) * 1000, run.requests, Number(values.top));
   }
+  console.log(`\nper request (from /proc/<pid>/io and status):`);
+  for (const [name, v] of io1) console.log(`  ${((v - (io0.get(name) ?? 0)) / run.requests).toFixed(2).padStart(8)}  ${name}`);
   console.log(`\nCPU by thread (µs/req, from /proc/<pid>/task):`);
   const perThread = new Map<string, number>();
   for (const [tid, t1] of threads1) {
@@ -165,6 +171,35 @@ try {
 } finally {
   await stopAll();
   await sleep(10);
+}
+
+/** Read and write system calls, bytes and context switches of a process, summed over its threads. */
+function procCounters(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const line of readFileSync(`/proc/${pid}/io`, 'utf8').split('\n')) {
+      const [k, v] = line.split(':');
+      if (k === 'syscr' || k === 'syscw') out.set(k === 'syscr' ? 'read syscalls' : 'write syscalls', Number(v));
+    }
+    let vol = 0;
+    let invol = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      vol += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      invol += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    }
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const tick = 1e6 / 100; // USER_HZ: µs per clock tick
+    out.set('minor page faults', Number(fields[7]));
+    out.set('user CPU µs', Number(fields[11]) * tick);
+    out.set('system CPU µs', Number(fields[12]) * tick);
+    out.set('voluntary context switches', vol);
+    out.set('involuntary context switches', invol);
+  } catch {
+    // the process is gone
+  }
+  return out;
 }
 
 interface HeapNode {

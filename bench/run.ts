@@ -821,7 +821,7 @@ async function main(): Promise<void> {
         wrkTable(wrkResults, (id) => SCENARIOS.find((s) => s.id === id)?.name ?? id) +
         `\nwrk -t1 -c${cfg.concurrency}, targets interleaved: ${cfg.wrkSlices} slices of ${cfg.wrkSliceS} s each, the order rotating ` +
         `every slice, after a ${cfg.wrkWarmupS} s unmeasured run each. cpu µs/req: utime+stime of the target process ` +
-        '(/proc/<pid>/stat) over its slices per request answered; slices µs/req: the lowest and highest slice. ' +
+        '(/proc/<pid>/stat) over its slices per request answered; slices µs/req: the lowest and highest slice; median round × bare: the median of each round\'s ratio to bare\'s slice in the same round. ' +
         `Host load average (1 min) ${loadBefore.toFixed(1)} before, ${os.loadavg()[0]?.toFixed(1)} after, on ${os.cpus().length} cores.\n\n`,
     );
   }

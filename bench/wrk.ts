@@ -183,6 +183,16 @@ export async function interleavedWrk(
   });
 }
 
+/**
+ * The median over rounds of each round's ratio to bare (slice i of every target runs in round i,
+ * seconds apart): a host slowed for a few seconds meets one round's targets alike, so this figure
+ * moves less with such episodes than the ratio of the sums.
+ */
+export function roundRatio(r: WrkResult, bare: WrkResult): number {
+  const ratios = r.sliceCpuUsPerReq.map((cpu, i) => cpu / (bare.sliceCpuUsPerReq[i] ?? NaN));
+  return medianOf(ratios);
+}
+
 export function medianOf(xs: readonly number[]): number {
   const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -192,7 +202,7 @@ export function medianOf(xs: readonly number[]): number {
 
 /** The wrk table: req/s, CPU µs per request of the gateway process, and both against bare. */
 export function wrkTable(results: readonly WrkResult[], scenarioName: (id: string) => string): string {
-  const rows: string[][] = [['scenario', 'target', 'req/s', 'cpu µs/req', 'slices µs/req', 'cpu × bare', 'req/s × bare', 'p50 ms', 'p99 ms', 'errors']];
+  const rows: string[][] = [['scenario', 'target', 'req/s', 'cpu µs/req', 'slices µs/req', 'cpu × bare', 'median round × bare', 'req/s × bare', 'p50 ms', 'p99 ms', 'errors']];
   for (const r of results) {
     const bare = results.find((b) => b.scenario === r.scenario && b.target === 'bare');
     const lo = Math.min(...r.sliceCpuUsPerReq);
@@ -204,6 +214,7 @@ export function wrkTable(results: readonly WrkResult[], scenarioName: (id: strin
       r.cpuUsPerReq.toFixed(1),
       `${lo.toFixed(0)}–${hi.toFixed(0)}`,
       bare ? (r.cpuUsPerReq / bare.cpuUsPerReq).toFixed(2) : '-',
+      bare ? roundRatio(r, bare).toFixed(2) : '-',
       bare ? (r.rps / bare.rps).toFixed(2) : '-',
       r.latencyP50Ms.toFixed(2),
       r.latencyP99Ms.toFixed(2),

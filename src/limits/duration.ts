@@ -9,8 +9,18 @@ export function goDuration(ms: number): string {
   const hours = Math.floor(total / 3_600_000);
   const minutes = Math.floor((total % 3_600_000) / 60_000);
   const millis = total % 60_000;
-  const seconds = (millis / 1000).toFixed(3).replace(/\.?0+$/, '');
+  const seconds = secondsText(millis);
   if (hours > 0) return `${hours}h${minutes}m${seconds}s`;
   if (minutes > 0) return `${minutes}m${seconds}s`;
   return `${seconds}s`;
+}
+
+/** `millis` (0–59,999) as seconds with up to three decimals, trailing zeros dropped: integer arithmetic, no regex (per answer). */
+function secondsText(millis: number): string {
+  const whole = Math.floor(millis / 1000);
+  const frac = millis % 1000;
+  if (frac === 0) return String(whole);
+  if (frac % 100 === 0) return `${whole}.${frac / 100}`;
+  if (frac % 10 === 0) return `${whole}.${String(frac / 10).padStart(2, '0')}`;
+  return `${whole}.${String(frac).padStart(3, '0')}`;
 }

@@ -182,8 +182,11 @@ export function createLimiter(options: LimiterOptions): Limiter {
     }
     return buckets;
   };
+  // Literals, not `{ ...bucket, units }`: a spread copy is V8's slow path, and this runs per request.
   const plan = (caller: Caller, model: string, tokens: number, requests = 1): PlannedBucket[] =>
-    planned(caller, model).map((bucket) => (bucket.kind === 'tpm' ? { ...bucket, units: tokens } : requests === 1 ? bucket : { ...bucket, units: requests }));
+    planned(caller, model).map((b) =>
+      b.kind === 'tpm' ? { kind: b.kind, key: b.key, limit: b.limit, windowMs: b.windowMs, units: tokens } : requests === 1 ? b : { kind: b.kind, key: b.key, limit: b.limit, windowMs: b.windowMs, units: requests },
+    );
 
   /** The waiting loop: refusals within the key's max_wait_ms, a store that answers later. */
   const admitWaiting = async (
@@ -304,6 +307,23 @@ export function rateLimitHeaders(buckets: readonly PlannedBucket[], outcome: Pic
     const kind = (buckets[i] as PlannedBucket).kind;
     if (kind === 'rpm' || (kind === 'rpd' && requests === -1)) requests = i;
     else if (kind === 'tpm') tokens = i;
+  }
+  if (requests !== -1 && tokens !== -1) {
+    // The usual pair (a request bucket and TPM): one literal of constant names, a single shape.
+    const r = buckets[requests] as PlannedBucket;
+    const t = buckets[tokens] as PlannedBucket;
+    const rLimit = outcome.limits?.[requests] ?? r.limit;
+    const tLimit = outcome.limits?.[tokens] ?? t.limit;
+    const rLevel = outcome.levels[requests] ?? 0;
+    const tLevel = outcome.levels[tokens] ?? 0;
+    return {
+      'x-ratelimit-limit-requests': String(rLimit),
+      'x-ratelimit-remaining-requests': String(Math.max(0, Math.floor(rLevel / r.windowMs))),
+      'x-ratelimit-reset-requests': goDuration(Math.ceil((rLimit * r.windowMs - rLevel) / rLimit)),
+      'x-ratelimit-limit-tokens': String(tLimit),
+      'x-ratelimit-remaining-tokens': String(Math.max(0, Math.floor(tLevel / t.windowMs))),
+      'x-ratelimit-reset-tokens': goDuration(Math.ceil((tLimit * t.windowMs - tLevel) / tLimit)),
+    };
   }
   if (requests !== -1) describe(headers, REQUEST_HEADERS, buckets[requests] as PlannedBucket, outcome.levels[requests] ?? 0, outcome.limits?.[requests]);
   if (tokens !== -1) describe(headers, TOKEN_HEADERS, buckets[tokens] as PlannedBucket, outcome.levels[tokens] ?? 0, outcome.limits?.[tokens]);

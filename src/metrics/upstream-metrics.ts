@@ -1,6 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { PoolObserver } from '../upstream/calibrate.js';
 import { FastHistogram, type Observer } from './histogram.js';
+import { Tally, type Cell } from './tally.js';
 
 /**
  * The upstream pool's metrics, per upstream id (bounded: the configured pool). Outcomes are
@@ -16,12 +17,21 @@ function outcomeLabel(outcome: string): string {
 }
 
 export function createUpstreamMetrics(registry: Registry, upstreams: readonly string[], perKey = true): PoolObserver {
-  const attempts = new Counter({
+  // Counted on every request: a Tally's cells (one per upstream and outcome, both bounded), not
+  // prom-client's per-call label hashing.
+  const attempts = new Tally({
     name: 'tollgate_upstream_attempts_total',
     help: 'Attempts sent to each upstream, by how they ended: ok, an error status (429, 500, 502, 503, 504, 4xx, 5xx), connect_error (never received), error (reset, timeout).',
     labelNames: ['upstream', 'outcome'],
-    registers: [registry],
+    registry,
   });
+  const attemptCells = new Map<string, Cell>();
+  const attemptCell = (upstream: string, outcome: string): Cell => {
+    const id = `${upstream}\u0000${outcome}`;
+    let cell = attemptCells.get(id);
+    if (!cell) attemptCells.set(id, (cell = attempts.cell({ upstream, outcome })));
+    return cell;
+  };
   const retries = new Counter({ name: 'tollgate_upstream_retries_total', help: 'Attempts repeated on the same upstream after a backoff.', labelNames: ['upstream'], registers: [registry] });
   const failovers = new Counter({ name: 'tollgate_upstream_failovers_total', help: 'Attempts moved from one upstream to another.', labelNames: ['from', 'to'], registers: [registry] });
   const refusals = new Counter({ name: 'tollgate_upstream_ceiling_refusals_total', help: "Times an upstream's ceiling had no room for a request.", labelNames: ['upstream'], registers: [registry] });
@@ -59,7 +69,7 @@ export function createUpstreamMetrics(registry: Registry, upstreams: readonly st
   }
   return {
     attempted(upstream, outcome, seconds) {
-      attempts.inc({ upstream, outcome: outcomeLabel(outcome) });
+      attemptCell(upstream, outcomeLabel(outcome)).value++;
       observers.get(upstream)?.observe(seconds);
     },
     retried: (upstream) => retries.inc({ upstream }),

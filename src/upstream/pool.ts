@@ -104,11 +104,30 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
     return [chosen, ...rest];
   };
 
-  /** The first member in order with headroom in its ceiling; none: wait within max_wait_ms, else its 429. */
-  const choose = async (request: UpstreamRequest, candidates: readonly PoolMember[], tried: ReadonlySet<PoolMember> | undefined, waitUntil: number, gone: () => boolean): Promise<Chosen> => {
+  /**
+   * The first member in order with headroom in its ceiling; none: wait within max_wait_ms, else its
+   * 429. Without a ceiling on the first member (no ceilings configured, or none for the model) the
+   * choice is made at once, without a promise: the common path pays no extra microtask turns.
+   */
+  const choose = (request: UpstreamRequest, candidates: readonly PoolMember[], tried: ReadonlySet<PoolMember> | undefined, waitUntil: number, gone: () => boolean): Chosen | Promise<Chosen> => {
+    const order = ordered(request, candidates, tried);
+    const first = order[0] as PoolMember;
+    if (!options.ceilings || request.model === undefined || !first.ceiling?.(request.model)) return { member: first, hold: undefined };
+    return chooseWithin(request, candidates, tried, waitUntil, gone, order);
+  };
+
+  const chooseWithin = async (
+    request: UpstreamRequest,
+    candidates: readonly PoolMember[],
+    tried: ReadonlySet<PoolMember> | undefined,
+    waitUntil: number,
+    gone: () => boolean,
+    firstOrder: PoolMember[],
+  ): Promise<Chosen> => {
+    let order: PoolMember[] | undefined = firstOrder;
     for (;;) {
       let soonest: { refused: Error; waitMs: number } | undefined;
-      for (const member of ordered(request, candidates, tried)) {
+      for (const member of order ?? ordered(request, candidates, tried)) {
         const figures = request.model === undefined ? undefined : member.ceiling?.(request.model);
         if (!figures || !options.ceilings) return { member, hold: undefined };
         const tokens = request.tokens ?? 0;
@@ -120,6 +139,7 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
         observer?.ceilingRefused(member.id);
         if (!soonest || answer.waitMs < soonest.waitMs) soonest = answer;
       }
+      order = undefined;
       const refusal = soonest as { refused: Error; waitMs: number };
       if (performance.now() + refusal.waitMs > waitUntil || gone()) throw refusal.refused;
       await sleep(refusal.waitMs);
@@ -152,7 +172,8 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
     let previous: PoolMember | undefined;
     let named: number | undefined;
     for (let attempt = 1; ; attempt++) {
-      const { member, hold } = await choose(request, candidates, tried, Math.max(waitUntil, performance.now()), gone);
+      const choice = choose(request, candidates, tried, Math.max(waitUntil, performance.now()), gone);
+      const { member, hold } = choice instanceof Promise ? await choice : choice;
       if (attempt > 1) {
         if (member === previous) {
           observer?.retried(member.id);
@@ -173,7 +194,22 @@ export function createUpstreamPool(options: PoolOptions): UpstreamPool {
       const sentAt = performance.now();
       let response: UpstreamResponse;
       try {
-        response = await member.upstream.send({ ...request, headers, path: memberPath(member, request.path, request.model) }, inner);
+        // A literal, not `{ ...request, headers, path }`: the spread copy is V8's slow path.
+        response = await member.upstream.send(
+          {
+            method: request.method,
+            path: memberPath(member, request.path, request.model),
+            headers,
+            body: request.body,
+            signal: request.signal,
+            affinity: request.affinity,
+            model: request.model,
+            tokens: request.tokens,
+            maxWaitMs: request.maxWaitMs,
+            share: request.share,
+          },
+          inner,
+        );
       } catch (err) {
         observer?.attempted(member.id, neverReceived(err) ? 'connect_error' : 'error', (performance.now() - sentAt) / 1000);
         if (neverReceived(err)) hold?.release();
