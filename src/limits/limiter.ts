@@ -182,11 +182,8 @@ export function createLimiter(options: LimiterOptions): Limiter {
     }
     return buckets;
   };
-  // Literals, not `{ ...bucket, units }`: a spread copy is V8's slow path, and this runs per request.
   const plan = (caller: Caller, model: string, tokens: number, requests = 1): PlannedBucket[] =>
-    planned(caller, model).map((b) =>
-      b.kind === 'tpm' ? { kind: b.kind, key: b.key, limit: b.limit, windowMs: b.windowMs, units: tokens } : requests === 1 ? b : { kind: b.kind, key: b.key, limit: b.limit, windowMs: b.windowMs, units: requests },
-    );
+    planned(caller, model).map((b) => (b.kind === 'tpm' ? withUnits(b, tokens) : requests === 1 ? b : withUnits(b, requests)));
 
   /** The waiting loop: refusals within the key's max_wait_ms, a store that answers later. */
   const admitWaiting = async (
@@ -240,6 +237,11 @@ export function createLimiter(options: LimiterOptions): Limiter {
   };
 }
 
+/** A planned bucket with this request's units. A literal, not `{ ...bucket, units }`: a spread copy is V8's slow path (per request). */
+function withUnits(b: PlannedBucket, units: number): PlannedBucket {
+  return { kind: b.kind, key: b.key, limit: b.limit, windowMs: b.windowMs, units };
+}
+
 /** A request larger than a TPM bucket's whole capacity can never be admitted: OpenAI's "Request too large". */
 function tooLarge(request: LimitRequest, buckets: readonly PlannedBucket[], owner: string): void {
   for (const bucket of buckets) {
@@ -252,7 +254,7 @@ function reservation(store: LimiterStore, buckets: readonly PlannedBucket[], out
   const tpm = buckets.find((b) => b.kind === 'tpm');
   const reserved = tpm?.units ?? 0;
   const correct = (bucket: PlannedBucket | undefined, via: AdmitOutcome | undefined, delta: number, counters = NO_COUNTERS): void | Promise<void> => {
-    const calls = bucket && delta !== 0 ? [{ ...bucket, units: delta }] : NO_BUCKETS;
+    const calls = bucket && delta !== 0 ? [withUnits(bucket, delta)] : NO_BUCKETS;
     if (!via || (calls.length === 0 && counters.length === 0)) return;
     // Nothing waits for a request's settlement: the store may send it with its next call.
     return ignoreValue(via.settleVia ? via.settleVia(calls, counters) : store.settle(calls, counters, true));
@@ -318,11 +320,11 @@ export function rateLimitHeaders(buckets: readonly PlannedBucket[], outcome: Pic
     const tLevel = outcome.levels[tokens] ?? 0;
     return {
       'x-ratelimit-limit-requests': String(rLimit),
-      'x-ratelimit-remaining-requests': String(Math.max(0, Math.floor(rLevel / r.windowMs))),
-      'x-ratelimit-reset-requests': goDuration(Math.ceil((rLimit * r.windowMs - rLevel) / rLimit)),
+      'x-ratelimit-remaining-requests': remainingText(r, rLevel),
+      'x-ratelimit-reset-requests': resetText(r, rLimit, rLevel),
       'x-ratelimit-limit-tokens': String(tLimit),
-      'x-ratelimit-remaining-tokens': String(Math.max(0, Math.floor(tLevel / t.windowMs))),
-      'x-ratelimit-reset-tokens': goDuration(Math.ceil((tLimit * t.windowMs - tLevel) / tLimit)),
+      'x-ratelimit-remaining-tokens': remainingText(t, tLevel),
+      'x-ratelimit-reset-tokens': resetText(t, tLimit, tLevel),
     };
   }
   if (requests !== -1) describe(headers, REQUEST_HEADERS, buckets[requests] as PlannedBucket, outcome.levels[requests] ?? 0, outcome.limits?.[requests]);
@@ -337,6 +339,16 @@ const TOKEN_HEADERS = ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens
 function describe(headers: Record<string, string>, names: readonly [string, string, string], bucket: PlannedBucket, level: number, applied: number | undefined): void {
   const limit = applied ?? bucket.limit;
   headers[names[0]] = String(limit);
-  headers[names[1]] = String(Math.max(0, Math.floor(level / bucket.windowMs)));
-  headers[names[2]] = goDuration(Math.ceil((limit * bucket.windowMs - level) / limit));
+  headers[names[1]] = remainingText(bucket, level);
+  headers[names[2]] = resetText(bucket, limit, level);
+}
+
+/** What is left of a bucket at `level` (units × window ms), in whole units. */
+function remainingText(bucket: PlannedBucket, level: number): string {
+  return String(Math.max(0, Math.floor(level / bucket.windowMs)));
+}
+
+/** How long until a bucket at `level` is full again, as OpenAI writes it. */
+function resetText(bucket: PlannedBucket, limit: number, level: number): string {
+  return goDuration(Math.ceil((limit * bucket.windowMs - level) / limit));
 }
