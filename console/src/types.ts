@@ -86,20 +86,8 @@ export interface HourlyList {
   readonly hours_kept: number;
   readonly data: HourUsage[];
 }
-/** The overview's live panels: this instance's metrics since it started. */
-export interface Panels {
-  readonly scope: 'instance';
-  readonly since: string;
-  readonly metrics_enabled: boolean;
-  readonly spend_by_model: { model: string; cost_nano: number; cost_usd: number; input_tokens: number; cached_tokens: number; output_tokens: number }[];
-  readonly rate_limited: { limit: string; count: number }[];
-  readonly ceiling_refusals: { upstream: string; count: number }[];
-  readonly cache_savings: { source: string; saved_nano: number; saved_usd: number }[];
-  readonly response_cache_hits: number;
-  readonly upstreams: { id: string; state: string; ejections: number; ceiling: { model: string; limit: string; remaining: number }[] }[];
-  readonly per_key_labels: boolean;
-  readonly retired_callers: { key: string | null; model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
-}
+/** The overview's live panels: this instance's metrics since it started (the server's own type). */
+export type { Panels } from '../../src/console/panels-shape.js';
 export interface SessionInfo {
   readonly signed_in: boolean;
   readonly role: 'admin' | 'key' | null;

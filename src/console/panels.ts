@@ -1,5 +1,8 @@
 import type { Registry } from 'prom-client';
 import type { Catalogue } from '../config/catalogue.js';
+import type { Panels } from './panels-shape.js';
+
+export type { Panels };
 
 /**
  * The admin overview's live panels, read from this instance's in-process metrics (the same
@@ -43,21 +46,6 @@ function sumBy(list: readonly Sample[], label: string, toUnits: (v: number) => n
   return out;
 }
 
-export interface Panels {
-  readonly object: 'console.panels';
-  readonly scope: 'instance';
-  readonly since: string;
-  readonly metrics_enabled: boolean;
-  readonly spend_by_model: { model: string; cost_nano: number; cost_usd: number; input_tokens: number; cached_tokens: number; output_tokens: number }[];
-  readonly rate_limited: { limit: string; count: number }[];
-  readonly ceiling_refusals: { upstream: string; count: number }[];
-  readonly cache_savings: { source: string; saved_nano: number; saved_usd: number }[];
-  readonly response_cache_hits: number;
-  readonly upstreams: { id: string; state: string; ejections: number; ceiling: { model: string; limit: string; remaining: number }[] }[];
-  readonly per_key_labels: boolean;
-  /** `key` null: metrics carry no key ids (every key's calls together). */
-  readonly retired_callers: { key: string | null; model: string; shutdown_date: string | null; successor: string | null; requests: number }[];
-}
 
 export interface RetiringModel {
   readonly model: string;
