@@ -93,8 +93,10 @@ export interface FixtureOptions extends Omit<GatewayOptions, 'upstreamUrl'> {
 export function useGateway(options: FixtureOptions | (() => FixtureOptions) = {}): GatewayFixture {
   let upstream: FakeUpstream | undefined;
   let gateway: TestGateway | undefined;
+  let reset = true;
   beforeAll(async () => {
-    const { upstream: upstreamOptions, resetEachTest: _reset, ...gatewayOptions } = typeof options === 'function' ? options() : options;
+    const { upstream: upstreamOptions, resetEachTest, ...gatewayOptions } = typeof options === 'function' ? options() : options;
+    reset = resetEachTest ?? true;
     upstream = await startFakeUpstream({ apiKey: gatewayOptions.upstreamApiKey ?? UPSTREAM_KEY, ...upstreamOptions });
     gateway = await startGateway({ ...gatewayOptions, upstreamUrl: upstream.url });
   });
@@ -103,7 +105,6 @@ export function useGateway(options: FixtureOptions | (() => FixtureOptions) = {}
     await upstream?.close();
   });
   beforeEach(() => {
-    const reset = (typeof options === 'function' ? undefined : options.resetEachTest) ?? true;
     if (reset) upstream?.reset();
   });
   return {

@@ -4,9 +4,9 @@
 import { request as httpRequest } from 'node:http';
 import OpenAI, { toFile } from 'openai';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { type FakeUpstream, parseRecordedForm, startFakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseRecordedForm } from '../helpers/fake-upstream.js';
+import { useGateway } from '../helpers/gateway.js';
 import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 
 const OPEN = 'tg-sdk-compat-open-0123456789';
@@ -14,40 +14,33 @@ const TWO_RPM = 'tg-sdk-compat-rpm2-0123456789';
 const LISTED = 'tg-sdk-compat-listed-012345678';
 const PREFIX = uniquePrefix('sdk-compat');
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
+const fx = useGateway(() => ({
+  redisUrl: inject('redisUrl'),
+  config: {
+    limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 },
+    keys: [
+      { id: 'open', key: OPEN, tier: 'tier-5' },
+      { id: 'two-rpm', key: TWO_RPM, tier: 'tier-5', limits: { rpm: 2 } },
+      { id: 'listed', key: LISTED, tier: 'tier-5', models: ['gpt-4.1-nano'] },
+    ],
+  },
+}));
 let redis: Redis;
 let sdk: OpenAI;
 
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({
-    upstreamUrl: upstream.url,
-    redisUrl: inject('redisUrl'),
-    config: {
-      limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 },
-      keys: [
-        { id: 'open', key: OPEN, tier: 'tier-5' },
-        { id: 'two-rpm', key: TWO_RPM, tier: 'tier-5', limits: { rpm: 2 } },
-        { id: 'listed', key: LISTED, tier: 'tier-5', models: ['gpt-4.1-nano'] },
-      ],
-    },
-  });
+beforeAll(() => {
   redis = new Redis(inject('redisUrl'));
-  sdk = gateway.client({ apiKey: OPEN });
+  sdk = fx.gateway.client({ apiKey: OPEN });
 });
 afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
   if (redis) {
     await deleteByPrefix(redis, PREFIX);
     redis.disconnect();
   }
 });
-beforeEach(() => upstream.reset());
 
-const paths = (): string[] => upstream.requests.map((r) => `${r.method} ${r.path}`);
-const jsonOf = (i: number): Record<string, unknown> => JSON.parse((upstream.requests[i]?.body ?? Buffer.alloc(0)).toString('utf8') || '{}') as Record<string, unknown>;
+const paths = (): string[] => fx.upstream.requests.map((r) => `${r.method} ${r.path}`);
+const jsonOf = (i: number): Record<string, unknown> => JSON.parse((fx.upstream.requests[i]?.body ?? Buffer.alloc(0)).toString('utf8') || '{}') as Record<string, unknown>;
 
 describe('realtime SIP call control', () => {
   it('hangup, refer and reject reach the upstream as sent', async () => {
@@ -66,7 +59,7 @@ describe('realtime SIP call control', () => {
   });
 
   it("count against the key's RPM: the third call of a 2-rpm key is refused and not forwarded", async () => {
-    const limited = gateway.client({ apiKey: TWO_RPM });
+    const limited = fx.gateway.client({ apiKey: TWO_RPM });
     await limited.realtime.calls.hangup('call_1');
     await limited.realtime.calls.reject('call_1');
     const third = await limited.realtime.calls.hangup('call_1').catch((err: unknown) => err);
@@ -104,8 +97,8 @@ describe("output caps: the range is the upstream's to check", () => {
 
   it("a negative or fractional cap is forwarded as sent, and the upstream's 400 relayed", async () => {
     for (const cap of [-1, 2.5, '16']) {
-      upstream.reset();
-      upstream.script({ status: 400 });
+      fx.upstream.reset();
+      fx.upstream.script({ status: 400 });
       const err = await sdk.chat.completions
         .create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: cap as number })
         .catch((e: unknown) => e);
@@ -132,7 +125,7 @@ describe('model: null where the reference makes it nullable', () => {
   });
 
   it('a key with an allow-list is asked to name the model, as when the field is absent; nothing is forwarded', async () => {
-    const listed = gateway.client({ apiKey: LISTED });
+    const listed = fx.gateway.client({ apiKey: LISTED });
     const err = await listed.beta.threads.runs.create('thread_1', { assistant_id: 'asst_1', model: null }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'model', code: 'model_required_by_key_policy' });
@@ -163,7 +156,7 @@ describe('multipart forms: only the fields tollgate reads must be single and sho
       include: ['logprobs'],
     });
     expect(paths()).toEqual(['POST /v1/audio/transcriptions']);
-    const form = await parseRecordedForm(upstream.requests[0]!);
+    const form = await parseRecordedForm(fx.upstream.requests[0]!);
     expect(form.getAll('timestamp_granularities[]')).toEqual(['word', 'segment']);
     expect(form.getAll('include[]')).toEqual(['logprobs']);
   });
@@ -171,7 +164,7 @@ describe('multipart forms: only the fields tollgate reads must be single and sho
   it('a text field longer than 1 MiB that tollgate does not read is forwarded whole', async () => {
     const prompt = 'p'.repeat(1536 * 1024);
     await sdk.audio.transcriptions.create({ model: 'gpt-4o-transcribe', file: await audio(), prompt });
-    const form = await parseRecordedForm(upstream.requests[0]!);
+    const form = await parseRecordedForm(fx.upstream.requests[0]!);
     expect(form.get('prompt')).toBe(prompt);
   });
 
@@ -194,7 +187,7 @@ const file = (): string => `--${BOUNDARY}\r\nContent-Disposition: form-data; nam
 const form = (parts: readonly string[]): Buffer => Buffer.from(`${parts.join('')}--${BOUNDARY}--\r\n`);
 
 function raw(path: string, contentType: string, payload: Buffer): Promise<{ status: number; text: string }> {
-  const url = new URL(gateway.origin);
+  const url = new URL(fx.gateway.origin);
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       {

@@ -7,8 +7,7 @@ import { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { usageKey } from '../../src/quota/charge.js';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers/gateway.js';
+import { useGateway } from '../helpers/gateway.js';
 import { nanoOf, parseSamples } from '../helpers/prom-text.js';
 import { deleteByPrefix, uniquePrefix } from '../helpers/redis.js';
 
@@ -18,34 +17,29 @@ const secret = (id: string): string => `tg-units-${id}-0123456789abcdef`;
 const IDS = ['chat', 'dalle', 'gpt-image', 'tts', 'mini-tts', 'whisper', 'transcribe', 'sora', 'sora-pro', 'containers', 'streams'] as const;
 type Id = (typeof IDS)[number];
 
-let upstream: FakeUpstream;
-let gateway: TestGateway;
+const fx = useGateway(() => ({
+  redisUrl: inject('redisUrl'),
+  resetEachTest: false,
+  config: {
+    keys: IDS.map((id) => ({ id, key: secret(id), tier: 'tier-5' as const, budget_usd: { total: 1 } })),
+    limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 },
+    // An operator's override: whisper-1 at $6 a minute (1000× the list price), so a few small uploads spend $1.
+    models: { catalogue: [{ name: 'whisper-1', unit_prices: { per_minute: 6 } }] },
+  },
+}));
 let redis: Redis;
 
-beforeAll(async () => {
-  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  gateway = await startGateway({
-    upstreamUrl: upstream.url,
-    redisUrl: inject('redisUrl'),
-    config: {
-      keys: IDS.map((id) => ({ id, key: secret(id), tier: 'tier-5' as const, budget_usd: { total: 1 } })),
-      limits: { key_prefix: PREFIX, redis_timeout_ms: 5000 },
-      // An operator's override: whisper-1 at $6 a minute (1000× the list price), so a few small uploads spend $1.
-      models: { catalogue: [{ name: 'whisper-1', unit_prices: { per_minute: 6 } }] },
-    },
-  });
+beforeAll(() => {
   redis = new Redis(inject('redisUrl'));
 });
 afterAll(async () => {
-  await gateway?.close();
-  await upstream?.close();
   await deleteByPrefix(redis, PREFIX);
   await redis?.quit();
 });
 
-const client = (id: Id): OpenAI => gateway.client({ apiKey: secret(id) });
+const client = (id: Id): OpenAI => fx.gateway.client({ apiKey: secret(id) });
 const spent = async (id: Id, field = 'cost_nano'): Promise<number> => Number((await redis.hget(usageKey(PREFIX, id, 'total'), field)) ?? 0);
-const metrics = async (): Promise<ReturnType<typeof parseSamples>> => parseSamples(await (await fetch(`${gateway.origin}/metrics`)).text());
+const metrics = async (): Promise<ReturnType<typeof parseSamples>> => parseSamples(await (await fetch(`${fx.gateway.origin}/metrics`)).text());
 
 /** Send until the budget refuses; returns how many were admitted. Every admitted answer is read whole (settlement follows its last byte). */
 async function untilRefused(id: Id, send: () => Promise<unknown>): Promise<{ admitted: number; refusal: { status: number; code: unknown; type: unknown; message: string } }> {
@@ -180,12 +174,12 @@ describe('a $1 budget against unit-priced endpoints', () => {
   });
 
   it('sora-2-pro 1792x1024 at $0.50 a second: 4 s cost $2, refused before anything reaches the upstream', async () => {
-    const before = upstream.requests.length;
+    const before = fx.upstream.requests.length;
     const { admitted, refusal } = await untilRefused('sora-pro', () => client('sora-pro').videos.create({ model: 'sora-2-pro', prompt: 'waves', seconds: '4', size: '1792x1024' }));
     expect(admitted).toBe(0);
     expect(refusal).toMatchObject(BUDGET_REFUSAL);
     expect(refusal.message).toContain('may cost up to $2.00');
-    expect(upstream.requests.length).toBe(before);
+    expect(fx.upstream.requests.length).toBe(before);
     expect(await spent('sora-pro')).toBe(0);
   });
 
@@ -202,7 +196,7 @@ describe('a $1 budget against unit-priced endpoints', () => {
   });
 
   it('a budgeted key is refused a model in the wrong unit: a chat model for images, an image model for chat (nothing priced to apply)', async () => {
-    const before = upstream.requests.length;
+    const before = fx.upstream.requests.length;
     const refused = async (call: Promise<unknown>): Promise<unknown> =>
       call.then(
         () => 'admitted',
@@ -214,7 +208,7 @@ describe('a $1 budget against unit-priced endpoints', () => {
       code: 'model_required_by_key_policy',
       param: 'model',
     });
-    expect(upstream.requests.length).toBe(before);
+    expect(fx.upstream.requests.length).toBe(before);
   });
 
   it('streams: the usage of the last event is billed (speech SSE, transcript stream); a cut stream is billed at its quote', async () => {
