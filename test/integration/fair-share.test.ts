@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { startGateway, type GatewayOptions, type TestGateway } from '../helpers/gateway.js';
 import { parseSamples, sumOf } from '../helpers/prom-text.js';
 import { uniquePrefix } from '../helpers/redis.js';
 
@@ -17,6 +17,35 @@ const LIGHT = 'tg-share-light-0123456789';
 const DRAIN = 'tg-share-drain-0123456789';
 const ACTIVE_MS = 1_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One gateway whose only upstream is a fake behind a shared TPM ceiling, fair share on; both closed after the block. */
+function useCeilingGateway(prefix: string, options: { keys?: NonNullable<GatewayOptions['config']>['keys']; adminToken?: string }): { readonly gw: TestGateway } {
+  let fake: FakeUpstream | undefined;
+  let gw: TestGateway | undefined;
+  beforeAll(async () => {
+    fake = await startFakeUpstream({ record: false });
+    gw = await startGateway({
+      upstreamUrl: 'http://127.0.0.1:9/v1',
+      redisUrl: inject('redisUrl'),
+      adminToken: options.adminToken,
+      config: {
+        upstreams: [{ id: 'org', url: fake.url, ceiling: { tpm: TPM } }],
+        limits: { key_prefix: uniquePrefix(prefix), redis_timeout_ms: 5000, fair_share: { enabled: true } },
+        keys: options.keys,
+      },
+    });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await fake?.close();
+  });
+  return {
+    get gw(): TestGateway {
+      if (!gw) throw new Error('useCeilingGateway: the gateway is set up in beforeAll');
+      return gw;
+    },
+  };
+}
 
 describe('fair share of one ceiling over two instances on one Redis', () => {
   let fake: FakeUpstream;
@@ -117,32 +146,17 @@ describe('fair share of one ceiling over two instances on one Redis', () => {
 describe('priority within a group’s share', () => {
   const WEB = 'tg-share-web-0123456789';
   const CRON = 'tg-share-cron-0123456789';
-  let fake: FakeUpstream;
-  let gw: TestGateway;
-  beforeAll(async () => {
-    fake = await startFakeUpstream({ record: false });
-    gw = await startGateway({
-      upstreamUrl: 'http://127.0.0.1:9/v1',
-      redisUrl: inject('redisUrl'),
-      config: {
-        upstreams: [{ id: 'org', url: fake.url, ceiling: { tpm: TPM } }],
-        limits: { key_prefix: uniquePrefix('fair-share-priority'), redis_timeout_ms: 5000, fair_share: { enabled: true } },
-        keys: [
-          { id: 'web', key: WEB, tier: 'tier-5', max_wait_ms: 60_000, fair_share: { group: 'team', priority: 5 } },
-          { id: 'cron', key: CRON, tier: 'tier-5', max_wait_ms: 60_000, fair_share: { group: 'team' } },
-          { id: 'drain', key: DRAIN, tier: 'tier-5' },
-        ],
-      },
-    });
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await fake?.close();
+  const fx = useCeilingGateway('fair-share-priority', {
+    keys: [
+      { id: 'web', key: WEB, tier: 'tier-5', max_wait_ms: 60_000, fair_share: { group: 'team', priority: 5 } },
+      { id: 'cron', key: CRON, tier: 'tier-5', max_wait_ms: 60_000, fair_share: { group: 'team' } },
+      { id: 'drain', key: DRAIN, tier: 'tier-5' },
+    ],
   });
 
   it('a large waiting request of the higher priority is served while the lower one keeps asking (it would starve behind small ones otherwise)', async () => {
     const ask = (key: string, tokens: number, extra: Record<string, string> = {}) =>
-      gw
+      fx.gw
         .client({ apiKey: key, maxRetries: 0, timeout: 120_000 })
         .chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: tokens }, { headers: { 'x-fake-chunks': String(tokens), ...extra } });
     await ask(DRAIN, 8, { 'x-fake-prompt-tokens': String(TPM) });
@@ -168,33 +182,16 @@ describe('priority within a group’s share', () => {
     while (cronDone < cronWhenWebServed + 2) await sleep(50);
     running = false;
     await lanes;
-    const samples = parseSamples(await (await fetch(`${gw.origin}/metrics`)).text());
+    const samples = parseSamples(await (await fetch(`${fx.gw.origin}/metrics`)).text());
     expect(sumOf(samples, 'tollgate_fair_share_admitted_tokens_total', { entity: 'group:team' })).toBeGreaterThan(4_000);
   }, 60_000);
 });
 
 describe('a key’s fair share through the admin API', () => {
   const ADMIN_TOKEN = 'tg-admin-share-token-0123456789abcdef';
-  let fake: FakeUpstream;
-  let gw: TestGateway;
-  beforeAll(async () => {
-    fake = await startFakeUpstream({ record: false });
-    gw = await startGateway({
-      upstreamUrl: 'http://127.0.0.1:9/v1',
-      redisUrl: inject('redisUrl'),
-      adminToken: ADMIN_TOKEN,
-      config: {
-        upstreams: [{ id: 'org', url: fake.url, ceiling: { tpm: TPM } }],
-        limits: { key_prefix: uniquePrefix('fair-share-admin'), redis_timeout_ms: 5000, fair_share: { enabled: true } },
-      },
-    });
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await fake?.close();
-  });
+  const fx = useCeilingGateway('fair-share-admin', { adminToken: ADMIN_TOKEN });
   const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${gw.origin}${path}`, {
+    const res = await fetch(`${fx.gw.origin}${path}`, {
       method,
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -202,14 +199,14 @@ describe('a key’s fair share through the admin API', () => {
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   const admitted = async (entity: string) =>
-    sumOf(parseSamples(await (await fetch(`${gw.origin}/metrics`)).text()), 'tollgate_fair_share_admitted_tokens_total', { upstream: 'org', entity });
+    sumOf(parseSamples(await (await fetch(`${fx.gw.origin}/metrics`)).text()), 'tollgate_fair_share_admitted_tokens_total', { upstream: 'org', entity });
 
   it('creates, patches and removes a key’s weight, group and priority; admission counts the request against the share it names', async () => {
     const created = await admin('POST', '/admin/keys', { id: 'team-web', tier: 'tier-5', fair_share: { weight: 3, group: 'team', priority: 2 } });
     expect(created.status).toBe(201);
     expect(created.body.fair_share).toEqual({ weight: 3, group: 'team', priority: 2 });
     const secret = created.body.key as string;
-    const ask = () => gw.client({ apiKey: secret, maxRetries: 0 }).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 });
+    const ask = () => fx.gw.client({ apiKey: secret, maxRetries: 0 }).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 });
     await ask();
     expect(await admitted('group:team')).toBeGreaterThan(0);
     // Out of the group: its own share, of weight 1.
@@ -227,7 +224,7 @@ describe('a key’s fair share through the admin API', () => {
   it('the CLI sets them: --share-weight, --share-group (none leaves it), --priority', async () => {
     const cli = async (...args: string[]) => {
       let stdout = '';
-      const code = await runCli([...args, '--json'], { env: { TOLLGATE_URL: gw.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN }, stdout: (t) => (stdout += t), stderr: () => {} });
+      const code = await runCli([...args, '--json'], { env: { TOLLGATE_URL: fx.gw.origin, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN }, stdout: (t) => (stdout += t), stderr: () => {} });
       expect(code).toBe(0);
       return JSON.parse(stdout) as Record<string, unknown>;
     };
