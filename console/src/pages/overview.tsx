@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { api } from '../api.js';
 import type { Overview, Panels } from '../types.js';
 import { int, Loaded, Time, useLoad, usd } from '../ui.js';
@@ -23,6 +24,31 @@ function Empty({ cols, text }: { cols: number; text: string }) {
   );
 }
 
+/** A panel holding one table: its heading, a note on what it counts, the column heads, the rows, an optional footer. */
+function TablePanel({ id, title, note, columns, footer, children }: { id: string; title: string; note: ComponentChildren; columns: readonly string[]; footer?: ComponentChildren; children: ComponentChildren }) {
+  return (
+    <section aria-labelledby={id} class="panel">
+      <h2 id={id}>{title}</h2>
+      {note}
+      <div class="scroll" tabIndex={0} role="group" aria-labelledby={id}>
+        <table>
+          <thead>
+            <tr>
+              {columns.map((c) => (
+                <th scope="col" key={c}>
+                  {c}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>{children}</tbody>
+        </table>
+      </div>
+      {footer}
+    </section>
+  );
+}
+
 /** The live panels: this instance's counters since it started (not summed across instances). */
 function LivePanels({ p }: { p: Panels }) {
   const since = (
@@ -34,65 +60,40 @@ function LivePanels({ p }: { p: Panels }) {
   const savedTotal = p.cache_savings.reduce((n, s) => n + s.saved_nano, 0);
   return (
     <>
-      <section aria-labelledby="by-model" class="panel">
-        <h2 id="by-model">Spend by model</h2>
-        {since}
-        <div class="scroll" tabIndex={0} role="group" aria-labelledby="by-model">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Model</th>
-                <th scope="col">Spend</th>
-                <th scope="col">Input (cached)</th>
-                <th scope="col">Output</th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.spend_by_model.length === 0 && <Empty cols={4} text="No usage on this instance yet." />}
-              {p.spend_by_model.map((row) => (
-                <tr key={row.model}>
-                  <th scope="row">{row.model}</th>
-                  <td class="spend">{exactUsd(row.cost_nano)}</td>
-                  <td>
-                    {int(row.input_tokens)} ({int(row.cached_tokens)})
-                  </td>
-                  <td>{int(row.output_tokens)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </section>
-      <section aria-labelledby="limited" class="panel">
-        <h2 id="limited">429s by limit</h2>
-        {since}
-        <div class="scroll" tabIndex={0} role="group" aria-labelledby="limited">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Limit</th>
-                <th scope="col">Refused (429)</th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.rate_limited.length === 0 && <Empty cols={2} text="No request refused by a limit on this instance." />}
-              {p.rate_limited.map((row) => (
-                <tr key={row.limit} data-limit={row.limit}>
-                  <th scope="row">{LIMIT_NAMES[row.limit] ?? row.limit}</th>
-                  <td class="count">{int(row.count)}</td>
-                </tr>
-              ))}
-              {p.ceiling_refusals.map((row) => (
-                <tr key={`ceiling-${row.upstream}`} data-limit="ceiling">
-                  <th scope="row">Upstream ceiling of {row.upstream}</th>
-                  <td class="count">{int(row.count)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-        {p.ceiling_refusals.length > 0 && <p class="scope">A ceiling refusal may have failed over to another upstream instead of answering 429.</p>}
-      </section>
+      <TablePanel id="by-model" title="Spend by model" note={since} columns={['Model', 'Spend', 'Input (cached)', 'Output']}>
+        {p.spend_by_model.length === 0 && <Empty cols={4} text="No usage on this instance yet." />}
+        {p.spend_by_model.map((row) => (
+          <tr key={row.model}>
+            <th scope="row">{row.model}</th>
+            <td class="spend">{exactUsd(row.cost_nano)}</td>
+            <td>
+              {int(row.input_tokens)} ({int(row.cached_tokens)})
+            </td>
+            <td>{int(row.output_tokens)}</td>
+          </tr>
+        ))}
+      </TablePanel>
+      <TablePanel
+        id="limited"
+        title="429s by limit"
+        note={since}
+        columns={['Limit', 'Refused (429)']}
+        footer={p.ceiling_refusals.length > 0 && <p class="scope">A ceiling refusal may have failed over to another upstream instead of answering 429.</p>}
+      >
+        {p.rate_limited.length === 0 && <Empty cols={2} text="No request refused by a limit on this instance." />}
+        {p.rate_limited.map((row) => (
+          <tr key={row.limit} data-limit={row.limit}>
+            <th scope="row">{LIMIT_NAMES[row.limit] ?? row.limit}</th>
+            <td class="count">{int(row.count)}</td>
+          </tr>
+        ))}
+        {p.ceiling_refusals.map((row) => (
+          <tr key={`ceiling-${row.upstream}`} data-limit="ceiling">
+            <th scope="row">Upstream ceiling of {row.upstream}</th>
+            <td class="count">{int(row.count)}</td>
+          </tr>
+        ))}
+      </TablePanel>
       <section aria-labelledby="savings" class="panel">
         <h2 id="savings">Cache savings</h2>
         {since}
@@ -107,73 +108,40 @@ function LivePanels({ p }: { p: Panels }) {
           ))}
         </ul>
       </section>
-      <section aria-labelledby="upstreams" class="panel">
-        <h2 id="upstreams">Upstream health</h2>
-        <p class="scope">As this instance sees them now: each instance ejects an upstream on its own failures. Ceiling remaining: after this instance's latest admission (the count itself is shared in Redis).</p>
-        <div class="scroll" tabIndex={0} role="group" aria-labelledby="upstreams">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Upstream</th>
-                <th scope="col">State</th>
-                <th scope="col">Ejections</th>
-                <th scope="col">Ceiling remaining</th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.upstreams.map((u) => (
-                <tr key={u.id} data-upstream={u.id}>
-                  <th scope="row">{u.id}</th>
-                  <td>
-                    <span class={`badge ${u.state === 'healthy' ? 'active' : 'disabled'}`}>{u.state}</span>
-                  </td>
-                  <td>{int(u.ejections)}</td>
-                  <td class="ceiling">
-                    {u.ceiling.length === 0 ? (
-                      'no ceiling, or none taken yet'
-                    ) : (
-                      <ul class="plain">
-                        {u.ceiling.map((c) => (
-                          <li key={`${c.model}-${c.limit}`}>{`${c.model} ${c.limit}: ${int(c.remaining)}`}</li>
-                        ))}
-                      </ul>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </section>
-      <section aria-labelledby="retired" class="panel">
-        <h2 id="retired">Callers of retiring models</h2>
-        {since}
-        <div class="scroll" tabIndex={0} role="group" aria-labelledby="retired">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Key</th>
-                <th scope="col">Model</th>
-                <th scope="col">Shutdown</th>
-                <th scope="col">Successor</th>
-                <th scope="col">Requests</th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.retired_callers.length === 0 && <Empty cols={5} text="No key called a model with a shutdown date on this instance." />}
-              {p.retired_callers.map((row) => (
-                <tr key={`${row.key}-${row.model}`}>
-                  <th scope="row">{row.key === null ? 'every key (metrics.per_key_labels is false)' : <a href={`#/keys/${encodeURIComponent(row.key)}`}>{row.key}</a>}</th>
-                  <td>{row.model}</td>
-                  <td>{row.shutdown_date ?? '—'}</td>
-                  <td>{row.successor ?? '—'}</td>
-                  <td class="count">{int(row.requests)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </section>
+      <TablePanel id="upstreams" title="Upstream health" note={<p class="scope">As this instance sees them now: each instance ejects an upstream on its own failures. Ceiling remaining: after this instance's latest admission (the count itself is shared in Redis).</p>} columns={['Upstream', 'State', 'Ejections', 'Ceiling remaining']}>
+        {p.upstreams.map((u) => (
+          <tr key={u.id} data-upstream={u.id}>
+            <th scope="row">{u.id}</th>
+            <td>
+              <span class={`badge ${u.state === 'healthy' ? 'active' : 'disabled'}`}>{u.state}</span>
+            </td>
+            <td>{int(u.ejections)}</td>
+            <td class="ceiling">
+              {u.ceiling.length === 0 ? (
+                'no ceiling, or none taken yet'
+              ) : (
+                <ul class="plain">
+                  {u.ceiling.map((c) => (
+                    <li key={`${c.model}-${c.limit}`}>{`${c.model} ${c.limit}: ${int(c.remaining)}`}</li>
+                  ))}
+                </ul>
+              )}
+            </td>
+          </tr>
+        ))}
+      </TablePanel>
+      <TablePanel id="retired" title="Callers of retiring models" note={since} columns={['Key', 'Model', 'Shutdown', 'Successor', 'Requests']}>
+        {p.retired_callers.length === 0 && <Empty cols={5} text="No key called a model with a shutdown date on this instance." />}
+        {p.retired_callers.map((row) => (
+          <tr key={`${row.key}-${row.model}`}>
+            <th scope="row">{row.key === null ? 'every key (metrics.per_key_labels is false)' : <a href={`#/keys/${encodeURIComponent(row.key)}`}>{row.key}</a>}</th>
+            <td>{row.model}</td>
+            <td>{row.shutdown_date ?? '—'}</td>
+            <td>{row.successor ?? '—'}</td>
+            <td class="count">{int(row.requests)}</td>
+          </tr>
+        ))}
+      </TablePanel>
     </>
   );
 }
