@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api } from './api.js';
@@ -41,39 +42,53 @@ function UsagePlot({ points, title }: { points: readonly Point[]; title: string 
   return <div ref={box} class="chart" role="img" aria-label={`${title}: chart; the table below has the figures`} />;
 }
 
+/** One bucket's figures, as the tables below the plots show them. */
+interface Figures {
+  readonly requests: number;
+  readonly input_tokens: number;
+  readonly cached_tokens: number;
+  readonly output_tokens: number;
+  readonly cost_usd: number;
+}
+
+/** A plot's figures as a table (screen readers, keyboard users): one row per bucket with requests. */
+function FiguresTable({ summary, caption, first, rows }: { summary: string; caption: string; first: string; rows: readonly { key: string; label: ComponentChildren; u: Figures }[] }) {
+  return (
+    <details>
+      <summary>{summary}</summary>
+      <table>
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">{first}</th>
+            <th scope="col">Requests</th>
+            <th scope="col">Tokens in / cached / out</th>
+            <th scope="col">Spend</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map(({ key, label, u }) => (
+            <tr key={key}>
+              <td>{label}</td>
+              <td>{u.requests}</td>
+              <td>
+                {u.input_tokens} / {u.cached_tokens} / {u.output_tokens}
+              </td>
+              <td>${u.cost_usd.toFixed(6)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </details>
+  );
+}
+
 export function DailyChart({ days, title }: { days: readonly DayUsage[]; title: string }) {
   const points = days.map((d) => ({ t: Date.parse(`${d.day}T00:00:00Z`) / 1000, requests: d.requests, cost_usd: d.cost_usd }));
   return (
     <figure>
       <UsagePlot points={points} title={title} />
-      <details>
-        <summary>Figures by day</summary>
-        <table>
-          <caption>{title}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Day (UTC)</th>
-              <th scope="col">Requests</th>
-              <th scope="col">Tokens in / cached / out</th>
-              <th scope="col">Spend</th>
-            </tr>
-          </thead>
-          <tbody>
-            {days
-              .filter((d) => d.requests > 0)
-              .map((d) => (
-                <tr key={d.day}>
-                  <td>{d.day}</td>
-                  <td>{d.requests}</td>
-                  <td>
-                    {d.input_tokens} / {d.cached_tokens} / {d.output_tokens}
-                  </td>
-                  <td>${d.cost_usd.toFixed(6)}</td>
-                </tr>
-              ))}
-          </tbody>
-        </table>
-      </details>
+      <FiguresTable summary="Figures by day" caption={title} first="Day (UTC)" rows={days.filter((d) => d.requests > 0).map((d) => ({ key: d.day, label: d.day, u: d }))} />
     </figure>
   );
 }
@@ -117,34 +132,7 @@ export function HourlyChart({ path }: { path: string }) {
                 {list.data.length < hours && ` (hourly usage is kept ${list.hours_kept / 24} days)`}
               </p>
               <UsagePlot points={points} title={`Spend and requests by hour, ${label.toLowerCase()}`} />
-              <details>
-                <summary>Figures by hour</summary>
-                <table>
-                  <caption>Hours with requests</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Hour</th>
-                      <th scope="col">Requests</th>
-                      <th scope="col">Tokens in / cached / out</th>
-                      <th scope="col">Spend</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {active.map((h) => (
-                      <tr key={h.hour}>
-                        <td>
-                          <Time iso={h.hour} />
-                        </td>
-                        <td>{h.requests}</td>
-                        <td>
-                          {h.input_tokens} / {h.cached_tokens} / {h.output_tokens}
-                        </td>
-                        <td>${h.cost_usd.toFixed(6)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </details>
+              <FiguresTable summary="Figures by hour" caption="Hours with requests" first="Hour" rows={active.map((h) => ({ key: h.hour, label: <Time iso={h.hour} />, u: h }))} />
             </figure>
           );
         }}

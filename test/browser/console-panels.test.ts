@@ -184,6 +184,12 @@ describe('overview panels and hourly charts', () => {
     await expect.poll(() => hourly.locator('.chart canvas').count()).toBeGreaterThan(0);
     await hourly.getByLabel('Last 7 days').check();
     await expect.poll(() => hourly.locator('.hourly-total').textContent()).toBe('Last 7 days: 2 requests, $0.000250');
+    // The plot's figures as a table: only hours with requests, their requests and tokens summing to the total.
+    const rows = hourly.locator('details table tbody tr');
+    const cells = await Promise.all((await rows.all()).map((row) => row.locator('td').allTextContents()));
+    expect(cells.length).toBeGreaterThan(0);
+    expect(cells.reduce((n, c) => n + Number(c[1]), 0)).toBe(2);
+    expect(cells.map((c) => c[2]).join(' | ')).toMatch(/^\d+ \/ \d+ \/ \d+( \| \d+ \/ \d+ \/ \d+)?$/);
     const hours = (await (await page.request.get(`${gateway.origin}/console/api/keys/hourly/hourly?hours=168`)).json()) as { hours_kept: number; data: { cost_nano: number; cached_tokens: number }[] };
     expect(hours.data).toHaveLength(168);
     expect(hours.hours_kept).toBe(8 * 24);
