@@ -106,12 +106,14 @@ export class InjectedUsageStripper {
   /** Unfinished event bytes from earlier chunks (copies). */
   private pending: Buffer[] = [];
   private line = Line.Empty;
+  /** What one `push` sends, as ranges of the chunk (and of events joined from earlier chunks). */
+  private readonly out = new Pieces();
 
   constructor(private readonly onUsage?: (usage: JsonObject) => void) {}
 
   /** Feed one upstream chunk; returns the bytes to send now (empty when the chunk ends mid-event). */
   push(chunk: Buffer): Buffer {
-    const parts: Buffer[] = [];
+    const out = this.out;
     let eventStart = 0;
     let lineStart = 0;
     let lf = chunk.indexOf(LF);
@@ -126,10 +128,14 @@ export class InjectedUsageStripper {
       lineStart = lf + 1;
       this.line = Line.Empty;
       if (blank) {
-        const tail = eventStart === 0 && lineStart === chunk.length ? chunk : chunk.subarray(eventStart, lineStart);
-        const event = this.pending.length === 0 ? tail : Buffer.concat([...this.pending, tail]);
-        this.pending = [];
-        this.rewrite(event, parts);
+        if (this.pending.length === 0) {
+          // The common case: the event lies whole in this chunk, read where it is.
+          this.rewrite(chunk, eventStart, lineStart, out);
+        } else {
+          const event = Buffer.concat([...this.pending, chunk.subarray(eventStart, lineStart)]);
+          this.pending = [];
+          this.rewrite(event, 0, event.length, out);
+        }
         eventStart = lineStart;
       }
       lf = chunk.indexOf(LF, lineStart);
@@ -138,8 +144,7 @@ export class InjectedUsageStripper {
     if (eventStart < chunk.length) this.pending.push(Buffer.from(chunk.subarray(eventStart)));
     const rest = chunk.length - lineStart;
     if (rest > 0) this.line = this.line === Line.Empty && rest === 1 && chunk[lineStart] === CR ? Line.Cr : Line.Text;
-    if (parts.length === 0) return EMPTY;
-    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    return out.take();
   }
 
   /**
@@ -155,9 +160,8 @@ export class InjectedUsageStripper {
     if (pending.length === 0) return EMPTY;
     const event = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
     if (!endsWithWholeLine(event)) return EMPTY;
-    const parts: Buffer[] = [];
-    this.rewrite(event, parts);
-    return parts.length === 0 ? EMPTY : Buffer.concat(parts);
+    this.rewrite(event, 0, event.length, this.out);
+    return this.out.take();
   }
 
   /** Events seen (the usage chunk included): the relay's estimate of output relayed so far. */
@@ -165,42 +169,59 @@ export class InjectedUsageStripper {
   /** The stream's terminal `data: [DONE]` was seen. */
   done = false;
 
-  /** Append the client's version of one event (its raw bytes, framing included) to `parts`. */
-  private rewrite(event: Buffer, parts: Buffer[]): void {
+  /** Add the client's version of one event (`buf[start, end)`, its raw bytes, framing included) to `out`. */
+  private rewrite(buf: Buffer, start: number, end: number, out: Pieces): void {
     this.events++;
-    if (event.length <= DONE_EVENT_MAX && event.includes(DONE)) this.done = true;
-    let key = event.lastIndexOf(USAGE_KEY);
+    if (end - start <= DONE_EVENT_MAX && indexOfIn(buf, DONE, start, end) !== -1) this.done = true;
+    let key = lastIndexOfIn(buf, USAGE_KEY, start, end);
     while (key !== -1) {
-      if (inDataLine(event, key)) {
-        let at = skipSpace(event, key + USAGE_KEY.length);
-        if (event[at] === COLON) {
-          at = skipSpace(event, at + 1);
-          if (event[at] === OPEN_BRACE) {
-            if (this.isUsageChunk(event)) return; // dropped
-          } else if (isNullAt(event, at)) {
-            const cut = memberSpan(event, key, at + NULL.length);
-            if (cut) {
-              parts.push(without(event, cut[0], cut[1]));
+      if (inDataLine(buf, start, end, key)) {
+        let at = skipSpace(buf, key + USAGE_KEY.length, end);
+        if (buf[at] === COLON && at < end) {
+          at = skipSpace(buf, at + 1, end);
+          if (buf[at] === OPEN_BRACE && at < end) {
+            if (this.isUsageChunk(buf, start, end)) return; // dropped
+          } else if (isNullAt(buf, at, end)) {
+            // Cut the member with the comma before it, or, as the first member, with the comma
+            // (and space) after it; nothing when the key does not start a member (it ends a string).
+            const valueEnd = at + NULL.length;
+            const before = skipSpaceBack(buf, key - 1, start);
+            if (before >= start && buf[before] === COMMA) {
+              out.add(buf, start, before);
+              out.add(buf, valueEnd, end);
               return;
+            }
+            if (before >= start && buf[before] === OPEN_BRACE) {
+              const after = skipSpace(buf, valueEnd, end);
+              if (after < end && (buf[after] === COMMA || buf[after] === CLOSE_BRACE)) {
+                out.add(buf, start, key);
+                out.add(buf, buf[after] === COMMA ? skipSpace(buf, after + 1, end) : valueEnd, end);
+                return;
+              }
             }
           }
         }
       }
-      key = key === 0 ? -1 : event.lastIndexOf(USAGE_KEY, key - 1);
+      key = key === start ? -1 : lastIndexOfIn(buf, USAGE_KEY, start, key - 1 + USAGE_KEY.length);
     }
-    parts.push(event);
+    out.add(buf, start, end);
   }
 
-  /** Whether the event is the usage chunk (`choices` empty, `usage` an object); reports the usage. */
-  private isUsageChunk(event: Buffer): boolean {
-    let decoded: SseEvent | undefined;
-    const decoder = new SseDecoder((e) => (decoded ??= e));
-    decoder.push(event);
-    decoder.end();
-    if (!decoded) return false;
+  /** Whether the event `buf[start, end)` is the usage chunk (`choices` empty, `usage` an object); reports the usage. */
+  private isUsageChunk(buf: Buffer, start: number, end: number): boolean {
+    let data = singleDataLine(buf, start, end);
+    if (data === undefined) {
+      // Several lines (or fields): the SSE rules join them.
+      let decoded: SseEvent | undefined;
+      const decoder = new SseDecoder((e) => (decoded ??= e));
+      decoder.push(buf.subarray(start, end));
+      decoder.end();
+      if (!decoded) return false;
+      data = decoded.data;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(decoded.data);
+      parsed = JSON.parse(data);
     } catch {
       return false;
     }
@@ -211,23 +232,61 @@ export class InjectedUsageStripper {
 }
 
 /**
- * `bytes` without `[from, to)`, as one buffer: every event of a stream passes here, and one copy
- * costs less than two views joined again by `Buffer.concat`.
+ * The bytes one `push` sends, gathered as ranges of source buffers and joined once at the end:
+ * a chunk of twenty events, each with its `"usage":null` cut, becomes one buffer and twenty-one
+ * copies (a copy per event and a join of them all would allocate twenty-one buffers). A chunk
+ * with nothing to cut is passed on as it is.
  */
-function without(bytes: Buffer, from: number, to: number): Buffer {
-  if (from === 0) return bytes.subarray(to);
-  if (to === bytes.length) return bytes.subarray(0, from);
-  const out = Buffer.allocUnsafe(bytes.length - (to - from));
-  bytes.copy(out, 0, 0, from);
-  bytes.copy(out, from, to);
-  return out;
+class Pieces {
+  private readonly buffers: Buffer[] = [];
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  private count = 0;
+  private size = 0;
+
+  add(buf: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    const last = this.count - 1;
+    if (last >= 0 && this.buffers[last] === buf && this.ends[last] === start) {
+      this.ends[last] = end;
+    } else {
+      this.buffers[last + 1] = buf;
+      this.starts[last + 1] = start;
+      this.ends[last + 1] = end;
+      this.count = last + 2;
+    }
+    this.size += end - start;
+  }
+
+  /** The bytes added since the last `take`, as one buffer (the source itself when it is one whole buffer). */
+  take(): Buffer {
+    const n = this.count;
+    if (n === 0) return EMPTY;
+    const buffers = this.buffers;
+    let joined: Buffer;
+    if (n === 1) {
+      const buf = buffers[0] as Buffer;
+      const start = this.starts[0] as number;
+      const end = this.ends[0] as number;
+      joined = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+    } else {
+      joined = Buffer.allocUnsafe(this.size);
+      let at = 0;
+      for (let i = 0; i < n; i++) at += (buffers[i] as Buffer).copy(joined, at, this.starts[i], this.ends[i]);
+    }
+    // Hold no chunk past its push.
+    buffers.length = 0;
+    this.count = 0;
+    this.size = 0;
+    return joined;
+  }
 }
 
 function endsWithWholeLine(event: Buffer): boolean {
   const last = event[event.length - 1];
   if (last === LF || last === CR) return true;
   const start = event.lastIndexOf(LF) + 1;
-  if (!bytesAt(event, DATA_FIELD, start)) return false;
+  if (!bytesAt(event, DATA_FIELD, start, event.length)) return false;
   let value = start + DATA_FIELD.length;
   if (event[value] === SPACE) value++;
   const text = event.toString('utf8', value);
@@ -240,47 +299,66 @@ function endsWithWholeLine(event: Buffer): boolean {
   }
 }
 
-/** Whether `at` lies in a `data:` line of the event. */
-function inDataLine(event: Buffer, at: number): boolean {
-  const start = at === 0 ? 0 : event.lastIndexOf(LF, at - 1) + 1;
-  return bytesAt(event, DATA_FIELD, start);
+/**
+ * The data of an event that is one `data:` line and its blank line (as upstreams send them), or
+ * undefined for any other form.
+ */
+function singleDataLine(buf: Buffer, start: number, end: number): string | undefined {
+  if (!bytesAt(buf, DATA_FIELD, start, end)) return undefined;
+  let lineEnd = start;
+  while (lineEnd < end && buf[lineEnd] !== LF) lineEnd++;
+  // What follows the line: only its blank line (LF or CR LF).
+  const rest = end - lineEnd;
+  if (!((rest === 2 && buf[lineEnd + 1] === LF) || (rest === 3 && buf[lineEnd + 1] === CR && buf[lineEnd + 2] === LF))) return undefined;
+  if (buf[lineEnd - 1] === CR) lineEnd--;
+  let value = start + DATA_FIELD.length;
+  if (value < lineEnd && buf[value] === SPACE) value++;
+  return buf.toString('utf8', value, lineEnd);
 }
 
-/** Whether `buf` holds `needle` at `at` (false when it would run past the end). Needles are short. */
-function bytesAt(buf: Buffer, needle: Buffer, at: number): boolean {
-  if (at + needle.length > buf.length) return false;
+// The searches below run on every event of a stream, over a range of the chunk: plain loops over
+// the bytes, as the range is short and the needle near its end (Buffer's own searches would need
+// a view of the range, and cost a call into C++ each).
+
+/** The first `needle` lying whole in `buf[start, end)`, or -1. */
+function indexOfIn(buf: Buffer, needle: Buffer, start: number, end: number): number {
+  for (let i = start; i + needle.length <= end; i++) if (bytesAt(buf, needle, i, end)) return i;
+  return -1;
+}
+
+/** The last `needle` lying whole in `buf[start, end)`, or -1. */
+function lastIndexOfIn(buf: Buffer, needle: Buffer, start: number, end: number): number {
+  const first = needle[0];
+  for (let i = end - needle.length; i >= start; i--) if (buf[i] === first && bytesAt(buf, needle, i, end)) return i;
+  return -1;
+}
+
+/** Whether `at` lies in a `data:` line of the event `buf[start, end)`. */
+function inDataLine(buf: Buffer, start: number, end: number, at: number): boolean {
+  let lineStart = at;
+  while (lineStart > start && buf[lineStart - 1] !== LF) lineStart--;
+  return bytesAt(buf, DATA_FIELD, lineStart, end);
+}
+
+/** Whether `buf` holds `needle` at `at`, before `end`. Needles are short. */
+function bytesAt(buf: Buffer, needle: Buffer, at: number, end: number): boolean {
+  if (at + needle.length > end) return false;
   for (let i = 0; i < needle.length; i++) if (buf[at + i] !== needle[i]) return false;
   return true;
 }
 
-function skipSpace(buf: Buffer, at: number): number {
-  while (at < buf.length && (buf[at] === SPACE || buf[at] === TAB)) at++;
+function skipSpace(buf: Buffer, at: number, end: number): number {
+  while (at < end && (buf[at] === SPACE || buf[at] === TAB)) at++;
   return at;
 }
 
-function skipSpaceBack(buf: Buffer, at: number): number {
-  while (at >= 0 && (buf[at] === SPACE || buf[at] === TAB)) at--;
+function skipSpaceBack(buf: Buffer, at: number, start: number): number {
+  while (at >= start && (buf[at] === SPACE || buf[at] === TAB)) at--;
   return at;
 }
 
-function isNullAt(buf: Buffer, at: number): boolean {
-  if (!bytesAt(buf, NULL, at)) return false;
-  const next = buf[at + NULL.length];
+function isNullAt(buf: Buffer, at: number, end: number): boolean {
+  if (!bytesAt(buf, NULL, at, end)) return false;
+  const next = at + NULL.length < end ? buf[at + NULL.length] : undefined;
   return next === undefined || next === COMMA || next === CLOSE_BRACE || next === SPACE || next === TAB || next === CR || next === LF;
-}
-
-/**
- * The byte range to cut for the member `"usage": null` (key at `key`, value ending at `end`):
- * with the comma before it, or, as the first member, with the comma (and space) after it.
- * Undefined when the key does not start a member (e.g. it ends an escaped string).
- */
-function memberSpan(event: Buffer, key: number, end: number): [number, number] | undefined {
-  const before = skipSpaceBack(event, key - 1);
-  if (before < 0) return undefined;
-  if (event[before] === COMMA) return [before, end];
-  if (event[before] !== OPEN_BRACE) return undefined;
-  const after = skipSpace(event, end);
-  if (event[after] === COMMA) return [key, skipSpace(event, after + 1)];
-  if (event[after] === CLOSE_BRACE) return [key, end];
-  return undefined;
 }
