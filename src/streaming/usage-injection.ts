@@ -116,8 +116,11 @@ export class InjectedUsageStripper {
     const out = this.out;
     let eventStart = 0;
     let lineStart = 0;
+    /** Where the first line of the event being read ends in this chunk (-2: not yet; -1: it began in an earlier chunk). */
+    let firstLineEnd = this.pending.length === 0 && this.line === Line.Empty ? -2 : -1;
     let lf = chunk.indexOf(LF);
     while (lf !== -1) {
+      if (firstLineEnd === -2) firstLineEnd = lf;
       let blank: boolean;
       if (lineStart === 0 && this.line !== Line.Empty) {
         blank = this.line === Line.Cr && lf === 0;
@@ -130,13 +133,14 @@ export class InjectedUsageStripper {
       if (blank) {
         if (this.pending.length === 0) {
           // The common case: the event lies whole in this chunk, read where it is.
-          this.rewrite(chunk, eventStart, lineStart, out);
+          this.rewrite(chunk, eventStart, lineStart, firstLineEnd, out);
         } else {
           const event = Buffer.concat([...this.pending, chunk.subarray(eventStart, lineStart)]);
           this.pending = [];
-          this.rewrite(event, 0, event.length, out);
+          this.rewrite(event, 0, event.length, -1, out);
         }
         eventStart = lineStart;
+        firstLineEnd = -2;
       }
       lf = chunk.indexOf(LF, lineStart);
     }
@@ -160,7 +164,7 @@ export class InjectedUsageStripper {
     if (pending.length === 0) return EMPTY;
     const event = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
     if (!endsWithWholeLine(event)) return EMPTY;
-    this.rewrite(event, 0, event.length, this.out);
+    this.rewrite(event, 0, event.length, -1, this.out);
     return this.out.take();
   }
 
@@ -169,13 +173,17 @@ export class InjectedUsageStripper {
   /** The stream's terminal `data: [DONE]` was seen. */
   done = false;
 
-  /** Add the client's version of one event (`buf[start, end)`, its raw bytes, framing included) to `out`. */
-  private rewrite(buf: Buffer, start: number, end: number, out: Pieces): void {
+  /**
+   * Add the client's version of one event (`buf[start, end)`, its raw bytes, framing included) to
+   * `out`. `firstLineEnd`: where its first line ends (its LF), -1 when not known.
+   */
+  private rewrite(buf: Buffer, start: number, end: number, firstLineEnd: number, out: Pieces): void {
     this.events++;
     if (end - start <= DONE_EVENT_MAX && indexOfIn(buf, DONE, start, end) !== -1) this.done = true;
     let key = lastIndexOfIn(buf, USAGE_KEY, start, end);
     while (key !== -1) {
-      if (inDataLine(buf, start, end, key)) {
+      // An event of one line (as upstreams send them): in a data line if the event starts with one.
+      if (key < firstLineEnd ? bytesAt(buf, DATA_FIELD, start, end) : inDataLine(buf, start, end, key)) {
         let at = skipSpace(buf, key + USAGE_KEY.length, end);
         if (buf[at] === COLON && at < end) {
           at = skipSpace(buf, at + 1, end);
