@@ -8,12 +8,18 @@
  *
  * Each target runs under callgrind with instrumentation off while it starts and warms up
  * (BENCH_IR_WARMUP requests, default 8000, so the JIT has settled), then on for
- * BENCH_IR_REQUESTS measured requests (default 3000), 16 at a time, of the `chat` scenario.
+ * BENCH_IR_REQUESTS measured requests (default 3000), 16 at a time, of the `chat` scenario
+ * (BENCH_IR_SCENARIO=chat-stream: the stream).
  * V8 runs its garbage collector on the main thread (--single-threaded-gc), so the main thread's
  * count includes it; background threads (the JIT compiler, libuv's pool) are shown apart.
  * Instructions are not time: cache misses and system calls are not in them. Use it to compare
  * two builds or two configurations, and `npm run bench` for the figures users see.
  * Needs valgrind (apt-get install valgrind); takes about two minutes per target.
+ * BENCH_IR_SIM=1 adds callgrind's cache and branch simulation (about three times slower): the
+ * simulated first-level and last-level cache misses and mispredicted branches per request, and
+ * from them cachegrind's rough estimate of cycles (Ir + 10 × L1 misses + 100 × LL misses + 15 ×
+ * mispredicted branches). A model, not the machine; what it is for: two targets that execute as
+ * many instructions can still differ in how much code and data they touch.
  * BENCH_TOLLGATE_ROOT=DIR measures the tollgate build of another checkout (e.g. the main branch
  * built in a directory of its own), to compare two builds under the same conditions.
  */
@@ -27,6 +33,9 @@ import { driveChat, ROOT, startRedis, startUpstream, targetsFromArgs } from './s
 const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 8000);
 const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 3000);
 const CONCURRENCY = 16;
+const SIMULATE = process.env.BENCH_IR_SIM === '1';
+/** BENCH_IR_SCENARIO: the scenario driven (default chat; chat-stream: the 20-chunk stream). */
+const SCENARIO = process.env.BENCH_IR_SCENARIO ?? 'chat';
 const CLIENT_KEY = 'sk-bench-instructions';
 const TOLLGATE_ROOT = path.resolve(process.env.BENCH_TOLLGATE_ROOT ?? ROOT);
 // callgrind_control finds the process by a FIFO named after USER and HOST: both sides must agree
@@ -36,7 +45,7 @@ const VG_ENV = { USER: 'root', LOGNAME: 'root', HOST: '127.0.0.1' };
 async function measure(target: string, upstreamUrl: string): Promise<void> {
   const out = mkdtempSync(path.join(tmpdir(), 'tollgate-ir-'));
   const port = await getFreePort();
-  const callgrind = ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}/cg.%p`];
+  const callgrind = ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}/cg.%p`, ...(SIMULATE ? ['--cache-sim=yes', '--branch-sim=yes'] : [])];
   const node = [process.execPath, '--single-threaded-gc'];
   let redis: Child | undefined;
   const env: Record<string, string> = { ...VG_ENV, PORT: String(port) };
@@ -72,18 +81,19 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
     execFileSync('callgrind_control', [...args, String(child.pid)], { env: { ...process.env, ...VG_ENV }, stdio: 'ignore' });
   };
   try {
-    const errors = await driveChat(`http://127.0.0.1:${port}`, WARMUP, CONCURRENCY, CLIENT_KEY);
+    const errors = await driveChat(`http://127.0.0.1:${port}`, WARMUP, CONCURRENCY, CLIENT_KEY, SCENARIO);
     control('--instr=on');
-    await driveChat(`http://127.0.0.1:${port}`, 200, CONCURRENCY, CLIENT_KEY);
+    await driveChat(`http://127.0.0.1:${port}`, 200, CONCURRENCY, CLIENT_KEY, SCENARIO);
     control('--zero');
-    const measuredErrors = await driveChat(`http://127.0.0.1:${port}`, REQUESTS, CONCURRENCY, CLIENT_KEY);
+    const measuredErrors = await driveChat(`http://127.0.0.1:${port}`, REQUESTS, CONCURRENCY, CLIENT_KEY, SCENARIO);
     control('--dump');
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // One file per thread: cg.<pid>.1-01 is the main thread.
-    const totals = readdirSync(out)
+    const files = readdirSync(out)
       .filter((file) => /\.1-\d+$/.test(file))
       .sort()
-      .map((file) => Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(path.join(out, file), 'utf8'))?.[1] ?? 0));
+      .map((file) => eventTotals(readFileSync(path.join(out, file), 'utf8')));
+    const totals = files.map((events) => events.get('Ir') ?? 0);
     const main = totals[0] ?? 0;
     const all = totals.reduce((sum, value) => sum + value, 0);
     console.log(
@@ -91,18 +101,42 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
         `   all threads ${Math.round(all / REQUESTS).toLocaleString('en-US').padStart(9)}` +
         (errors + measuredErrors > 0 ? `   (${errors + measuredErrors} non-200 answers!)` : ''),
     );
+    if (SIMULATE && files[0]) console.log(simulated(files[0]));
   } finally {
     await child.stop();
     await redis?.stop();
-    rmSync(out, { recursive: true, force: true });
+    // BENCH_IR_KEEP=1: the callgrind files stay, for callgrind_annotate (e.g. --tree=caller on malloc).
+    if (process.env.BENCH_IR_KEEP === '1') console.log(`callgrind output kept in ${out}`);
+    else rmSync(out, { recursive: true, force: true });
   }
 }
 
 const targets = targetsFromArgs(process.argv.slice(2));
 const upstream = await startUpstream();
 try {
-  console.log(`chat non-stream: instructions per request after ${WARMUP} warm-up requests, over ${REQUESTS} requests`);
+  console.log(`${SCENARIO}: instructions per request after ${WARMUP} warm-up requests, over ${REQUESTS} requests`);
   for (const target of targets) await measure(target, upstream.url);
 } finally {
   await upstream.child.stop();
+}
+
+/** The totals line of a callgrind output file, by event name (`events:` line). */
+function eventTotals(text: string): Map<string, number> {
+  const names = /^events: (.+)$/m.exec(text)?.[1]?.trim().split(/\s+/) ?? ['Ir'];
+  const values = /^(?:summary|totals): (.+)$/m.exec(text)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+  return new Map(names.map((name, i) => [name, values[i] ?? 0]));
+}
+
+/** The main thread's simulated misses per request, and cachegrind's cycle estimate from them. */
+function simulated(events: Map<string, number>): string {
+  const per = (name: string): number => (events.get(name) ?? 0) / REQUESTS;
+  const l1 = per('I1mr') + per('D1mr') + per('D1mw');
+  const ll = per('ILmr') + per('DLmr') + per('DLmw');
+  const mispredicted = per('Bcm') + per('Bim');
+  const cycles = per('Ir') + 10 * l1 + 100 * ll + 15 * mispredicted;
+  const f = (n: number): string => Math.round(n).toLocaleString('en-US');
+  return (
+    `${''.padEnd(15)} per request: I1 misses ${f(per('I1mr'))}, D1 misses ${f(per('D1mr') + per('D1mw'))}, ` +
+    `LL misses ${f(ll)} (instructions ${f(per('ILmr'))}), mispredicted branches ${f(mispredicted)}; estimated cycles ${f(cycles)}`
+  );
 }

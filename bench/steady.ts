@@ -48,10 +48,10 @@ export async function startRedis(): Promise<{ child: Child; url: string }> {
   return { child, url: `redis://127.0.0.1:${port}` };
 }
 
-/** `count` requests of the chat scenario, `concurrency` at a time; returns the non-200 answers. */
-export async function driveChat(origin: string, count: number, concurrency: number, clientKey: string): Promise<number> {
-  const scenario = SCENARIOS.find((s) => s.id === 'chat');
-  if (!scenario) throw new Error('no chat scenario');
+/** `count` requests of a scenario (default chat), `concurrency` at a time; returns the non-200 answers. */
+export async function driveChat(origin: string, count: number, concurrency: number, clientKey: string, scenarioId = 'chat'): Promise<number> {
+  const scenario = SCENARIOS.find((s) => s.id === scenarioId);
+  if (!scenario) throw new Error(`no scenario ${scenarioId} (${SCENARIOS.map((s) => s.id).join(', ')})`);
   const pool = new Pool(origin, { connections: concurrency, pipelining: 1 });
   const headers = { ...scenario.headers, authorization: `Bearer ${clientKey}` };
   let left = count;
