@@ -1,5 +1,6 @@
 import type { Bindings, ChildLoggerOptions, Logger, LoggerOptions } from 'pino';
 import type { FastifyBaseLogger } from 'fastify';
+import { hundredths } from './util/hundredths.js';
 
 /** Every place a credential can appear in a log object. pino replaces them with [Redacted]. */
 export const REDACT_PATHS = [
@@ -110,10 +111,12 @@ export interface RequestLine {
   readonly stream: boolean | undefined;
   readonly stream_end: string | undefined;
   readonly upstream_status: number | undefined;
+  /** Milliseconds (written with two decimals). */
   readonly upstream_ms: number | undefined;
   /** The pool's upstream that answered (or failed last) and the attempts made. */
   readonly upstream: string | undefined;
   readonly attempts: number | undefined;
+  /** Milliseconds (written with two decimals). */
   readonly total_ms: number;
   readonly input_tokens: number | undefined;
   readonly cached_tokens: number | undefined;
@@ -134,6 +137,8 @@ const str = (name: string, value: string | undefined): string => (value === unde
 /** tollgate's own values (ids, method, route template, enums): nothing in them needs escaping. */
 const own = (name: string, value: string | undefined): string => (value === undefined ? '' : `,"${name}":"${value}"`);
 const num = (name: string, value: number | boolean | undefined): string => (value === undefined ? '' : `,"${name}":${value}`);
+/** Milliseconds, two decimals (util/hundredths.ts). */
+const ms = (name: string, value: number | undefined): string => (value === undefined ? '' : `,"${name}":${hundredths(value)}`);
 
 /**
  * The request line as pino writes an info line (`level`, `time`, the base fields, then the
@@ -154,10 +159,10 @@ export function requestLine(line: RequestLine): string {
     num('stream', line.stream) +
     own('stream_end', line.stream_end) +
     num('upstream_status', line.upstream_status) +
-    num('upstream_ms', line.upstream_ms) +
+    ms('upstream_ms', line.upstream_ms) +
     str('upstream', line.upstream) +
     num('attempts', line.attempts) +
-    num('total_ms', line.total_ms) +
+    ms('total_ms', line.total_ms) +
     num('input_tokens', line.input_tokens) +
     num('cached_tokens', line.cached_tokens) +
     num('output_tokens', line.output_tokens) +

@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { performance } from 'node:perf_hooks';
+import { hundredths } from '../util/hundredths.js';
 
 /**
  * `Server-Timing: tollgate;dur=X, upstream;dur=Y` (milliseconds): what the gateway added to the
@@ -18,8 +19,8 @@ export function serverTiming(reply: FastifyReply): string {
 }
 
 /** Two decimals, never negative (the two clocks are read a few nanoseconds apart). */
-function ms(value: number): number {
-  return value > 0 ? Math.round(value * 100) / 100 : 0;
+function ms(value: number): string {
+  return value > 0 ? hundredths(value) : '0';
 }
 
 declare module 'fastify' {
