@@ -74,6 +74,72 @@ export interface ClientHead {
   readonly remainingTokens?: string | undefined;
 }
 
+/** What a response header's name means for the client's head. */
+const enum Kind {
+  Keep,
+  Drop,
+  ContentLength,
+  ContentType,
+  RequestId,
+  Connection,
+  RemainingRequests,
+  RemainingTokens,
+}
+
+interface NameEntry {
+  /** The name's bytes as the upstream sent them (a copy). */
+  readonly bytes: Buffer;
+  /** Lower-cased. */
+  readonly name: string;
+  readonly kind: Kind;
+  /** Another name with the same hash. */
+  next: NameEntry | undefined;
+}
+
+function kindOf(name: string): Kind {
+  if (name === 'x-ratelimit-remaining-requests') return Kind.RemainingRequests;
+  if (name === 'x-ratelimit-remaining-tokens') return Kind.RemainingTokens;
+  if (name === 'connection') return Kind.Connection;
+  if (HOP_BY_HOP.has(name) || NOT_TO_CLIENT.has(name) || name.startsWith('x-ratelimit-')) return Kind.Drop;
+  if (name === 'content-length') return Kind.ContentLength;
+  if (name === 'content-type') return Kind.ContentType;
+  if (name === 'x-request-id') return Kind.RequestId;
+  return Kind.Keep;
+}
+
+/**
+ * The response header names met so far, by a hash of their bytes: an upstream sends the same
+ * twenty or so names on every answer, and reading each from its bytes (decode, lower-case, look up
+ * what it means) cost more than the rest of the head. Bounded: past MAX_NAMES, new names are read
+ * from their bytes each time.
+ */
+const names = new Map<number, NameEntry>();
+const MAX_NAMES = 512;
+let nameCount = 0;
+
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function headerName(raw: Buffer): NameEntry {
+  // FNV-1a over the bytes.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < raw.length; i++) hash = Math.imul(hash ^ (raw[i] as number), 0x01000193);
+  // Kept within a small integer (a Map key without a heap number).
+  hash &= 0x3fffffff;
+  const first = names.get(hash);
+  for (let entry = first; entry !== undefined; entry = entry.next) if (sameBytes(entry.bytes, raw)) return entry;
+  const name = raw.toString('latin1').toLowerCase();
+  const entry: NameEntry = { bytes: Buffer.from(raw), name, kind: kindOf(name), next: first };
+  if (nameCount < MAX_NAMES) {
+    nameCount++;
+    names.set(hash, entry);
+  }
+  return entry;
+}
+
 /**
  * Headers for the client: the upstream's, cleaned (tollgate sets the key's x-ratelimit-* itself;
  * the upstream's describe the gateway's own organisation). Values of dropped headers are never
@@ -88,20 +154,29 @@ export function clientHead(raw: readonly Buffer[]): ClientHead {
   let remainingRequests: string | undefined;
   let remainingTokens: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
-    if (HOP_BY_HOP.has(name) || NOT_TO_CLIENT.has(name) || name.startsWith('x-ratelimit-')) {
-      if (name === 'x-ratelimit-remaining-requests') remainingRequests = (raw[i + 1] as Buffer).toString('latin1');
-      else if (name === 'x-ratelimit-remaining-tokens') remainingTokens = (raw[i + 1] as Buffer).toString('latin1');
-      else if (name === 'connection') connection = connection === undefined ? (raw[i + 1] as Buffer).toString('latin1') : `${connection},${(raw[i + 1] as Buffer).toString('latin1')}`;
-      continue;
-    }
+    const { name, kind } = headerName(raw[i] as Buffer);
+    if (kind === Kind.Drop) continue;
     const value = (raw[i + 1] as Buffer).toString('latin1');
-    if (name === 'content-length') {
-      contentLength = value;
-      continue;
+    switch (kind) {
+      case Kind.RemainingRequests:
+        remainingRequests = value;
+        continue;
+      case Kind.RemainingTokens:
+        remainingTokens = value;
+        continue;
+      case Kind.Connection:
+        connection = connection === undefined ? value : `${connection},${value}`;
+        continue;
+      case Kind.ContentLength:
+        contentLength = value;
+        continue;
+      case Kind.ContentType:
+        contentType ??= value;
+        break;
+      case Kind.RequestId:
+        hasRequestId = true;
+        break;
     }
-    if (name === 'content-type') contentType ??= value;
-    else if (name === 'x-request-id') hasRequestId = true;
     headers.push(name, value);
   }
   const named = connectionTokens(connection);

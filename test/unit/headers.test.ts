@@ -186,4 +186,20 @@ describe('clientHead', () => {
     const out = clientResponseHeaders({ Connection: 'X-Upstream-Hop ,  close', 'X-Upstream-Hop': 'v', 'x-keep': 'k', 'Set-Cookie': 'a=b', 'Keep-Alive': 't=5' }, true);
     expect(out).toEqual({ 'x-keep': 'k' });
   });
+
+  it('names read once are known by their bytes: each spelling gives the same head on every answer', () => {
+    const names = ['Content-Type', 'content-type', 'X-Request-Id', 'x-ratelimit-remaining-tokens', 'Set-Cookie', 'OpenAI-Version', 'Connection'];
+    const answer = (): Buffer[] => names.flatMap((name) => [Buffer.from(name), Buffer.from(`v-${name}`)]);
+    const first = clientHead(answer());
+    expect(first).toMatchObject({ contentType: 'v-Content-Type', hasRequestId: true, remainingTokens: 'v-x-ratelimit-remaining-tokens' });
+    expect(first.headers).toEqual(['content-type', 'v-Content-Type', 'content-type', 'v-content-type', 'x-request-id', 'v-X-Request-Id', 'openai-version', 'v-OpenAI-Version']);
+    for (let i = 0; i < 3; i++) expect(clientHead(answer())).toEqual(first);
+  });
+
+  it('an upstream sending ever new names: each still read right after the cache is full', () => {
+    for (let i = 0; i < 2000; i++) {
+      const head = clientHead([Buffer.from(`X-Custom-${i}`), Buffer.from(String(i)), Buffer.from('Set-Cookie'), Buffer.from('s'), Buffer.from('X-Ratelimit-Limit-Tokens'), Buffer.from('1')]);
+      expect(head.headers).toEqual([`x-custom-${i}`, String(i)]);
+    }
+  });
 });
