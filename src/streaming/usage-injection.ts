@@ -148,7 +148,7 @@ export class InjectedUsageStripper {
     if (eventStart < chunk.length) this.pending.push(Buffer.from(chunk.subarray(eventStart)));
     const rest = chunk.length - lineStart;
     if (rest > 0) this.line = this.line === Line.Empty && rest === 1 && chunk[lineStart] === CR ? Line.Cr : Line.Text;
-    return out.take();
+    return out.take(chunk);
   }
 
   /**
@@ -266,8 +266,18 @@ class Pieces {
     this.size += end - start;
   }
 
-  /** The bytes added since the last `take`, as one buffer (the source itself when it is one whole buffer). */
-  take(): Buffer {
+  private allFrom(chunk: Buffer): boolean {
+    for (let i = 0; i < this.count; i++) if (this.buffers[i] !== chunk) return false;
+    return true;
+  }
+
+  /**
+   * The bytes added since the last `take`, as one buffer (the source itself when it is one whole
+   * buffer). `chunk`: the buffer most ranges come from; when all do, it is copied whole once and
+   * the ranges moved together within the copy (copying each range on its own builds a typed array
+   * view of it first, and a chunk has a range per event).
+   */
+  take(chunk?: Buffer): Buffer {
     const n = this.count;
     if (n === 0) return EMPTY;
     const buffers = this.buffers;
@@ -277,6 +287,18 @@ class Pieces {
       const start = this.starts[0] as number;
       const end = this.ends[0] as number;
       joined = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+    } else if (chunk !== undefined && this.allFrom(chunk)) {
+      joined = Buffer.allocUnsafe(chunk.length);
+      chunk.copy(joined, 0);
+      // Each range moves left (or stays): no byte is overwritten before it has moved.
+      let at = this.ends[0] as number;
+      for (let i = 1; i < n; i++) {
+        const start = this.starts[i] as number;
+        const end = this.ends[i] as number;
+        joined.copyWithin(at, start, end);
+        at += end - start;
+      }
+      joined = joined.subarray(this.starts[0] as number, at);
     } else {
       joined = Buffer.allocUnsafe(this.size);
       let at = 0;
