@@ -304,8 +304,8 @@ class Pieces {
       let at = 0;
       for (let i = 0; i < n; i++) at += (buffers[i] as Buffer).copy(joined, at, this.starts[i], this.ends[i]);
     }
-    // Hold no chunk past its push.
-    buffers.length = 0;
+    // Hold no chunk past its push (the arrays keep their length: they are reused by the next push).
+    for (let i = 0; i < n; i++) buffers[i] = EMPTY;
     this.count = 0;
     this.size = 0;
     return joined;
