@@ -114,6 +114,8 @@ export class InjectedUsageStripper {
   /** Feed one upstream chunk; returns the bytes to send now (empty when the chunk ends mid-event). */
   push(chunk: Buffer): Buffer {
     const out = this.out;
+    // Nothing left over from a push that threw part-way.
+    out.clear();
     let eventStart = 0;
     let lineStart = 0;
     /** Where the first line of the event being read ends in this chunk (-2: not yet; -1: it began in an earlier chunk). */
@@ -264,6 +266,12 @@ class Pieces {
       this.count = last + 2;
     }
     this.size += end - start;
+  }
+
+  clear(): void {
+    for (let i = 0; i < this.count; i++) this.buffers[i] = EMPTY;
+    this.count = 0;
+    this.size = 0;
   }
 
   private allFrom(chunk: Buffer): boolean {

@@ -87,8 +87,8 @@ const enum Kind {
 }
 
 interface NameEntry {
-  /** The name's bytes as the upstream sent them (a copy). */
-  readonly bytes: Buffer;
+  /** The name's bytes as the upstream sent them (a copy in memory of its own, not a slice of Buffer's shared pool). */
+  readonly bytes: Uint8Array;
   /** Lower-cased. */
   readonly name: string;
   readonly kind: Kind;
@@ -117,7 +117,7 @@ const names = new Map<number, NameEntry>();
 const MAX_NAMES = 512;
 let nameCount = 0;
 
-function sameBytes(a: Buffer, b: Buffer): boolean {
+function sameBytes(a: Uint8Array, b: Buffer): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -132,7 +132,7 @@ function headerName(raw: Buffer): NameEntry {
   const first = names.get(hash);
   for (let entry = first; entry !== undefined; entry = entry.next) if (sameBytes(entry.bytes, raw)) return entry;
   const name = raw.toString('latin1').toLowerCase();
-  const entry: NameEntry = { bytes: Buffer.from(raw), name, kind: kindOf(name), next: first };
+  const entry: NameEntry = { bytes: new Uint8Array(raw), name, kind: kindOf(name), next: first };
   if (nameCount < MAX_NAMES) {
     nameCount++;
     names.set(hash, entry);

@@ -196,6 +196,14 @@ describe('clientHead', () => {
     for (let i = 0; i < 3; i++) expect(clientHead(answer())).toEqual(first);
   });
 
+  it('two names with the same hash keep their own meaning (the cache compares the bytes)', () => {
+    // FNV-1a of these two names, kept to 30 bits, is the same: one is dropped, the other kept.
+    for (let i = 0; i < 2; i++) {
+      expect(clientHead([Buffer.from('x-ratelimit-141988'), Buffer.from('1'), Buffer.from('x-keep-125296'), Buffer.from('2')]).headers).toEqual(['x-keep-125296', '2']);
+      expect(clientHead([Buffer.from('x-keep-125296'), Buffer.from('2'), Buffer.from('x-ratelimit-141988'), Buffer.from('1')]).headers).toEqual(['x-keep-125296', '2']);
+    }
+  });
+
   it('an upstream sending ever new names: each still read right after the cache is full', () => {
     for (let i = 0; i < 2000; i++) {
       const head = clientHead([Buffer.from(`X-Custom-${i}`), Buffer.from(String(i)), Buffer.from('Set-Cookie'), Buffer.from('s'), Buffer.from('X-Ratelimit-Limit-Tokens'), Buffer.from('1')]);

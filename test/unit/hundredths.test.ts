@@ -7,8 +7,8 @@ import { prng } from '../helpers/prng.js';
 const before = (value: number): string => String(Math.round(value * 100) / 100);
 
 describe('hundredths (milliseconds with two decimals, from integers)', () => {
-  it('writes what String(Math.round(v * 100) / 100) wrote, for every hundredth up to 100 s and random values up to 6 hours', () => {
-    for (let h = 0; h <= 10_000_000; h++) {
+  it('writes what String(Math.round(v * 100) / 100) wrote, for every hundredth up to 20 s and random values up to 6 hours', () => {
+    for (let h = 0; h <= 2_000_000; h++) {
       const value = h / 100;
       if (hundredths(value) !== before(value)) expect(hundredths(value), String(value)).toBe(before(value));
     }

@@ -248,6 +248,18 @@ describe('InjectedUsageStripper', () => {
     });
   }
 
+  it('a push that threw part-way (its usage callback failed) leaves nothing behind for the next', () => {
+    let calls = 0;
+    const stripper = new InjectedUsageStripper(() => {
+      if (calls++ === 0) throw new Error('reader failed');
+    });
+    const a = 'data: {"id":"a","choices":[{"delta":{}}],"usage":null}\n\n';
+    const usage = 'data: {"id":"a","choices":[],"usage":{"prompt_tokens":1}}\n\n';
+    expect(() => stripper.push(Buffer.from(a + usage))).toThrow('reader failed');
+    const b = 'data: {"id":"b","choices":[{"delta":{}}],"usage":null}\n\n';
+    expect(stripper.push(Buffer.from(b)).toString('utf8')).toBe('data: {"id":"b","choices":[{"delta":{}}]}\n\n');
+  });
+
   it('emits each event the moment its blank line arrives, holds back only an unfinished event', () => {
     const stripper = new InjectedUsageStripper();
     const first = 'data: {"id":"x","choices":[{"delta":{"content":"👋"}}],"usage":null}\n\n';
