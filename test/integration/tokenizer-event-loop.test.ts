@@ -111,10 +111,12 @@ describe('the exact tokenizer does not block the event loop', () => {
     // clients: the loop was held nearly all the time and the median sample waited seconds. What is
     // left on the loop is reading and parsing each 31 MB body (~0.1 s of CPU), which a machine
     // whose 2 cores are shared with other runs stretches without bound: the tail is reported, not
-    // bounded; the median is what tells a free loop (tens of ms) from a held one (seconds).
+    // bounded; the median is what tells a free loop (tens to hundreds of ms) from a held one (seconds).
     const p99 = percentile(latencies, 99);
     const p50 = percentile(latencies, 50);
     const figures = `healthz over ${latencies.length} samples: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms`;
-    expect(p50, figures).toBeLessThan(250);
+    // On this 2-core host a free loop's median runs 50–150 ms alone and reached 395 ms once in the
+    // full suite (two files at a time); a held loop's is seconds. The bound sits between the two.
+    expect(p50, figures).toBeLessThan(1000);
   });
 });
