@@ -166,6 +166,7 @@ export class InjectedUsageStripper {
     if (pending.length === 0) return EMPTY;
     const event = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
     if (!endsWithWholeLine(event)) return EMPTY;
+    this.out.clear();
     this.rewrite(event, 0, event.length, -1, this.out);
     return this.out.take();
   }
@@ -243,9 +244,9 @@ export class InjectedUsageStripper {
 
 /**
  * The bytes one `push` sends, gathered as ranges of source buffers and joined once at the end:
- * a chunk of twenty events, each with its `"usage":null` cut, becomes one buffer and twenty-one
- * copies (a copy per event and a join of them all would allocate twenty-one buffers). A chunk
- * with nothing to cut is passed on as it is.
+ * a chunk of twenty events, each with its `"usage":null` cut, becomes one buffer (a copy per event
+ * and a join of them all would allocate twenty-one). A chunk with nothing to cut is passed on as
+ * it is.
  */
 class Pieces {
   private readonly buffers: Buffer[] = [];
@@ -268,6 +269,7 @@ class Pieces {
     this.size += end - start;
   }
 
+  /** Forget every range; no chunk is held past its push (the arrays keep their length for the next). */
   clear(): void {
     for (let i = 0; i < this.count; i++) this.buffers[i] = EMPTY;
     this.count = 0;
@@ -312,10 +314,7 @@ class Pieces {
       let at = 0;
       for (let i = 0; i < n; i++) at += (buffers[i] as Buffer).copy(joined, at, this.starts[i], this.ends[i]);
     }
-    // Hold no chunk past its push (the arrays keep their length: they are reused by the next push).
-    for (let i = 0; i < n; i++) buffers[i] = EMPTY;
-    this.count = 0;
-    this.size = 0;
+    this.clear();
     return joined;
   }
 }
