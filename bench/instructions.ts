@@ -20,6 +20,10 @@
  * from them cachegrind's rough estimate of cycles (Ir + 10 × L1 misses + 100 × LL misses + 15 ×
  * mispredicted branches). A model, not the machine; what it is for: two targets that execute as
  * many instructions can still differ in how much code and data they touch.
+ * BENCH_IR_LL=size,assoc,line sets the simulated last-level cache (e.g. 1048576,8,64: one core's
+ * L2, what a request can count on when the L3 is shared with other tenants).
+ * BENCH_IR_TOP=N lists the N functions with the most instructions of their own per request, the
+ * JavaScript ones by name (V8's perf map).
  * BENCH_TOLLGATE_ROOT=DIR measures the tollgate build of another checkout (e.g. the main branch
  * built in a directory of its own), to compare two builds under the same conditions.
  */
@@ -37,6 +41,18 @@ const SIMULATE = process.env.BENCH_IR_SIM === '1';
 /** BENCH_IR_SCENARIO: the scenario driven (default chat; chat-stream: the 20-chunk stream). */
 const SCENARIO = process.env.BENCH_IR_SCENARIO ?? 'chat';
 const CLIENT_KEY = 'sk-bench-instructions';
+/**
+ * BENCH_IR_LL=size,assoc,line (e.g. 1048576,8,64): the simulated last-level cache, instead of the
+ * one valgrind reads off this CPU (its whole L3). On a host shared with other tenants the L3 is
+ * theirs too; the core's own L2 is what a request can count on.
+ */
+const LL = process.env.BENCH_IR_LL ? [`--LL=${process.env.BENCH_IR_LL}`] : [];
+/**
+ * BENCH_IR_TOP=N: also the N functions of the main thread with the most instructions of their own
+ * per request; JavaScript by name and place (V8's perf map, --perf-basic-prof), the rest by symbol.
+ */
+const TOP = Number(process.env.BENCH_IR_TOP ?? 0);
+/** BENCH_IR_NODE_ARGS: further node flags for the measured target. */
 const TOLLGATE_ROOT = path.resolve(process.env.BENCH_TOLLGATE_ROOT ?? ROOT);
 // callgrind_control finds the process by a FIFO named after USER and HOST: both sides must agree
 // (HOST is also the listen address the targets read).
@@ -45,8 +61,9 @@ const VG_ENV = { USER: 'root', LOGNAME: 'root', HOST: '127.0.0.1' };
 async function measure(target: string, upstreamUrl: string): Promise<void> {
   const out = mkdtempSync(path.join(tmpdir(), 'tollgate-ir-'));
   const port = await getFreePort();
-  const callgrind = ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}/cg.%p`, ...(SIMULATE ? ['--cache-sim=yes', '--branch-sim=yes'] : [])];
-  const node = [process.execPath, '--single-threaded-gc'];
+  const callgrind = ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}/cg.%p`, ...(SIMULATE ? ['--cache-sim=yes', '--branch-sim=yes', ...LL] : [])];
+  // BENCH_IR_TOP: V8 writes /tmp/perf-<pid>.map, which names the JIT's code in the callgrind output.
+  const node = [process.execPath, '--single-threaded-gc', ...(TOP > 0 ? ['--perf-basic-prof'] : []), ...(process.env.BENCH_IR_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   let redis: Child | undefined;
   const env: Record<string, string> = { ...VG_ENV, PORT: String(port) };
   if (target === 'tollgate-redis') {
@@ -70,7 +87,7 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
             TOLLGATE_UPSTREAM_URL: upstreamUrl,
             OPENAI_API_KEY: 'sk-bench-upstream',
             BENCH_CLIENT_KEY: CLIENT_KEY,
-            LOG_LEVEL: 'info',
+            LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
             NODE_ENV: 'production',
           },
           stdout: 'ignore',
@@ -102,6 +119,8 @@ async function measure(target: string, upstreamUrl: string): Promise<void> {
         (errors + measuredErrors > 0 ? `   (${errors + measuredErrors} non-200 answers!)` : ''),
     );
     if (SIMULATE && files[0]) console.log(simulated(files[0]));
+    const mainFile = readdirSync(out).filter((file) => /\.1-\d+$/.test(file)).sort()[0];
+    if (TOP > 0 && mainFile) console.log(topFunctions(path.join(out, mainFile), `/tmp/perf-${child.pid}.map`));
   } finally {
     await child.stop();
     await redis?.stop();
@@ -139,4 +158,46 @@ function simulated(events: Map<string, number>): string {
     `${''.padEnd(15)} per request: I1 misses ${f(per('I1mr'))}, D1 misses ${f(per('D1mr') + per('D1mw'))}, ` +
     `LL misses ${f(ll)} (instructions ${f(per('ILmr'))}), mispredicted branches ${f(mispredicted)}; estimated cycles ${f(cycles)}`
   );
+}
+
+/** The main thread's functions by their own instructions per request, JIT code named from V8's perf map. */
+function topFunctions(file: string, perfMap: string): string {
+  const code: { start: number; end: number; name: string }[] = [];
+  try {
+    for (const line of readFileSync(perfMap, 'utf8').split('\n')) {
+      const [start, size, ...name] = line.split(' ');
+      if (start && size && name.length > 0) code.push({ start: parseInt(start, 16), end: parseInt(start, 16) + parseInt(size, 16), name: name.join(' ') });
+    }
+  } catch {
+    // no map: JIT code stays an address
+  }
+  code.sort((a, b) => a.start - b.start);
+  const named = (address: number): string | undefined => {
+    let lo = 0;
+    let hi = code.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const entry = code[mid] as (typeof code)[number];
+      if (address < entry.start) hi = mid - 1;
+      else if (address >= entry.end) lo = mid + 1;
+      else return entry.name;
+    }
+    return undefined;
+  };
+  const text = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const totals = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const row = /^\s*([\d,]+) \(\s*[\d.]+%\)\s.*?\s(\S+:.*)$/.exec(line);
+    if (!row || row[2]?.includes('PROGRAM TOTALS')) continue;
+    const ir = Number((row[1] as string).replaceAll(',', ''));
+    const fn = row[2] as string;
+    const address = /^\?\?\?:0x([0-9a-f]+)/.exec(fn);
+    const name = ((address ? named(parseInt(address[1] as string, 16)) : undefined) ?? fn.replace(/^\?\?\?:/, '')).replace(/(?:file:\/\/)?\/\S*?\/(dist|node_modules)\//, '$1/').replace(/ \[\/usr\/bin\/node\]$/, '');
+    totals.set(name, (totals.get(name) ?? 0) + ir);
+  }
+  return [...totals]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, TOP)
+    .map(([name, ir]) => `${Math.round(ir / REQUESTS).toLocaleString('en-US').padStart(24)}  ${name.slice(0, 140)}`)
+    .join('\n');
 }
