@@ -4,7 +4,8 @@ import fs from 'node:fs';
  * Where log lines go in production: a file descriptor (stdout), written in large asynchronous
  * batches. One line per request must not cost a system call per request, nor block the event loop
  * when the reader of stdout is slow:
- * - lines are collected and written together once `batchBytes` have gathered, or by `flush()`
+ * - a turn's lines are encoded together at its end, into batches written once `batchBytes` have
+ *   gathered, or by `flush()`
  *   (server.ts calls it every 250 ms), one write in flight at a time;
  * - when the reader falls behind and `maxBufferedBytes` are waiting, further lines are dropped
  *   and counted (`dropped`), never queued without bound and never written synchronously;
@@ -86,6 +87,7 @@ export function createLogSink(options: LogSinkOptions): LogSink {
    * to it: writing it again could duplicate lines.
    */
   const writeAllSync = (): void => {
+    encodePending();
     seal();
     for (const batch of ready.splice(0)) {
       let offset = 0;
@@ -100,33 +102,63 @@ export function createLogSink(options: LogSinkOptions): LogSink {
     readyBytes = 0;
   };
 
+  /** Lines written this event-loop turn, encoded together at its end (or by a flush). */
+  let pending: string[] = [];
+  let pendingUnits = 0;
+  let scheduled = false;
+
+  /** Text whose room was checked when its lines came: into the filling batch, or a buffer of its own. */
+  const encode = (text: string): void => {
+    const most = text.length * 3;
+    if (most > batchBytes - used) {
+      seal();
+      if (most > batchBytes) {
+        const own = Buffer.from(text);
+        ready.push(own);
+        readyBytes += own.length;
+      } else {
+        used = filling.write(text, 0, 'utf8');
+      }
+    } else {
+      used += filling.write(text, used, 'utf8');
+    }
+    if (!inFlight && ready.length > 0) next();
+  };
+
+  /**
+   * The turn's lines, encoded at once: one call into the encoder per turn rather than per line
+   * (each call flattens its string and crosses into C++; under load a turn carries ten lines or so).
+   */
+  const encodePending = (): void => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.length === 1 ? (pending[0] as string) : pending.join('');
+    pending = [];
+    pendingUnits = 0;
+    encode(text);
+  };
+
   return {
     write(line) {
       // A UTF-16 length bounds the UTF-8 length at 3 bytes per unit.
-      const most = line.length * 3;
-      if (readyBytes + used + most > maxBuffered) {
+      if (readyBytes + used + (pendingUnits + line.length) * 3 > maxBuffered) {
         dropped++;
         return;
       }
-      if (most > batchBytes - used) {
-        seal();
-        if (most > batchBytes) {
-          const own = Buffer.from(line);
-          ready.push(own);
-          readyBytes += own.length;
-        } else {
-          used = filling.write(line, 0, 'utf8');
-        }
-      } else {
-        used += filling.write(line, used, 'utf8');
+      pending.push(line);
+      pendingUnits += line.length;
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(encodePending);
       }
-      if (!inFlight && ready.length > 0) next();
     },
     flush() {
+      encodePending();
       seal();
       if (!inFlight) next();
     },
     end(done) {
+      encodePending();
       if (!inFlight) {
         writeAllSync();
         done();

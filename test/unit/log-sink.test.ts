@@ -74,4 +74,17 @@ describe('log sink', () => {
     await ended(sink);
     expect(out.read()).toBe(line(1) + long + line(2));
   });
+
+  it('lines of several turns, flushed between them, come out whole and in order', async () => {
+    const out = file();
+    const sink = createLogSink({ fd: out.fd, batchBytes: 256 });
+    let i = 0;
+    for (let turn = 0; turn < 20; turn++) {
+      for (let k = 0; k < turn % 4; k++) sink.write(line(i++));
+      if (turn % 5 === 0) sink.flush();
+      await new Promise((r) => setImmediate(r));
+    }
+    await ended(sink);
+    expect(out.read()).toBe(Array.from({ length: i }, (_, j) => line(j)).join(''));
+  });
 });
