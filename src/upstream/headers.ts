@@ -115,6 +115,7 @@ function kindOf(name: string): Kind {
  */
 const names = new Map<number, NameEntry>();
 const MAX_NAMES = 512;
+const MAX_CHAIN = 8;
 let nameCount = 0;
 
 function sameBytes(a: Uint8Array, b: Buffer): boolean {
@@ -143,10 +144,12 @@ export function nameKey(raw: Buffer): number {
 function headerName(raw: Buffer): NameEntry {
   const hash = nameKey(raw);
   const first = names.get(hash);
-  for (let entry = first; entry !== undefined; entry = entry.next) if (sameBytes(entry.bytes, raw)) return entry;
+  let chain = 0;
+  for (let entry = first; entry !== undefined; entry = entry.next, chain++) if (sameBytes(entry.bytes, raw)) return entry;
   const name = raw.toString('latin1').toLowerCase();
   const entry: NameEntry = { bytes: new Uint8Array(raw), name, kind: kindOf(name), next: first };
-  if (nameCount < MAX_NAMES) {
+  // Names made to share a key do not grow a chain every answer walks: past MAX_CHAIN, read each time.
+  if (nameCount < MAX_NAMES && chain < MAX_CHAIN) {
     nameCount++;
     names.set(hash, entry);
   }

@@ -207,6 +207,17 @@ describe('clientHead', () => {
     }
   });
 
+  it('many names sharing one cache key are each still read right (the chain is bounded, not the meaning)', () => {
+    // Length 14, 'x' first, 'i' in the middle, 'ab' last: one key for all of them.
+    const names = Array.from({ length: 40 }, (_, i) => `x-keep-i${String(i).padStart(4, '0')}ab`);
+    const keys = new Set(names.map((n) => nameKey(Buffer.from(n))));
+    expect(keys.size).toBe(1);
+    for (let round = 0; round < 2; round++) {
+      const head = clientHead([...names.flatMap((n) => [Buffer.from(n), Buffer.from('v')]), Buffer.from('x-ratelimit-ab'), Buffer.from('1')]);
+      expect(head.headers).toEqual(names.flatMap((n) => [n, 'v']));
+    }
+  });
+
   it('an upstream sending ever new names: each still read right after the cache is full', () => {
     for (let i = 0; i < 2000; i++) {
       const head = clientHead([Buffer.from(`X-Custom-${i}`), Buffer.from(String(i)), Buffer.from('Set-Cookie'), Buffer.from('s'), Buffer.from('X-Ratelimit-Limit-Tokens'), Buffer.from('1')]);
