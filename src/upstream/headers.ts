@@ -92,7 +92,7 @@ interface NameEntry {
   /** Lower-cased. */
   readonly name: string;
   readonly kind: Kind;
-  /** Another name with the same hash. */
+  /** Another name with the same key (nameKey). */
   next: NameEntry | undefined;
 }
 
